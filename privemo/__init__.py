@@ -1,0 +1,46 @@
+"""privemo: privacy-enhanced multimodal emotion representations (Jaiswal & Mower Provost, AAAI 2020) in Keras.
+
+The public API is re-exported here. Names are resolved lazily so that ``import privemo`` (and the
+corpus / feature layers) do not pay TensorFlow's import time until a model is actually needed.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (one-way data flow: corpora -> features -> folds -> models -> attacks -> reporting)
+_EXPORTS: dict[str, str] = {
+    "load_corpus": "privemo.corpora",
+    "CORPORA": "privemo.corpora",
+    "CorpusFormatError": "privemo.corpora",
+    "bin_labels": "privemo.labels",
+    "equal_frequency_thresholds": "privemo.labels",
+    "speaker_folds": "privemo.folds",
+    "log_mfb": "privemo.features.acoustic",
+    "tokenize": "privemo.features.lexical",
+    "uar": "privemo.metrics",
+    "GradientReversal": "privemo.layers",
+    "build_model": "privemo.models",
+    "representation_model": "privemo.models",
+    "PAPER_GRID": "privemo.grids",
+    "ATTACKER_GRID": "privemo.grids",
+    "train_attacker": "privemo.attacks",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'privemo' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

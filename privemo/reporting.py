@@ -1,0 +1,249 @@
+"""Tables and plots from per-fold results: Table 1a / 1b in the paper's layout, the lambda sweep, placement comparison.
+
+Input is the list of per-fold result records the experiment writes (one JSON object per condition and fold, see
+``privemo.experiment.FoldResult``); nothing here trains or reads features.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ._io import atomic_write_text
+
+# Row order of the paper's Table 1 (modality, corpus); other corpora (the demo corpus) are appended per modality.
+PAPER_ROWS: tuple[tuple[str, str], ...] = (
+    ("acoustic", "msp-improv"),
+    ("acoustic", "msp-podcast"),
+    ("acoustic", "iemocap"),
+    ("acoustic", "muse"),
+    ("lexical", "iemocap"),
+    ("lexical", "muse"),
+    ("acoustic+lexical", "iemocap"),
+    ("acoustic+lexical", "muse"),
+)
+TASKS: tuple[str, ...] = ("activation", "valence")
+
+# assumption (README assumptions table): significance is a paired two-sided t-test over the outer folds, p < 0.05.
+SIGNIFICANCE_LEVEL = 0.05
+
+MARK_UP, MARK_DOWN = "▲", "▼"
+
+
+def records_frame(records: Iterable[dict]) -> pd.DataFrame:
+    """Flatten per-fold result records into one row per (corpus, modality, task, adversary, placement, fold)."""
+    rows = []
+    for r in records:
+        rows.append(
+            {
+                "corpus": r["corpus"],
+                "modality": "+".join(r["modalities"]),
+                "task": r["task"],
+                "adversary": r["adversary"] or "none",
+                "placement": r.get("placement", "fused"),
+                "grl_lambda": r.get("grl_lambda"),
+                "fold": int(r["fold"]),
+                "emotion_uar": r["test"]["emotion_uar"],
+                "gender_uar": _get(r, "attacks", "gender", "strongest_test_uar"),
+                "gender_uar_max": _get(r, "attacks", "gender", "max_test_uar"),
+                "speaker_uar": _get(r, "attacks", "speaker", "strongest_test_uar"),
+                "mi_accuracy": _get(r, "membership", "best_accuracy"),
+            }
+        )
+    if not rows:
+        raise ValueError("No per-fold results to report: run the experiment first (python -m privemo.reproduce).")
+    return pd.DataFrame(rows)
+
+
+def _get(record: dict, *keys: str) -> float:
+    value = record
+    for key in keys:
+        if not isinstance(value, dict) or key not in value or value[key] is None:
+            return math.nan
+        value = value[key]
+    return float(value)
+
+
+def paired_test(baseline: Sequence[float], treated: Sequence[float]) -> tuple[float, int]:
+    """Paired two-sided t-test over folds; returns (p value, sign of the mean difference treated - baseline)."""
+    a, b = np.asarray(baseline, float), np.asarray(treated, float)
+    ok = ~(np.isnan(a) | np.isnan(b))
+    a, b = a[ok], b[ok]
+    if len(a) < 2:
+        return math.nan, 0
+    diff = b - a
+    sign = int(np.sign(diff.mean()))
+    if np.allclose(diff, diff[0]):
+        # A constant difference has zero variance: the t statistic is undefined (identical folds give no evidence).
+        return (0.0 if diff[0] != 0 else 1.0), sign
+    return float(stats.ttest_rel(b, a).pvalue), sign
+
+
+def _cell(values: pd.Series, baseline: pd.Series | None = None) -> str:
+    v = values.dropna().to_numpy(float)
+    if len(v) == 0:
+        return "–"
+    text = f"{v.mean():.3f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.3f}"
+    if baseline is not None:
+        p, sign = paired_test(baseline.to_numpy(float), values.to_numpy(float))
+        if not math.isnan(p) and p < SIGNIFICANCE_LEVEL and sign != 0:
+            text += f" {MARK_UP if sign > 0 else MARK_DOWN}"
+    return text
+
+
+def _row_order(frame: pd.DataFrame) -> list[tuple[str, str]]:
+    present = set(map(tuple, frame[["modality", "corpus"]].drop_duplicates().to_numpy()))
+    order = [row for row in PAPER_ROWS if row in present]
+    order += sorted(present - set(order), key=lambda mc: (["acoustic", "lexical", "acoustic+lexical"].index(mc[0])
+                                                          if mc[0] in ("acoustic", "lexical", "acoustic+lexical") else 9, mc[1]))
+    return order
+
+
+def table1(frame: pd.DataFrame, adversary: str, privacy: str, *, placement: str = "fused",
+           extra: Sequence[str] = ()) -> pd.DataFrame:
+    """One of the paper's Table 1 variants, mean ± std over folds, adversarial cells marked against the baseline.
+
+    Args:
+        frame: ``records_frame`` output.
+        adversary: "gender" (Table 1a) or "speaker" (Table 1b).
+        privacy: the attacker column used as "Priv" ("gender_uar" or "speaker_uar"); lower means more private.
+        placement: which adversary placement to tabulate.
+        extra: further metric columns reported for the adversarial model (e.g. "mi_accuracy" for Table 1b).
+    """
+    out_rows = []
+    for modality, corpus in _row_order(frame):
+        row: dict[str, str] = {"modality": modality, "corpus": corpus}
+        sel = frame[(frame.modality == modality) & (frame.corpus == corpus)]
+        for task in TASKS:
+            base = sel[(sel.task == task) & (sel.adversary == "none")].set_index("fold").sort_index()
+            adv = sel[(sel.task == task) & (sel.adversary == adversary) & (sel.placement == placement)]
+            adv = adv.set_index("fold").sort_index()
+            common = base.index.intersection(adv.index)
+            b, a = base.loc[common], adv.loc[common]
+            label = task.capitalize()
+            row[f"{label} Emo (baseline)"] = _cell(base["emotion_uar"]) if len(base) else "–"
+            row[f"{label} Emo ({adversary} adv.)"] = _cell(a["emotion_uar"], b["emotion_uar"]) if len(a) else "–"
+            row[f"{label} Priv (baseline)"] = _cell(base[privacy]) if len(base) else "–"
+            row[f"{label} Priv ({adversary} adv.)"] = _cell(a[privacy], b[privacy]) if len(a) else "–"
+            for column in extra:
+                row[f"{label} {column} (baseline)"] = _cell(base[column]) if len(base) else "–"
+                row[f"{label} {column} ({adversary} adv.)"] = _cell(a[column], b[column]) if len(a) else "–"
+        out_rows.append(row)
+    return pd.DataFrame(out_rows)
+
+
+TABLE_NOTES = {
+    "table1a": (
+        "Table 1a: gender adversary. Emo = emotion UAR on the test speakers (higher is better). Priv = UAR of a fresh gender "
+        "attacker trained on the frozen representation (the strongest attacker by validation UAR; chance 0.5; lower is more "
+        "private). Mean ± std over the speaker-independent folds. {up}/{down}: significantly higher/lower than the baseline "
+        "(paired t-test over folds, p < {alpha})."
+    ),
+    "table1b": (
+        "Table 1b: speaker-identity adversary. Priv = UAR of a fresh speaker-identity attacker on the test speakers' frozen "
+        "representations (chance 1/number of test speakers; lower is more private); mi_accuracy = best membership-identification "
+        "attack accuracy (0.5 = nothing leaks). Mean ± std over folds. {up}/{down}: significantly higher/lower than the baseline "
+        "(paired t-test over folds, p < {alpha})."
+    ),
+}
+
+
+def to_markdown(table: pd.DataFrame, note: str = "") -> str:
+    """A GitHub-flavoured markdown table (no tabulate dependency)."""
+    cols = list(table.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(" --- " for _ in cols) + "|"]
+    for _, r in table.iterrows():
+        lines.append("| " + " | ".join(str(r[c]) for c in cols) + " |")
+    text = "\n".join(lines) + "\n"
+    return (note + "\n\n" + text) if note else text
+
+
+def write_tables(records: Sequence[dict], out_dir: str | Path) -> dict[str, pd.DataFrame]:
+    """Write table1a.md/.csv and table1b.md/.csv (when their adversaries were run) into ``out_dir``, atomically."""
+    out_dir = Path(out_dir)
+    frame = records_frame(records)
+    fmt = {"up": MARK_UP, "down": MARK_DOWN, "alpha": SIGNIFICANCE_LEVEL}
+    written: dict[str, pd.DataFrame] = {}
+    specs = {"table1a": ("gender", "gender_uar", ()), "table1b": ("speaker", "speaker_uar", ("mi_accuracy",))}
+    for name, (adversary, privacy, extra) in specs.items():
+        if not (frame.adversary == adversary).any():
+            continue
+        table = table1(frame, adversary, privacy, extra=extra)
+        atomic_write_text(out_dir / f"{name}.csv", table.to_csv(index=False))
+        atomic_write_text(out_dir / f"{name}.md", to_markdown(table, TABLE_NOTES[name].format(**fmt)))
+        written[name] = table
+    placement = placement_table(frame)
+    if placement is not None:
+        atomic_write_text(out_dir / "placement.csv", placement.to_csv(index=False))
+        atomic_write_text(out_dir / "placement.md", to_markdown(
+            placement, "Adversary on the fused representation h vs one adversary on each modality's h_a and h_l "
+            "(multimodal rows; gender attacker UAR, lower is more private)."))
+        written["placement"] = placement
+    return written
+
+
+def placement_table(frame: pd.DataFrame) -> pd.DataFrame | None:
+    """Fused vs per-modality adversary on the multimodal rows, or None when only one placement was run."""
+    multi = frame[frame.modality.str.contains(r"\+") & (frame.adversary != "none")]
+    if multi.placement.nunique() < 2:
+        return None
+    rows = []
+    for (corpus, task, adversary), g in multi.groupby(["corpus", "task", "adversary"]):
+        row = {"corpus": corpus, "task": task, "adversary": adversary}
+        for placement, gp in g.groupby("placement"):
+            row[f"Emo ({placement})"] = _cell(gp["emotion_uar"])
+            row[f"Priv gender ({placement})"] = _cell(gp["gender_uar"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def lambda_sweep_frame(records: Sequence[dict]) -> pd.DataFrame:
+    """Mean and std over folds of emotion UAR and gender-attacker UAR per lambda, from the sweep's records."""
+    frame = records_frame(records)
+    if frame.grl_lambda.isna().all():
+        raise ValueError("The records hold no grl_lambda values: they are not lambda-sweep results.")
+    agg = frame.groupby(["corpus", "modality", "task", "adversary", "grl_lambda"]).agg(
+        emotion_uar_mean=("emotion_uar", "mean"), emotion_uar_std=("emotion_uar", "std"),
+        gender_uar_mean=("gender_uar", "mean"), gender_uar_std=("gender_uar", "std"),
+        n_folds=("fold", "nunique"),
+    )
+    return agg.reset_index()
+
+
+def plot_lambda_sweep(sweep: pd.DataFrame, path: str | Path, baseline: pd.DataFrame | None = None) -> Path:
+    """Emotion UAR and attacker UAR against lambda (error bars = std over folds), written atomically as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    groups = list(sweep.groupby(["corpus", "modality", "task"]))
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.6 * len(groups), 3.6), squeeze=False)
+    for ax, ((corpus, modality, task), g) in zip(axes[0], groups):
+        g = g.sort_values("grl_lambda")
+        ax.errorbar(g.grl_lambda, g.emotion_uar_mean, yerr=g.emotion_uar_std, marker="o", capsize=3, label="emotion UAR")
+        ax.errorbar(g.grl_lambda, g.gender_uar_mean, yerr=g.gender_uar_std, marker="s", capsize=3,
+                    label="gender attacker UAR")
+        if baseline is not None:
+            b = baseline[(baseline.corpus == corpus) & (baseline.modality == modality) & (baseline.task == task)]
+            if len(b):
+                ax.axhline(b.emotion_uar.mean(), color="C0", ls=":", lw=1, label="emotion UAR, no adversary")
+                ax.axhline(b.gender_uar.mean(), color="C1", ls=":", lw=1, label="attacker UAR, no adversary")
+        ax.axhline(0.5, color="grey", ls="--", lw=0.8)
+        ax.set_xlabel("GRL λ")
+        ax.set_ylabel("UAR")
+        ax.set_title(f"{corpus}: {modality}, {task}", fontsize=9)
+        ax.set_ylim(0.0, 1.05)
+    axes[0][0].legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
