@@ -107,18 +107,26 @@ def read_transcript(path: Path | None) -> str | None:
     return " ".join(read_text(path).split())
 
 
-def parse_rating(text: str | None, corpus: str, path: Path, line: int | None, what: str) -> float:
-    """A rating as float; NaN when empty / "NaN" (no rating); CorpusFormatError naming file:line when not a number."""
+def to_float(text: str | None) -> float:
+    """A rating as float; NaN when empty / "NaN" (no rating); ValueError("not a number: ...") otherwise."""
     text = "" if text is None else str(text).strip()
     if text == "" or text.lower() in ("nan", "na", "n/a"):
         return math.nan
     try:
         value = float(text)
     except ValueError:
-        raise CorpusFormatError(f"{corpus}: {where(path, line)}: {what} is not a number: {text!r}") from None
+        raise ValueError(f"not a number: {text!r}") from None
     if math.isinf(value):
-        raise CorpusFormatError(f"{corpus}: {where(path, line)}: {what} is not a finite number: {text!r}")
+        raise ValueError(f"not a finite number: {text!r}")
     return value
+
+
+def parse_rating(text: str | None, corpus: str, path: Path, line: int | None, what: str) -> float:
+    """``to_float`` whose error is a CorpusFormatError naming file:line and the rating."""
+    try:
+        return to_float(text)
+    except ValueError as exc:
+        raise CorpusFormatError(f"{corpus}: {where(path, line)}: {what} is {exc}") from None
 
 
 _GENDERS = {"f": "F", "female": "F", "w": "F", "woman": "F", "m": "M", "male": "M", "man": "M"}
