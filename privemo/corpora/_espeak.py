@@ -5,8 +5,11 @@ synth callback) in process-global variables, so one process holds one engine: th
 per process, in synchronous mode, and serialises every call behind a lock. To synthesise in parallel, use several worker
 *processes* (each loads its own copy of the library), never threads.
 
-eSpeak NG draws noise for breathy voices from the C library's ``rand()``; ``synthesize`` reseeds it (``srand``) before
-every utterance so that the same arguments always give the same samples (byte-identical corpora from the same seed).
+Determinism: eSpeak NG (1.52) draws the noise of breathy voices from its own generator, seeded from the clock at start-up;
+``synthesize`` reseeds it (``espeak_ng_SetRandSeed``) before every utterance. The engine also carries state from one
+utterance to the next (glottal phase, gain control), so the samples of a call depend on the calls before it in the same
+process: the same sequence of calls in a fresh process gives the same samples, byte for byte. The demo corpus therefore
+synthesises each speaker in a fresh worker process.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ _PARAM_RATE = 1
 _PARAM_VOLUME = 2
 _PARAM_PITCH = 3
 _PARAM_RANGE = 4
+_BUFFER_MS = 500  # length of the chunks handed to the synth callback
 
 # Parameter ranges eSpeak NG accepts (speak_lib.h): words per minute, amplitude, base pitch, pitch range.
 RATE_RANGE = (80, 450)
@@ -72,7 +76,7 @@ class _Engine:
         lib.espeak_Synchronize.argtypes = []
         lib.espeak_Synchronize.restype = ctypes.c_int
 
-        self.sample_rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path.encode(), _INITIALIZE_DONT_EXIT)
+        self.sample_rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, _BUFFER_MS, data_path.encode(), _INITIALIZE_DONT_EXIT)
         if self.sample_rate <= 0:
             raise EspeakError(f"espeak_Initialize failed (returned {self.sample_rate}); data folder: {data_path}")
         self._chunks: list[np.ndarray] = []
@@ -163,7 +167,7 @@ def synthesize(
 
     Returns:
         ``audio``: float32 mono samples in [-1, 1], shape ``(n,)``; ``sr``: the native sample rate (22050 Hz).
-        Deterministic: the same arguments give the same samples.
+        Reproducible: a fresh process making the same sequence of calls gets the same samples (see the module docstring).
     """
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"Invalid value received for argument `text`. Expected a non-empty string. Received: text={text!r}")

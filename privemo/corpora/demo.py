@@ -1,0 +1,653 @@
+"""The demo corpus: a small emotional-speech corpus privemo synthesises itself with eSpeak NG, in IEMOCAP's layout.
+
+It lets every part of privemo run end to end without a licensed corpus. Its shape follows IEMOCAP so that
+``load_corpus("demo")`` runs the real IEMOCAP reader:
+
+* 5 sessions, each with one female and one male speaker (10 speakers, ``Ses01F`` ... ``Ses05M``); every speaker is an
+  eSpeak NG voice variant (``en+f1``..``en+f5`` for women, five of ``en+m1``..``en+m7`` for men) with its own pitch offset,
+  speaking rate, pitch range, loudness and recording noise floor, so gender is carried by the voice as in real speech.
+* ``SessionN/sentences/wav/<dialog>/<utt>.wav`` (16 kHz mono PCM16, 1-4 s), ``SessionN/dialog/EmoEvaluation/<dialog>.txt``
+  (``[V, A, D]`` means of 2-3 integer rater scores on 1-5, e.g. 2.5 or 3.3333, with the raters' own lines) and
+  ``SessionN/dialog/transcriptions/<dialog>.txt``. Dialog names are irregular on purpose (``Ses03M_impro05a``,
+  ``Ses05M_script01_1b``) and both speakers talk in every dialog (``Ses01F_impro01_M003`` is the MALE speaker).
+* Activation is carried by prosody: speaking rate, pitch, pitch range and loudness rise with it. Valence is carried by
+  wording (positive / neutral / negative words in sentence templates) and, weakly, by prosody. Each utterance has a
+  latent activation and valence; its ratings are noisy rater scores of the latent values and its prosody is a jittered
+  function of them, so the task is learnable but not trivial.
+
+Generation is deterministic from ``seed`` (same seed: byte-identical wavs and label files). The corpus is written once into
+``demo_root(seed)`` (``$PRIVEMO_DATA/demo-seed<seed>-v1`` if ``PRIVEMO_DATA`` is set, else the user cache folder
+``$XDG_CACHE_HOME/privemo`` or ``~/.cache/privemo``), assembled in a temporary sibling folder and renamed into place only when
+complete, with a ``manifest.json`` of sizes and SHA-256 checksums. A later call checks the manifest and does nothing; a
+half-written, tampered or incomplete corpus is detected and rebuilt.
+
+eSpeak NG keeps global state that carries over from one utterance to the next (glottal phase, gain control), so every
+speaker is synthesised in a fresh worker process (a pool of ``n_jobs`` processes, one task per speaker): the sequence of
+calls each engine sees, and therefore the audio, depends only on the seed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import multiprocessing
+import os
+import re
+import shutil
+import sys
+import uuid
+import wave
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+
+from ._common import SAMPLE_RATE, CorpusFormatError
+
+DEMO_SEED = 0
+DEMO_VERSION = 1  # bump when the generator's output changes: the folder name and manifest carry it
+N_SESSIONS = 5
+# assumption: see README assumptions table. 64 utterances per speaker -> 640 utterances (>= 600 asked for).
+DEFAULT_N_PER_SPEAKER = 64
+MIN_DURATION_S = 1.0
+MAX_DURATION_S = 4.0
+GENERATOR = "privemo.corpora.demo"
+MANIFEST = "manifest.json"
+_MARKER = ".privemo-demo"  # identifies a folder as a privemo demo corpus even if its manifest was deleted
+
+# Dialogs per session (names as in IEMOCAP, irregular ones included); utterances are spread over them in order.
+DIALOGS: tuple[tuple[str, ...], ...] = (
+    ("Ses01F_impro01", "Ses01F_script02_2", "Ses01M_impro03", "Ses01M_script01_1"),
+    ("Ses02F_impro02", "Ses02F_script03_1", "Ses02M_impro06", "Ses02M_script02_1"),
+    ("Ses03F_impro04", "Ses03F_script01_3", "Ses03M_impro05a", "Ses03M_impro08b"),
+    ("Ses04F_impro07", "Ses04F_script03_2", "Ses04M_impro01", "Ses04M_script02_2"),
+    ("Ses05F_impro03", "Ses05F_script01_2", "Ses05M_impro04", "Ses05M_script01_1b"),
+)
+FEMALE_VOICES = ("en+f1", "en+f2", "en+f3", "en+f4", "en+f5")
+MALE_VOICES = ("en+m1", "en+m2", "en+m3", "en+m4", "en+m5", "en+m6", "en+m7")
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Wording: valence is carried by the polarity of the words filling each template's slots.
+_NOUNS = (
+    "weather", "meeting", "dinner", "trip", "news", "house", "job", "plan", "movie", "letter", "party", "car", "idea",
+    "result", "weekend", "garden", "lesson", "neighbour", "project", "music", "story", "holiday", "phone call", "game",
+)
+_WORDS: dict[str, dict[str, tuple[str, ...]]] = {
+    "adj": {
+        "pos": ("wonderful", "great", "lovely", "amazing", "beautiful", "fantastic", "delightful", "perfect", "brilliant",
+                "pleasant", "excellent", "charming"),
+        "neu": ("ordinary", "usual", "normal", "average", "regular", "plain", "typical", "standard", "common", "simple",
+                "quiet", "new"),
+        "neg": ("terrible", "awful", "horrible", "miserable", "dreadful", "ugly", "disgusting", "painful", "stupid",
+                "boring", "annoying", "hopeless"),
+    },
+    "verb": {
+        "pos": ("love", "enjoy", "like", "adore", "appreciate", "admire"),
+        "neu": ("see", "need", "remember", "notice", "check", "mention"),
+        "neg": ("hate", "dread", "despise", "resent", "loathe", "regret"),
+    },
+    "adv": {
+        "pos": ("wonderfully", "truly", "happily"),
+        "neu": ("quite", "fairly", "somewhat", "rather"),
+        "neg": ("terribly", "awfully", "sadly"),
+    },
+    "tag": {
+        "pos": ("thank goodness", "how nice", "I am glad"),
+        "neu": ("I guess", "you know", "I think"),
+        "neg": ("unfortunately", "what a shame", "I am upset"),
+    },
+}
+_TEMPLATES = (  # lower-case first word (except "I"): a prefix may precede it
+    "I {verb} this {adj} {noun}",
+    "that {noun} was {adv} {adj}",
+    "you {verb} the {adj} {noun} today",
+    "the {noun} is {adj}, {tag}",
+    "honestly, the {noun} looks {adv} {adj}",
+    "it is a {adj} {noun}, {tag}",
+    "my {noun} feels {adv} {adj} now",
+    "they said the {noun} was {adj}",
+    "we {verb} the {noun}, it was {adj}",
+)
+_PREFIXES = ("", "", "Well,", "Listen,", "Okay,", "Oh,", "So,")
+_SUFFIXES = ("", "", " again", " right now", " this time")
+
+# ---------------------------------------------------------------------------------------------------------------------
+# assumption: see README assumptions table. How the latent activation / valence (z in [-1, 1]) drive eSpeak's prosody.
+BASE_RATE_WPM = 165.0
+RATE_PER_Z = (0.30, 0.06)  # relative rate change per unit of (activation z, valence z)
+PITCH_PER_Z = (16.0, 5.0)  # eSpeak pitch units (0-100) per unit of (activation z, valence z)
+RANGE_PER_Z = (28.0, 8.0)  # eSpeak pitch-range units (0-100)
+VOLUME_PER_Z = 0.40  # relative loudness change per unit of activation z
+PROSODY_JITTER = {"rate": 0.06, "pitch": 4.0, "range": 6.0, "volume": 0.08}  # per-utterance noise (log-rate, units, log-vol)
+RATER_NOISE = 0.55  # s.d. of a rater's score around the latent value (before rounding to 1..5)
+WORD_POLARITY_GAIN = 2.2  # logit gain of the valence z on a slot's word polarity (neutral logit 0.8)
+
+
+def demo_root(seed: int = DEMO_SEED) -> Path:
+    """Where the demo corpus for ``seed`` lives: ``$PRIVEMO_DATA/demo-seed<seed>-v<version>`` or the user cache folder."""
+    seed = _check_seed(seed)
+    base = os.environ.get("PRIVEMO_DATA")
+    if base:
+        parent = Path(base).expanduser()
+    else:
+        cache = os.environ.get("XDG_CACHE_HOME")
+        parent = (Path(cache).expanduser() if cache else Path.home() / ".cache") / "privemo"
+    return parent / f"demo-seed{seed}-v{DEMO_VERSION}"
+
+
+def _check_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"Invalid value received for argument `seed`. Expected a non-negative int. Received: seed={seed!r}")
+    return int(seed)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The plan: every utterance's text, prosody and ratings, computed from the seed alone (no audio yet).
+
+
+def _speakers(seed: int) -> list[dict]:
+    rng = np.random.default_rng([seed, 1])
+    female = [FEMALE_VOICES[i] for i in rng.permutation(len(FEMALE_VOICES))]
+    male = [MALE_VOICES[i] for i in rng.permutation(len(MALE_VOICES))[:N_SESSIONS]]
+    speakers = []
+    for s in range(N_SESSIONS):
+        for letter, voice in (("F", female[s]), ("M", male[s])):
+            speakers.append(
+                {
+                    "session": s + 1,
+                    "letter": letter,
+                    "name": f"Ses{s + 1:02d}{letter}",
+                    "voice": voice,
+                    "pitch_offset": float(rng.uniform(-10, 10)),
+                    "rate_factor": float(rng.uniform(0.88, 1.12)),
+                    "range_offset": float(rng.uniform(-10, 10)),
+                    "volume_factor": float(rng.uniform(0.85, 1.1)),
+                    "noise_db": float(rng.uniform(-56, -44)),
+                }
+            )
+    return speakers
+
+
+def _pick(rng: np.random.Generator, items: tuple[str, ...]) -> str:
+    return items[int(rng.integers(len(items)))]
+
+
+def _sentence(rng: np.random.Generator, zv: float, za: float) -> tuple[list[str], str]:
+    """Candidate texts (longest first; shorter ones drop the filler) for one utterance; valence sets word polarity."""
+    logits = np.array([-WORD_POLARITY_GAIN * zv, 0.8, WORD_POLARITY_GAIN * zv])
+    probs = np.exp(logits - logits.max())
+    probs /= probs.sum()
+    template = _pick(rng, _TEMPLATES)
+    fills = {"noun": _pick(rng, _NOUNS)}
+    for slot in ("adj", "verb", "adv", "tag"):
+        polarity = ("neg", "neu", "pos")[int(rng.choice(3, p=probs))]
+        fills[slot] = _pick(rng, _WORDS[slot][polarity])
+    core = template.format(**fills)
+    prefix, suffix = _pick(rng, _PREFIXES), _pick(rng, _SUFFIXES)
+    end = "!" if za > 0.45 and rng.random() < 0.6 else "."
+    variants = [f"{prefix} {core}{suffix}".strip(), f"{core}{suffix}", core]
+    texts = []
+    for v in variants:
+        text = v[0].upper() + v[1:] + end
+        if text not in texts:
+            texts.append(text)
+    return texts, end
+
+
+def _ratings(rng: np.random.Generator, latent: float, n_raters: int) -> list[int]:
+    return [int(np.clip(np.rint(latent + rng.normal(0.0, RATER_NOISE)), 1, 5)) for _ in range(n_raters)]
+
+
+_CATEGORY_NAMES = {"neu": "Neutral", "hap": "Happiness", "exc": "Excited", "sad": "Sadness", "ang": "Anger",
+                   "fru": "Frustration", "sur": "Surprise", "oth": "Other"}
+
+
+def _category(rng: np.random.Generator, v: float, a: float) -> str:
+    if rng.random() < 0.1:
+        return "xxx"  # no agreement, as for many IEMOCAP utterances
+    if a >= 3.5 and v <= 2.5:
+        return "ang" if a >= 4 else "fru"
+    if a >= 3.5 and v >= 3.5:
+        return "exc" if a >= 4 else "hap"
+    if a <= 2.5 and v <= 2.5:
+        return "sad"
+    if v >= 3.5:
+        return "hap"
+    if a >= 4:
+        return "sur"
+    if v <= 2.5:
+        return "fru"
+    return "neu"
+
+
+def _plan(seed: int, n_per_speaker: int) -> list[dict]:
+    """One dict per speaker: its voice profile and its utterances (text candidates, prosody, ratings), in order."""
+    speakers = _speakers(seed)
+    for sp_index, sp in enumerate(speakers):
+        rng = np.random.default_rng([seed, 2, sp_index])
+        dialogs = DIALOGS[sp["session"] - 1]
+        blocks = np.array_split(np.arange(n_per_speaker), len(dialogs))
+        utterances = []
+        for dialog, block in zip(dialogs, blocks):
+            for number, _ in enumerate(block):
+                a_lat, v_lat = rng.uniform(1.2, 4.8, size=2)
+                d_lat = float(np.clip(0.6 * a_lat + 0.4 * rng.uniform(1, 5) + rng.normal(0, 0.3), 1, 5))
+                za, zv = (a_lat - 3.0) / 1.8, (v_lat - 3.0) / 1.8
+                n_raters = 3 if rng.random() < 0.6 else 2
+                raters = {
+                    "val": _ratings(rng, v_lat, n_raters),
+                    "act": _ratings(rng, a_lat, n_raters),
+                    "dom": _ratings(rng, d_lat, n_raters),
+                }
+                self_rating = {k: int(np.clip(np.rint(x + rng.normal(0, 0.8)), 1, 5)) for k, x in
+                               (("val", v_lat), ("act", a_lat), ("dom", d_lat))}
+                v_mean, a_mean, d_mean = (float(np.mean(raters[k])) for k in ("val", "act", "dom"))
+                texts, _ = _sentence(rng, zv, za)
+                rate = BASE_RATE_WPM * sp["rate_factor"] * (1 + RATE_PER_Z[0] * za + RATE_PER_Z[1] * zv) * float(
+                    np.exp(rng.normal(0, PROSODY_JITTER["rate"])))
+                pitch = 50 + sp["pitch_offset"] + PITCH_PER_Z[0] * za + PITCH_PER_Z[1] * zv + rng.normal(0, PROSODY_JITTER["pitch"])
+                prange = 50 + sp["range_offset"] + RANGE_PER_Z[0] * za + RANGE_PER_Z[1] * zv + rng.normal(0, PROSODY_JITTER["range"])
+                volume = 100 * sp["volume_factor"] * (1 + VOLUME_PER_Z * za) * float(np.exp(rng.normal(0, PROSODY_JITTER["volume"])))
+                utterances.append(
+                    {
+                        "utterance_id": f"{dialog}_{sp['letter']}{number:03d}",
+                        "dialog": dialog,
+                        "texts": texts,
+                        "rate": int(np.clip(round(rate), 90, 300)),
+                        "pitch": int(np.clip(round(pitch), 5, 95)),
+                        "range": int(np.clip(round(prange), 5, 100)),
+                        "volume": int(np.clip(round(volume), 40, 160)),
+                        "noise_seed": [seed, 3, sp_index, len(utterances)],
+                        "latent": {"activation": float(a_lat), "valence": float(v_lat)},
+                        "ratings": (v_mean, a_mean, d_mean),
+                        "raters": raters,
+                        "self_rating": self_rating,
+                        "category": _category(rng, v_mean, a_mean),
+                        "gap": float(rng.uniform(0.2, 1.5)),  # silence before this turn in the dialog timeline
+                    }
+                )
+        sp["utterances"] = utterances
+    return speakers
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Audio: one worker process per speaker (fresh eSpeak engine state), writing 16 kHz PCM16 wavs.
+
+
+def _pcm16_wav_bytes(audio: np.ndarray, sr: int) -> bytes:
+    pcm = np.clip(np.rint(audio * 32767.0), -32768, 32767).astype("<i2")
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sr)
+        w.writeframes(pcm.tobytes())
+    return buf.getvalue()
+
+
+def _render(utt: dict, speaker: dict) -> tuple[np.ndarray, str]:
+    """Synthesise one utterance: eSpeak -> trim -> 16 kHz -> pad with the speaker's noise floor to 1-4 s."""
+    import soxr
+
+    from ._espeak import synthesize
+
+    max_speech = MAX_DURATION_S - 0.6  # leaves room for the leading / trailing pauses below
+    rate = utt["rate"]
+    text = utt["texts"][-1]
+    audio = np.zeros(0, dtype=np.float32)
+    sr = 22050
+    for attempt in range(12):
+        text = utt["texts"][min(attempt, len(utt["texts"]) - 1)]
+        if attempt >= len(utt["texts"]):
+            rate = min(450, int(rate * 1.15))  # even the shortest wording is too long at this rate: speak faster
+        audio, sr = synthesize(text, speaker["voice"], rate, utt["pitch"], utt["range"], utt["volume"])
+        voiced = np.flatnonzero(np.abs(audio) > 0.004)
+        audio = audio[max(voiced[0] - int(0.02 * sr), 0): voiced[-1] + int(0.05 * sr)] if voiced.size else audio[:0]
+        if 0 < audio.size / sr <= max_speech:
+            break
+    else:  # pragma: no cover - the rates above always get there
+        raise RuntimeError(f"demo: could not fit {utt['utterance_id']} into {MAX_DURATION_S} s")
+    audio = soxr.resample(audio.astype(np.float64), sr, SAMPLE_RATE, quality="HQ")
+    rng = np.random.default_rng(utt["noise_seed"])
+    lead, tail = (int(rng.uniform(0.08, 0.3) * SAMPLE_RATE) for _ in range(2))
+    total = audio.size + lead + tail
+    min_total = int(MIN_DURATION_S * SAMPLE_RATE) + int(rng.uniform(0.0, 0.15) * SAMPLE_RATE)
+    if total < min_total:
+        extra = min_total - total
+        lead += extra // 2
+        tail += extra - extra // 2
+    out = np.concatenate([np.zeros(lead), audio, np.zeros(tail)])
+    out = out + rng.normal(0.0, 10 ** (speaker["noise_db"] / 20.0), size=out.size)
+    return out.astype(np.float32), text
+
+
+def _synthesise_speaker(task: tuple[dict, str]) -> list[dict]:
+    """Worker: render every utterance of one speaker in order and write its wavs under ``folder``."""
+    speaker, folder = task
+    results = []
+    for utt in speaker["utterances"]:
+        audio, text = _render(utt, speaker)
+        path = Path(folder, f"Session{speaker['session']}", "sentences", "wav", utt["dialog"], f"{utt['utterance_id']}.wav")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(_pcm16_wav_bytes(audio, SAMPLE_RATE))
+        results.append({"utterance_id": utt["utterance_id"], "duration": audio.size / SAMPLE_RATE, "text": text})
+    return results
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    # forkserver: fresh processes without fork()ing a parent that may run threads (TensorFlow); spawn where unavailable
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Label and transcription files (IEMOCAP formats).
+
+
+def _format_labels(dialog: str, turns: list[tuple[dict, dict, float, float, str]]) -> tuple[str, str]:
+    """EmoEvaluation and transcription text of one dialog from its turns (plan, speaker, start, duration, text)."""
+    lab = ["% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]", ""]
+    trans = []
+    for utt, speaker, start, duration, text in turns:
+        end = start + duration
+        v, a, d = utt["ratings"]
+        uid = utt["utterance_id"]
+        lab.append(f"[{start:.4f} - {end:.4f}]\t{uid}\t{utt['category']}\t[{v:.4f}, {a:.4f}, {d:.4f}]")
+        raters = utt["raters"]
+        n = len(raters["val"])
+        cat_name = _CATEGORY_NAMES.get(utt["category"], "Other")
+        for k in range(n):
+            lab.append(f"C-E{k + 1}:\t{cat_name};\t()")
+        lab.append(f"C-{speaker['letter']}{speaker['session']}:\t{cat_name};\t()")
+        for k in range(n):
+            lab.append(f"A-E{k + 1}:\tval {raters['val'][k]}; act {raters['act'][k]}; dom  {raters['dom'][k]};\t()")
+        sr_ = utt["self_rating"]
+        lab.append(f"A-{speaker['letter']}{speaker['session']}:\tval {sr_['val']}; act {sr_['act']}; dom  {sr_['dom']};\t()")
+        lab.append("")
+        trans.append(f"{uid} [{start:08.4f}-{end:08.4f}]: {text}")
+    # a turn that is not an utterance of the corpus (IEMOCAP has these); readers must ignore it
+    trans.append(f"{dialog}_MXX0 [{0.0:08.4f}-{0.5:08.4f}]: [BREATHING]")
+    return "\n".join(lab) + "\n", "\n".join(trans) + "\n"
+
+
+def _write_text_files(folder: Path, plan: list[dict], rendered: dict[str, dict]) -> None:
+    for session in range(1, N_SESSIONS + 1):
+        for dialog in DIALOGS[session - 1]:
+            pairs = [(utt, sp) for sp in plan if sp["session"] == session for utt in sp["utterances"] if utt["dialog"] == dialog]
+            if not pairs:
+                continue
+            # turn order: the two speakers alternate (F000 M000 F001 ...), the dialog's namesake speaker first
+            pairs.sort(key=lambda p: (int(p[0]["utterance_id"][-3:]), p[1]["letter"] != dialog[5]))
+            clock = 0.0
+            turns = []
+            for utt, sp in pairs:
+                clock += utt["gap"]
+                r = rendered[utt["utterance_id"]]
+                turns.append((utt, sp, clock, r["duration"], r["text"]))
+                clock += r["duration"]
+            labels, transcript = _format_labels(dialog, turns)
+            for sub, content in (("EmoEvaluation", labels), ("transcriptions", transcript)):
+                path = folder / f"Session{session}" / "dialog" / sub / f"{dialog}.txt"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(content, encoding="utf-8", newline="\n")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Manifest and verification.
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _tree_files(folder: Path) -> list[str]:
+    out = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames.sort()
+        for name in sorted(filenames):
+            rel = Path(dirpath, name).relative_to(folder).as_posix()
+            if rel != MANIFEST:
+                out.append(rel)
+    return sorted(out)
+
+
+def _files_digest(files: dict) -> str:
+    return hashlib.sha256(json.dumps(files, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _write_manifest(folder: Path, seed: int, n_per_speaker: int, n_utterances: int) -> None:
+    files = {rel: {"size": (folder / rel).stat().st_size, "sha256": _sha256(folder / rel)} for rel in _tree_files(folder)}
+    manifest = {
+        "generator": GENERATOR,
+        "version": DEMO_VERSION,
+        "seed": seed,
+        "n_per_speaker": n_per_speaker,
+        "n_utterances": n_utterances,
+        "n_speakers": 2 * N_SESSIONS,
+        "sample_rate": SAMPLE_RATE,
+        "files_sha256": _files_digest(files),
+        "files": files,
+    }
+    tmp = folder / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, folder / MANIFEST)
+
+
+def verify_demo(
+    root: str | os.PathLike, *, seed: int | None = None, n_per_speaker: int | None = None, full: bool = False
+) -> list[str]:
+    """Check a demo corpus folder against its manifest; return the problems found (empty list: the corpus is intact).
+
+    The cheap check (default) reads the manifest, checks its own checksum, its generator, version and (if given) seed
+    and size, that exactly the listed files exist with the listed sizes, and re-hashes the small text files. ``full=True``
+    also re-hashes every wav (catches same-size corruption; ~1 s for the default corpus).
+    """
+    root = Path(root)
+    path = root / MANIFEST
+    if not root.is_dir():
+        return [f"{root}: folder not found"]
+    if not path.is_file():
+        return [f"{path}: manifest missing (corpus incomplete or not a privemo demo corpus)"]
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        files = manifest["files"]
+    except (ValueError, KeyError, TypeError) as exc:
+        return [f"{path}: unreadable manifest ({exc.__class__.__name__})"]
+    problems = []
+    if manifest.get("generator") != GENERATOR or manifest.get("version") != DEMO_VERSION:
+        problems.append(f"{path}: generator/version {manifest.get('generator')}/{manifest.get('version')}, "
+                        f"expected {GENERATOR}/{DEMO_VERSION}")
+    if seed is not None and manifest.get("seed") != seed:
+        problems.append(f"{path}: corpus was generated with seed={manifest.get('seed')}, expected seed={seed}")
+    if n_per_speaker is not None and manifest.get("n_per_speaker") != n_per_speaker:
+        problems.append(f"{path}: corpus has n_per_speaker={manifest.get('n_per_speaker')}, expected {n_per_speaker}")
+    if _files_digest(files) != manifest.get("files_sha256"):
+        problems.append(f"{path}: manifest checksum mismatch (manifest edited)")
+    present = set(_tree_files(root))
+    listed = set(files)
+    for rel in sorted(listed - present)[:5]:
+        problems.append(f"{root / rel}: missing")
+    for rel in sorted(present - listed)[:5]:
+        problems.append(f"{root / rel}: not in the manifest")
+    for rel in sorted(listed & present):
+        entry = files[rel]
+        file = root / rel
+        if file.stat().st_size != entry.get("size"):
+            problems.append(f"{file}: size {file.stat().st_size}, expected {entry.get('size')}")
+        elif (full or not rel.endswith(".wav")) and _sha256(file) != entry.get("sha256"):
+            problems.append(f"{file}: checksum mismatch")
+        if len(problems) >= 20:
+            break
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Building.
+
+
+@contextlib.contextmanager
+def _locked(root: Path) -> Iterator[None]:
+    """An exclusive lock on ``<parent>/.<name>.lock`` so that two processes do not build the same corpus at once."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no locking
+        yield
+        return
+    lock_path = root.parent / f".{root.name}.lock"
+    with open(lock_path, "a+") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _is_ours(root: Path) -> bool:
+    """True if ``root`` may be (re)built: absent, empty, or recognisably a privemo demo corpus (manifest, marker, name)."""
+    if not root.exists():
+        return True
+    if not root.is_dir():
+        return False
+    if (root / MANIFEST).is_file() or (root / _MARKER).is_file() or not any(root.iterdir()):
+        return True
+    return re.fullmatch(r"demo-seed\d+-v\d+", root.name) is not None
+
+
+def _build(root: Path, seed: int, n_per_speaker: int, progress: bool, n_jobs: int) -> None:
+    from tqdm import tqdm
+
+    plan = _plan(seed, n_per_speaker)
+    n_total = sum(len(sp["utterances"]) for sp in plan)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = root.parent / f".{root.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        (tmp / _MARKER).write_text(f"privemo demo corpus, seed {seed}, version {DEMO_VERSION}\n", encoding="utf-8")
+        rendered: dict[str, dict] = {}
+        tasks = [(sp, str(tmp)) for sp in plan]
+        bar = tqdm(total=n_total, desc=f"privemo: synthesising demo corpus (seed {seed})", unit="utt",
+                   file=sys.stderr, disable=not progress)
+        try:
+            ctx = _pool_context()
+            if ctx.get_start_method() == "forkserver":
+                # import the worker's modules once in the server, not in every (per-speaker) child
+                ctx.set_forkserver_preload(["privemo.corpora.demo", "privemo.corpora._espeak", "soxr"])
+            with ctx.Pool(processes=max(1, min(n_jobs, len(tasks))), maxtasksperchild=1) as pool:
+                for results in pool.imap_unordered(_synthesise_speaker, tasks):
+                    for r in results:
+                        rendered[r["utterance_id"]] = r
+                    bar.update(len(results))
+        finally:
+            bar.close()
+        _write_text_files(tmp, plan, rendered)
+        _write_manifest(tmp, seed, n_per_speaker, n_total)
+        old = None
+        if root.exists():
+            old = root.parent / f".{root.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            os.replace(root, old)
+        os.replace(tmp, root)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def synthesize_demo(
+    root: str | os.PathLike | None = None,
+    *,
+    seed: int = DEMO_SEED,
+    n_per_speaker: int = DEFAULT_N_PER_SPEAKER,
+    progress: bool = True,
+    n_jobs: int | None = None,
+    verify: str = "quick",
+) -> Path:
+    """Make sure the demo corpus exists at ``root`` (default ``demo_root(seed)``) and return its folder.
+
+    Args:
+        root: the corpus folder (it will hold ``Session1`` .. ``Session5`` and ``manifest.json``). ``None``: ``demo_root(seed)``.
+        seed: everything (voices, texts, prosody, ratings, noise) is drawn from it; same seed, same bytes.
+        n_per_speaker: utterances per speaker (10 speakers); the default 64 gives 640 utterances.
+        progress: show a tqdm progress bar on stderr while generating.
+        n_jobs: worker processes (default: min(2, CPU count)); the output does not depend on it.
+        verify: "quick" (sizes, manifest checksum, text-file hashes), "full" (also re-hash every wav) or "none"
+            (trust an existing manifest).
+
+    Returns:
+        The corpus folder. If an intact corpus with the same seed and size is already there, nothing is written;
+        a half-written, tampered or different one is replaced (only folders that are privemo demo corpora are ever replaced).
+    """
+    seed = _check_seed(seed)
+    if isinstance(n_per_speaker, bool) or not isinstance(n_per_speaker, (int, np.integer)) or n_per_speaker < 1:
+        raise ValueError(
+            f"Invalid value received for argument `n_per_speaker`. Expected a positive int. Received: n_per_speaker={n_per_speaker!r}"
+        )
+    if verify not in ("quick", "full", "none"):
+        raise ValueError(f"Invalid value received for argument `verify`. Expected 'quick', 'full' or 'none'. Received: verify={verify!r}")
+    if n_jobs is None:
+        n_jobs = min(2, os.cpu_count() or 1)
+    elif isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1:
+        raise ValueError(f"Invalid value received for argument `n_jobs`. Expected a positive int. Received: n_jobs={n_jobs!r}")
+    root = Path(root).expanduser() if root is not None else demo_root(seed)
+    root = root.absolute()
+
+    def intact() -> bool:
+        if verify == "none":
+            return _manifest_matches(root, seed, n_per_speaker)
+        return not verify_demo(root, seed=seed, n_per_speaker=n_per_speaker, full=verify == "full")
+
+    if intact():
+        return root
+    if not _is_ours(root):
+        raise CorpusFormatError(
+            f"demo: {root} exists, is not empty and is not a privemo demo corpus (no {MANIFEST}); refusing to overwrite it. "
+            "Pass another root, or remove the folder."
+        )
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(root):
+        if intact():  # another process built it while we waited for the lock
+            return root
+        _build(root, seed, int(n_per_speaker), progress, int(n_jobs))
+    return root
+
+
+def _manifest_matches(root: Path, seed: int, n_per_speaker: int) -> bool:
+    try:
+        manifest = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (manifest.get("generator") == GENERATOR and manifest.get("version") == DEMO_VERSION
+            and manifest.get("seed") == seed and manifest.get("n_per_speaker") == n_per_speaker)
+
+
+def load_demo(
+    root: str | os.PathLike | None = None,
+    *,
+    seed: int = DEMO_SEED,
+    strict: bool = False,
+    n_per_speaker: int = DEFAULT_N_PER_SPEAKER,
+    progress: bool = True,
+    **kw: Any,
+) -> pd.DataFrame:
+    """The demo corpus as an utterance table, synthesising it first if needed (see ``synthesize_demo``).
+
+    The table is read by the real IEMOCAP reader (``load_iemocap(root, corpus="demo")``), so it has IEMOCAP's columns:
+    ``COLUMNS`` plus ``category``, ``dominance`` and ``dialog``; ``attrs["corpus"] == "demo"``. Extra keyword arguments
+    go to ``load_iemocap`` (e.g. ``check_audio=False``).
+    """
+    from .iemocap import load_iemocap
+
+    folder = synthesize_demo(root, seed=seed, n_per_speaker=n_per_speaker, progress=progress)
+    table = load_iemocap(folder, strict=strict, corpus="demo", **kw)
+    table.attrs["seed"] = seed
+    return table
+
+
+__all__ = ["synthesize_demo", "load_demo", "verify_demo", "demo_root", "DEMO_SEED", "DEMO_VERSION", "DEFAULT_N_PER_SPEAKER"]
