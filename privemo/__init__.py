@@ -28,6 +28,9 @@ _EXPORTS: dict[str, str] = {
     "PAPER_GRID": "privemo.grids",
     "ATTACKER_GRID": "privemo.grids",
     "train_attacker": "privemo.attacks",
+    "attack_representation": "privemo.attacks",
+    "speaker_attack": "privemo.attacks",
+    "membership_attack": "privemo.attacks",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -1,0 +1,843 @@
+"""Privacy attacks: fresh attackers on frozen representations, and membership identification.
+
+Every privacy figure privemo reports comes from an attacker trained *afresh* after the emotion model is frozen (the
+adversary head's own accuracy during training says little: a jointly trained gradient reversal layer can leave the
+attribute in h while its head is fooled). Everything here works on plain NumPy arrays -- representations h of shape
+(n_utterances, n_features) and the model's emotion probabilities of shape (n_utterances, n_classes) -- so it does not
+depend on how h was produced.
+
+Attribute attack protocol (gender, or speaker identity)
+-------------------------------------------------------
+- The paper's attacker (`MLPAttacker`, `train_attacker`): an MLP of ``dense_layers`` x Dense(``dense_width``, relu)
+  and a softmax, one per configuration of the paper's grid (dense layers {2, 3, 4} x width {32, 64},
+  `privemo.grids.ATTACKER_GRID`). Assumptions (not in the paper): inputs standardised with statistics of the attacker's
+  training set; Adam (learning rate 1e-3), batch size 64, class-balanced sample weights; early stopping on the
+  validation UAR computed on the whole validation set after every epoch (at most 100 epochs, patience 10), restoring
+  the best epoch's weights; the configuration with the best validation UAR is kept.
+- Beyond the paper: logistic regression (C picked on validation from {0.01, 0.1, 1, 10}) and an RBF support vector
+  machine (C from {0.1, 1, 10} x gamma from {1/4, 1, 4} / n_features, picked on validation; trained on at most 10000
+  utterances, a stratified seeded subsample beyond that), both on standardised inputs with balanced class weights.
+- Data (default of `attack_representation`, design assumption): attackers are trained on the training speakers'
+  representations, selected / early-stopped on the validation speakers and scored (UAR) on the test speakers.
+  Attackers are not refit on train + validation after selection.
+- Worst case: ``strongest`` is the attacker with the highest *validation* UAR (honest model selection) and its test
+  UAR is the reported leakage; the highest *test* UAR over all attackers is also reported, labelled an optimistic
+  upper bound (it selects on the test set). Chance UAR is 1 / n_classes (0.5 for gender).
+- Speaker identity (`speaker_attack`): test speakers are unseen in training, so speaker identity can only be attacked
+  among a set's own speakers. The utterances of each speaker in the given set (by default the test speakers) are split
+  at random (seeded, per speaker, so the split is stratified) into 50 % attacker-train / 25 % attacker-validation /
+  25 % attacker-test, and the same attackers are trained and scored; chance UAR is 1 / n_speakers. Each speaker needs
+  at least 3 utterances.
+
+Membership identification (MI) protocol
+---------------------------------------
+Question: from the emotion model's output probabilities alone, can an attacker tell whether an utterance was in the
+model's training set? (The paper reports an MI column without stating its protocol; this is privemo's assumption.)
+
+- Members are training utterances; non-members are held-out utterances the model never trained on (the caller
+  chooses: privemo's experiment uses the test speakers' utterances; validation speakers also work but were used for
+  early stopping and selection). Both groups are scored by the frozen model and passed as probability matrices with
+  their true emotion labels.
+- Balanced sets: the larger group is subsampled (seeded) to the size n of the smaller, so chance accuracy is 0.5.
+- Each group is split at random into two halves, giving two balanced halves A and B. Every attack is fitted on one
+  half and evaluated on the other, in both directions (two-fold cross-fitting); accuracy is computed over all 2n
+  predictions, AUC is the mean of the two evaluation halves' AUCs.
+- Attacks: (a) loss threshold -- per-utterance cross-entropy of the true label, "member" when below a threshold picked
+  to maximise accuracy on the fitting half; (b) confidence threshold -- the same on the maximum probability ("member"
+  when above); (c) a learned attack -- a logistic regression (C = 1, standardised inputs) on the probability vector
+  sorted in decreasing order, the loss, the one-hot true label and loss x one-hot label (a per-class loss threshold).
+- Reported: accuracy and AUC per attack, and the best accuracy over the three attacks (0.5 = nothing leaks; the max
+  over three attacks evaluated on the same data is slightly optimistic, i.e. conservative for privacy), with the
+  number of members and non-members used (and available). The standard deviation of accuracy at chance,
+  0.5 / sqrt(2n), is given to judge whether a figure differs from 0.5.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+from sklearn.utils.class_weight import compute_sample_weight
+
+from privemo.grids import ATTACKER_GRID
+from privemo.metrics import uar
+
+__all__ = [
+    "MLPAttacker",
+    "SklearnAttacker",
+    "AttackReport",
+    "MIReport",
+    "train_attacker",
+    "train_logreg_attacker",
+    "train_svm_attacker",
+    "attack_representation",
+    "speaker_attack",
+    "split_by_speaker",
+    "membership_attack",
+    "ATTACKERS",
+    "DEFAULT_ATTACKERS",
+]
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Assumptions (the paper does not state them): see README assumptions table.
+ATTACKER_LEARNING_RATE = 1e-3  # assumption: see README assumptions table (Adam learning rate of the MLP attacker)
+ATTACKER_BATCH_SIZE = 64  # assumption: see README assumptions table
+ATTACKER_MAX_EPOCHS = 100  # assumption: see README assumptions table (upper bound; early stopping usually ends sooner)
+ATTACKER_PATIENCE = 10  # assumption: see README assumptions table (epochs without validation-UAR improvement)
+LOGREG_CS: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)  # assumption: see README assumptions table
+SVM_CS: tuple[float, ...] = (0.1, 1.0, 10.0)  # assumption: see README assumptions table
+SVM_GAMMA_SCALES: tuple[float, ...] = (0.25, 1.0, 4.0)  # assumption: see README assumptions table (x 1/n_features)
+SVM_MAX_TRAIN = 10000  # assumption: see README assumptions table (RBF SVM cost grows ~quadratically with n)
+SPEAKER_SPLIT: tuple[float, float, float] = (0.5, 0.25, 0.25)  # assumption: see README assumptions table
+MI_CLASSIFIER_C = 1.0  # assumption: see README assumptions table (learned MI attack's logistic regression)
+DEFAULT_ATTACKERS: tuple[str, ...] = ("mlp", "logreg", "svm")  # assumption: see README assumptions table
+
+_PREDICT_CHUNK = 8192
+_EPS = 1e-12
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Input validation
+
+
+def _invalid(name: str, expected: str, received: str) -> ValueError:
+    return ValueError(f"Invalid value received for argument `{name}`. Expected {expected}. Received: {received}")
+
+
+def _check_h(h: Any, name: str, n_features: int | None = None) -> np.ndarray:
+    """A finite 2-D float32 matrix (n_samples, n_features)."""
+    arr = np.asarray(h)
+    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise _invalid(name, "a non-empty 2-D array (n_samples, n_features)", f"{name}.shape={arr.shape}")
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise _invalid(name, "a real numeric array", f"{name}.dtype={arr.dtype}")
+    arr = arr.astype(np.float32, copy=False)
+    if not np.all(np.isfinite(arr)):
+        raise _invalid(name, "finite values (no NaN or inf)", f"{int((~np.isfinite(arr)).sum())} non-finite values")
+    if n_features is not None and arr.shape[1] != n_features:
+        raise _invalid(name, f"{n_features} features, like the training representations", f"{name}.shape={arr.shape}")
+    return arr
+
+
+def _check_labels(y: Any, n: int, name: str) -> np.ndarray:
+    """A 1-D label array of length n without missing values (ints or strings)."""
+    arr = np.asarray(y)
+    if arr.ndim != 1:
+        raise _invalid(name, "a 1-D array of labels", f"{name}.shape={arr.shape}")
+    if arr.shape[0] != n:
+        raise _invalid(name, f"{n} labels, one per representation row", f"{arr.shape[0]} labels")
+    if arr.dtype == object:
+        if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in arr):
+            raise _invalid(name, "no missing labels (drop utterances whose label is unknown first)", "None/NaN labels")
+        kinds = {type(v) for v in arr}
+        if len(kinds) > 1:
+            raise _invalid(name, "labels of a single type", f"types {sorted(k.__name__ for k in kinds)}")
+        arr = arr.astype(str) if kinds == {str} else arr
+    elif np.issubdtype(arr.dtype, np.floating) and np.isnan(arr).any():
+        raise _invalid(name, "no missing labels (drop utterances whose label is unknown first)", "NaN labels")
+    return arr
+
+
+def _encode(classes: np.ndarray, y: np.ndarray, name: str) -> np.ndarray:
+    """Map labels to indices into ``classes``; a label absent from the training labels is an error."""
+    unseen = np.setdiff1d(np.unique(y), classes)
+    if unseen.size:
+        shown = ", ".join(map(repr, unseen[:5].tolist())) + (" ..." if unseen.size > 5 else "")
+        raise _invalid(name, f"only labels present in the attacker's training labels {classes.tolist()[:10]}",
+                       f"unseen labels {shown}")
+    return np.searchsorted(classes, y)
+
+
+def _fit_classes(y: np.ndarray, name: str) -> np.ndarray:
+    classes = np.unique(y)
+    if classes.size < 2:
+        raise _invalid(name, "at least 2 distinct classes to attack", f"{classes.size} class ({classes.tolist()})")
+    return classes
+
+
+def _check_grid(grid: Mapping[str, Sequence[int]]) -> list[dict[str, int]]:
+    if not isinstance(grid, Mapping) or set(grid) != {"dense_layers", "dense_width"}:
+        raise _invalid("grid", "a dict with exactly the keys 'dense_layers' and 'dense_width'", f"grid={grid!r}")
+    for key, values in grid.items():
+        values = tuple(values) if not isinstance(values, (int, np.integer)) else (values,)
+        if not values or not all(isinstance(v, (int, np.integer)) and v > 0 for v in values):
+            raise _invalid("grid", f"a non-empty sequence of positive ints for '{key}'", f"{key}={grid[key]!r}")
+    layers = tuple(np.atleast_1d(grid["dense_layers"]).tolist())
+    widths = tuple(np.atleast_1d(grid["dense_width"]).tolist())
+    return [{"dense_layers": int(l), "dense_width": int(w)} for l, w in itertools.product(layers, widths)]
+
+
+def _check_positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise _invalid(name, "a positive integer", f"{name}={value!r}")
+    return int(value)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The paper's MLP attacker
+
+
+def _early_stopping_callback(keras, x_val: np.ndarray, y_val: np.ndarray, patience: int):
+    """Whole-validation-set UAR after each epoch; keeps the best weights, stops after `patience` epochs without gain."""
+
+    class _ValidationUAREarlyStopping(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.history: list[float] = []
+            self.best = -np.inf
+            self.best_epoch = 0
+            self.best_weights = None
+
+        def on_epoch_end(self, epoch, logs=None):
+            probs = _predict_chunks(self.model, x_val)
+            score = uar(y_val, probs.argmax(axis=1))
+            self.history.append(score)
+            if logs is not None:
+                logs["val_uar"] = score
+            if score > self.best:
+                self.best, self.best_epoch = score, epoch + 1
+                self.best_weights = self.model.get_weights()
+            elif epoch + 1 - self.best_epoch >= patience:
+                self.model.stop_training = True
+
+        def on_train_end(self, logs=None):
+            if self.best_weights is not None:
+                self.model.set_weights(self.best_weights)
+
+    return _ValidationUAREarlyStopping()
+
+
+def _predict_chunks(model, x: np.ndarray) -> np.ndarray:
+    from keras import ops
+
+    parts = [
+        ops.convert_to_numpy(model(x[i : i + _PREDICT_CHUNK], training=False)) for i in range(0, len(x), _PREDICT_CHUNK)
+    ]
+    return np.concatenate(parts, axis=0)
+
+
+class MLPAttacker:
+    """The paper's attacker: an MLP trained afresh on frozen representations to predict an attribute.
+
+    ``dense_layers`` hidden Dense(``dense_width``, relu) layers and a softmax over the attribute's classes, trained with
+    Adam on standardised inputs (the scaler is fitted on the training representations) with class-balanced sample
+    weights. With ``validation_data`` it early-stops on the validation UAR over the whole validation set and restores
+    the best epoch's weights; without, it trains for ``epochs`` epochs. Labels may be ints or strings; ``predict``
+    returns them unchanged. Seeded: the same seed and data give the same attacker (``keras.utils.set_random_seed`` is
+    called, which also reseeds Python's, NumPy's and TensorFlow's global generators).
+
+    Args:
+        dense_layers: number of hidden Dense layers (paper grid {2, 3, 4}).
+        dense_width: units per hidden layer (paper grid {32, 64}).
+        learning_rate: Adam learning rate (assumption).
+        batch_size: mini-batch size (assumption).
+        epochs: maximum number of epochs (assumption).
+        patience: epochs without validation-UAR improvement before stopping (assumption).
+        seed: random seed for initialisation and shuffling.
+
+    Attributes after `fit`: ``classes_``, ``scaler_``, ``model_``, ``val_uar`` (None without validation data),
+    ``best_epoch_``, ``val_history_`` (validation UAR per epoch), ``config`` (the constructor's grid values and the best
+    epoch).
+    """
+
+    def __init__(
+        self,
+        dense_layers: int = 2,
+        dense_width: int = 32,
+        *,
+        learning_rate: float = ATTACKER_LEARNING_RATE,
+        batch_size: int = ATTACKER_BATCH_SIZE,
+        epochs: int = ATTACKER_MAX_EPOCHS,
+        patience: int = ATTACKER_PATIENCE,
+        seed: int = 0,
+    ) -> None:
+        self.dense_layers = _check_positive_int(dense_layers, "dense_layers")
+        self.dense_width = _check_positive_int(dense_width, "dense_width")
+        if not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
+            raise _invalid("learning_rate", "a positive float", f"learning_rate={learning_rate!r}")
+        self.learning_rate = float(learning_rate)
+        self.batch_size = _check_positive_int(batch_size, "batch_size")
+        self.epochs = _check_positive_int(epochs, "epochs")
+        self.patience = _check_positive_int(patience, "patience")
+        self.seed = int(seed)
+        self.val_uar: float | None = None
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {
+            "dense_layers": self.dense_layers,
+            "dense_width": self.dense_width,
+            "best_epoch": getattr(self, "best_epoch_", None),
+        }
+
+    def _build(self, keras, n_features: int, n_classes: int):
+        inputs = keras.Input((n_features,), name="h")
+        x = inputs
+        for i in range(self.dense_layers):
+            x = keras.layers.Dense(self.dense_width, activation="relu", name=f"attacker_dense_{i}")(x)
+        outputs = keras.layers.Dense(n_classes, activation="softmax", name="attribute")(x)
+        model = keras.Model(inputs, outputs, name="attacker")
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=self.learning_rate),
+            loss="sparse_categorical_crossentropy",
+        )
+        return model
+
+    def fit(
+        self, h: np.ndarray, y: np.ndarray, validation_data: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> "MLPAttacker":
+        """Train on representations ``h`` (n, features) with labels ``y`` (n,); early-stop on ``validation_data``."""
+        h = _check_h(h, "h")
+        y = _check_labels(y, len(h), "y")
+        self.classes_ = _fit_classes(y, "y")
+        y_enc = _encode(self.classes_, y, "y")
+        val = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise _invalid("validation_data", "a tuple (h_val, y_val)", f"{type(validation_data).__name__}")
+            h_val = _check_h(validation_data[0], "h_val", h.shape[1])
+            y_val = _check_labels(validation_data[1], len(h_val), "y_val")
+            val = (h_val, _encode(self.classes_, y_val, "y_val"))
+
+        import keras  # deferred: TensorFlow's import is slow and membership attacks do not need it
+
+        self.scaler_ = StandardScaler().fit(h)
+        x = self.scaler_.transform(h).astype(np.float32)
+        weights = compute_sample_weight("balanced", y_enc).astype(np.float32)
+        keras.utils.set_random_seed(self.seed)
+        self.model_ = self._build(keras, h.shape[1], len(self.classes_))
+        callbacks = []
+        if val is not None:
+            x_val = self.scaler_.transform(val[0]).astype(np.float32)
+            stopper = _early_stopping_callback(keras, x_val, val[1], self.patience)
+            callbacks.append(stopper)
+        self.model_.fit(
+            x, y_enc, sample_weight=weights, batch_size=self.batch_size, epochs=self.epochs,
+            shuffle=True, verbose=0, callbacks=callbacks,
+        )
+        if val is not None:
+            self.val_uar = float(stopper.best)
+            self.best_epoch_ = stopper.best_epoch
+            self.val_history_ = list(stopper.history)
+        else:
+            self.val_uar, self.best_epoch_, self.val_history_ = None, self.epochs, []
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise RuntimeError("This MLPAttacker is not fitted yet: call fit(h, y, validation_data=...) first.")
+
+    def predict_proba(self, h: np.ndarray) -> np.ndarray:
+        """Class probabilities (n, n_classes), columns ordered as ``classes_``."""
+        self._check_fitted()
+        h = _check_h(h, "h", self.scaler_.n_features_in_)
+        return _predict_chunks(self.model_, self.scaler_.transform(h).astype(np.float32))
+
+    def predict(self, h: np.ndarray) -> np.ndarray:
+        """Predicted labels (n,), in the label space of the training ``y``."""
+        proba = self.predict_proba(h)
+        return self.classes_[proba.argmax(axis=1)]
+
+    def score(self, h: np.ndarray, y: np.ndarray) -> float:
+        """UAR of the attacker on (h, y)."""
+        y = _check_labels(y, len(np.asarray(h)), "y")
+        return uar(y, self.predict(h))
+
+    def __repr__(self) -> str:
+        return f"MLPAttacker(dense_layers={self.dense_layers}, dense_width={self.dense_width}, val_uar={self.val_uar})"
+
+
+def train_attacker(
+    h_train: np.ndarray,
+    y_train: np.ndarray,
+    h_val: np.ndarray,
+    y_val: np.ndarray,
+    grid: Mapping[str, Sequence[int]] = ATTACKER_GRID,
+    *,
+    seed: int = 0,
+    epochs: int = ATTACKER_MAX_EPOCHS,
+    patience: int = ATTACKER_PATIENCE,
+    learning_rate: float = ATTACKER_LEARNING_RATE,
+    batch_size: int = ATTACKER_BATCH_SIZE,
+) -> MLPAttacker:
+    """Grid-search the paper's MLP attacker; return the configuration with the best validation UAR.
+
+    One `MLPAttacker` per configuration of ``grid`` (default: the paper's dense layers {2, 3, 4} x width {32, 64}),
+    each trained on (h_train, y_train) and early-stopped on (h_val, y_val). Ties go to the earlier configuration.
+    The returned attacker carries ``.val_uar``, ``.config`` and ``.search``: a list of (config, val_uar) over the grid.
+    """
+    configs = _check_grid(grid)
+    h_train = _check_h(h_train, "h_train")
+    y_train = _check_labels(y_train, len(h_train), "y_train")
+    classes = _fit_classes(y_train, "y_train")
+    h_val = _check_h(h_val, "h_val", h_train.shape[1])
+    y_val = _check_labels(y_val, len(h_val), "y_val")
+    _encode(classes, y_val, "y_val")
+    best, search = None, []
+    for cfg in configs:
+        attacker = MLPAttacker(**cfg, learning_rate=learning_rate, batch_size=batch_size, epochs=epochs,
+                               patience=patience, seed=seed)
+        attacker.fit(h_train, y_train, validation_data=(h_val, y_val))
+        search.append((dict(cfg), attacker.val_uar))
+        if best is None or attacker.val_uar > best.val_uar:
+            best = attacker
+    best.search = search
+    return best
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# scikit-learn attackers (beyond the paper)
+
+
+class SklearnAttacker:
+    """A scikit-learn attacker (standardisation + classifier, balanced class weights) tuned on validation UAR.
+
+    ``kind`` is "logreg" (LogisticRegression over ``Cs``) or "svm" (RBF SVC over ``Cs`` x ``gamma_scales`` /
+    n_features).
+    `fit` trains one pipeline per parameter setting on the training data and keeps the best on ``validation_data``
+    (ties to the earlier setting). Attributes after `fit`: ``classes_``, ``estimator_``, ``val_uar``, ``config``,
+    ``search`` (list of (params, val_uar)).
+    """
+
+    def __init__(
+        self,
+        kind: str = "logreg",
+        *,
+        Cs: Sequence[float] | None = None,
+        gamma_scales: Sequence[float] = SVM_GAMMA_SCALES,
+        max_train: int | None = SVM_MAX_TRAIN,
+        seed: int = 0,
+    ) -> None:
+        if kind not in ("logreg", "svm"):
+            raise _invalid("kind", "one of 'logreg', 'svm'", f"kind={kind!r}")
+        self.kind = kind
+        self.Cs = tuple(Cs) if Cs is not None else (LOGREG_CS if kind == "logreg" else SVM_CS)
+        self.gamma_scales = tuple(gamma_scales)
+        for name, values in (("Cs", self.Cs), ("gamma_scales", self.gamma_scales)):
+            if not values or not all(isinstance(v, (int, float)) and v > 0 for v in values):
+                raise _invalid(name, "a non-empty sequence of positive numbers", f"{name}={values!r}")
+        self.max_train = None if max_train is None else _check_positive_int(max_train, "max_train")
+        self.seed = int(seed)
+        self.val_uar: float | None = None
+        self.config: dict[str, Any] | None = None
+
+    def _settings(self, n_features: int) -> list[dict[str, float]]:
+        if self.kind == "logreg":
+            return [{"C": float(c)} for c in self.Cs]
+        return [{"C": float(c), "gamma": float(g) / n_features} for c in self.Cs for g in self.gamma_scales]
+
+    def _make(self, params: dict[str, float]):
+        if self.kind == "logreg":
+            clf = LogisticRegression(C=params["C"], class_weight="balanced", max_iter=5000, random_state=self.seed)
+        else:
+            clf = SVC(C=params["C"], gamma=params["gamma"], kernel="rbf", class_weight="balanced",
+                      random_state=self.seed)
+        return make_pipeline(StandardScaler(), clf)
+
+    def fit(self, h: np.ndarray, y: np.ndarray, validation_data: tuple[np.ndarray, np.ndarray]) -> "SklearnAttacker":
+        """Fit every parameter setting on (h, y) and keep the one with the best UAR on ``validation_data``."""
+        h = _check_h(h, "h")
+        y = _check_labels(y, len(h), "y")
+        self.classes_ = _fit_classes(y, "y")
+        y_enc = _encode(self.classes_, y, "y")
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise _invalid("validation_data", "a tuple (h_val, y_val)", f"{type(validation_data).__name__}")
+        h_val = _check_h(validation_data[0], "h_val", h.shape[1])
+        y_val = _encode(self.classes_, _check_labels(validation_data[1], len(h_val), "y_val"), "y_val")
+        if self.kind == "svm" and self.max_train is not None and len(h) > self.max_train:
+            counts = np.bincount(y_enc)
+            stratify = y_enc if counts.min() >= 2 else None
+            keep, _ = train_test_split(np.arange(len(h)), train_size=self.max_train, stratify=stratify,
+                                       random_state=self.seed)
+            h, y_enc = h[np.sort(keep)], y_enc[np.sort(keep)]
+        best, self.search = None, []
+        for params in self._settings(h.shape[1]):
+            est = self._make(params).fit(h, y_enc)
+            score = uar(y_val, est.predict(h_val))
+            self.search.append((dict(params), score))
+            if best is None or score > best[1]:
+                best = (params, score, est)
+        self.config, self.val_uar, self.estimator_ = dict(best[0]), float(best[1]), best[2]
+        return self
+
+    def predict(self, h: np.ndarray) -> np.ndarray:
+        """Predicted labels (n,), in the label space of the training ``y``."""
+        if not hasattr(self, "estimator_"):
+            raise RuntimeError("This SklearnAttacker is not fitted yet: call fit(h, y, validation_data=...) first.")
+        h = _check_h(h, "h", self.estimator_.n_features_in_)
+        return self.classes_[self.estimator_.predict(h)]
+
+    def score(self, h: np.ndarray, y: np.ndarray) -> float:
+        """UAR of the attacker on (h, y)."""
+        y = _check_labels(y, len(np.asarray(h)), "y")
+        return uar(y, self.predict(h))
+
+    def __repr__(self) -> str:
+        return f"SklearnAttacker(kind={self.kind!r}, config={self.config}, val_uar={self.val_uar})"
+
+
+def train_logreg_attacker(h_train, y_train, h_val, y_val, *, seed: int = 0,
+                          Cs: Sequence[float] = LOGREG_CS) -> SklearnAttacker:
+    """Logistic-regression attacker (standardised, balanced), C picked on validation UAR."""
+    return SklearnAttacker("logreg", Cs=Cs, seed=seed).fit(h_train, y_train, validation_data=(h_val, y_val))
+
+
+def train_svm_attacker(h_train, y_train, h_val, y_val, *, seed: int = 0, Cs: Sequence[float] = SVM_CS,
+                       gamma_scales: Sequence[float] = SVM_GAMMA_SCALES,
+                       max_train: int | None = SVM_MAX_TRAIN) -> SklearnAttacker:
+    """RBF-SVM attacker (standardised, balanced), C and gamma picked on validation UAR."""
+    return SklearnAttacker("svm", Cs=Cs, gamma_scales=gamma_scales, max_train=max_train, seed=seed).fit(
+        h_train, y_train, validation_data=(h_val, y_val))
+
+
+ATTACKERS: dict[str, Callable[..., Any]] = {
+    "mlp": train_attacker,
+    "logreg": train_logreg_attacker,
+    "svm": train_svm_attacker,
+}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Reports
+
+
+@dataclass
+class AttackReport:
+    """Result of attacking one representation for one attribute.
+
+    ``results[name]`` = {"val_uar", "test_uar", "config"} per attacker. ``strongest`` is the attacker with the best
+    validation UAR (honest selection) and ``strongest_test_uar`` its test UAR -- the reported leakage.
+    ``max_test_uar`` / ``max_test_attacker`` is the best test UAR over all attackers: an optimistic upper bound.
+    ``fitted`` holds the fitted attackers (not serialised by `to_dict`).
+    """
+
+    results: dict[str, dict[str, Any]]
+    strongest: str
+    strongest_val_uar: float
+    strongest_test_uar: float
+    max_test_attacker: str
+    max_test_uar: float
+    chance: float
+    n_classes: int
+    n_train: int
+    n_val: int
+    n_test: int
+    protocol: str = "train/val/test"
+    fitted: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable dict (without the fitted attackers)."""
+        import copy
+
+        return {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name != "fitted"}
+
+
+@dataclass
+class MIReport:
+    """Result of a membership-identification attack (see the module docstring for the protocol).
+
+    ``attacks[name]`` = {"accuracy", "auc", ...}; ``best_attack`` / ``best_accuracy`` is the max accuracy over attacks
+    (0.5 = nothing leaks). ``chance_std`` = 0.5 / sqrt(n_members + n_nonmembers) is accuracy's standard deviation at
+    chance.
+    """
+
+    attacks: dict[str, dict[str, Any]]
+    best_attack: str
+    best_accuracy: float
+    n_members: int
+    n_nonmembers: int
+    n_members_available: int
+    n_nonmembers_available: int
+    chance: float = 0.5
+    chance_std: float = float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable dict."""
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Attribute attacks
+
+
+def _run_attackers(h_train, y_train, h_val, y_val, h_test, y_test, *, seed, grid, attackers, epochs, patience,
+                   learning_rate, batch_size, protocol) -> AttackReport:
+    if isinstance(attackers, str) or not attackers:
+        raise _invalid("attackers", f"a non-empty sequence of names from {sorted(ATTACKERS)}",
+                       f"attackers={attackers!r}")
+    unknown = [a for a in attackers if a not in ATTACKERS]
+    if unknown or len(set(attackers)) != len(attackers):
+        raise _invalid("attackers", f"distinct names from {sorted(ATTACKERS)}", f"attackers={tuple(attackers)!r}")
+    h_train = _check_h(h_train, "h_train")
+    y_train = _check_labels(y_train, len(h_train), "y_train")
+    classes = _fit_classes(y_train, "y_train")
+    h_val = _check_h(h_val, "h_val", h_train.shape[1])
+    y_val = _check_labels(y_val, len(h_val), "y_val")
+    _encode(classes, y_val, "y_val")
+    h_test = _check_h(h_test, "h_test", h_train.shape[1])
+    y_test = _check_labels(y_test, len(h_test), "y_test")
+    _encode(classes, y_test, "y_test")
+
+    results, fitted = {}, {}
+    for name in attackers:
+        if name == "mlp":
+            att = train_attacker(h_train, y_train, h_val, y_val, grid, seed=seed, epochs=epochs, patience=patience,
+                                 learning_rate=learning_rate, batch_size=batch_size)
+        else:
+            att = ATTACKERS[name](h_train, y_train, h_val, y_val, seed=seed)
+        fitted[name] = att
+        results[name] = {
+            "val_uar": float(att.val_uar), "test_uar": att.score(h_test, y_test), "config": dict(att.config)
+        }
+    strongest = max(attackers, key=lambda a: results[a]["val_uar"])  # first among ties, in `attackers` order
+    upper = max(attackers, key=lambda a: results[a]["test_uar"])
+    return AttackReport(
+        results=results,
+        strongest=strongest,
+        strongest_val_uar=results[strongest]["val_uar"],
+        strongest_test_uar=results[strongest]["test_uar"],
+        max_test_attacker=upper,
+        max_test_uar=results[upper]["test_uar"],
+        chance=1.0 / len(classes),
+        n_classes=int(len(classes)),
+        n_train=len(h_train),
+        n_val=len(h_val),
+        n_test=len(h_test),
+        protocol=protocol,
+        fitted=fitted,
+    )
+
+
+def attack_representation(
+    h_train: np.ndarray,
+    y_train: np.ndarray,
+    h_val: np.ndarray,
+    y_val: np.ndarray,
+    h_test: np.ndarray,
+    y_test: np.ndarray,
+    *,
+    seed: int = 0,
+    grid: Mapping[str, Sequence[int]] = ATTACKER_GRID,
+    attackers: Sequence[str] = DEFAULT_ATTACKERS,
+    epochs: int = ATTACKER_MAX_EPOCHS,
+    patience: int = ATTACKER_PATIENCE,
+    learning_rate: float = ATTACKER_LEARNING_RATE,
+    batch_size: int = ATTACKER_BATCH_SIZE,
+) -> AttackReport:
+    """Attack an attribute (e.g. gender) in frozen representations with several fresh attackers.
+
+    Each attacker is trained on (h_train, y_train), selected / early-stopped on (h_val, y_val) and scored (UAR) on
+    (h_test, y_test). ``attackers`` names entries of `ATTACKERS` ("mlp" = the paper's grid-searched MLP, "logreg",
+    "svm"). Validation and test labels must all occur in the training labels. ``grid``, ``epochs``, ``patience``,
+    ``learning_rate`` and ``batch_size`` configure the MLP. See `AttackReport` for the fields.
+    """
+    return _run_attackers(h_train, y_train, h_val, y_val, h_test, y_test, seed=seed, grid=grid, attackers=attackers,
+                          epochs=epochs, patience=patience, learning_rate=learning_rate, batch_size=batch_size,
+                          protocol="train/val/test")
+
+
+def split_by_speaker(
+    speakers: np.ndarray, *, seed: int = 0, split: tuple[float, float, float] = SPEAKER_SPLIT
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Split utterance indices per speaker into (train, val, test) index arrays with the given fractions.
+
+    Every speaker gets at least one utterance in each part (so each needs at least 3); the split is seeded.
+    """
+    speakers = _check_labels(speakers, len(np.asarray(speakers)), "speakers")
+    if (len(split) != 3 or not all(isinstance(f, (int, float)) and f > 0 for f in split)
+            or abs(sum(split) - 1.0) > 1e-6):
+        raise _invalid("split", "three positive fractions (train, val, test) summing to 1", f"split={split!r}")
+    names, inverse, counts = np.unique(speakers, return_inverse=True, return_counts=True)
+    if names.size < 2:
+        raise _invalid("speakers", "at least 2 distinct speakers", f"{names.size} speaker")
+    small = names[counts < 3]
+    if small.size:
+        raise _invalid("speakers", "at least 3 utterances per speaker (one each for attacker train/val/test)",
+                       f"speakers with fewer: {small.tolist()[:10]}")
+    rng = np.random.default_rng(seed)
+    parts: tuple[list, list, list] = ([], [], [])
+    for k in range(names.size):
+        idx = rng.permutation(np.flatnonzero(inverse == k))
+        n = idx.size
+        n_val = max(1, int(round(n * split[1])))
+        n_test = max(1, int(round(n * split[2])))
+        n_train = n - n_val - n_test
+        if n_train < 1:  # only for tiny speakers: give train one utterance from the larger of val/test
+            if n_val >= n_test:
+                n_val -= 1
+            else:
+                n_test -= 1
+            n_train = 1
+        parts[0].append(idx[:n_train])
+        parts[1].append(idx[n_train : n_train + n_val])
+        parts[2].append(idx[n_train + n_val :])
+    return tuple(np.sort(np.concatenate(p)).astype(np.int64) for p in parts)  # type: ignore[return-value]
+
+
+def speaker_attack(
+    h: np.ndarray,
+    speakers: np.ndarray,
+    *,
+    seed: int = 0,
+    grid: Mapping[str, Sequence[int]] = ATTACKER_GRID,
+    attackers: Sequence[str] = DEFAULT_ATTACKERS,
+    split: tuple[float, float, float] = SPEAKER_SPLIT,
+    epochs: int = ATTACKER_MAX_EPOCHS,
+    patience: int = ATTACKER_PATIENCE,
+    learning_rate: float = ATTACKER_LEARNING_RATE,
+    batch_size: int = ATTACKER_BATCH_SIZE,
+) -> AttackReport:
+    """Speaker-identity attack among the speakers of one set (e.g. the test speakers).
+
+    Protocol (assumption, see README): test speakers are unseen by the emotion model and by any attacker trained on the
+    training speakers, so identity leakage is measured within the set itself. Each speaker's utterances are split at
+    random (seeded) into attacker-train / -validation / -test by ``split`` (default 50/25/25 %, at least one utterance
+    per part, so at least 3 per speaker); the same attackers as `attack_representation` are trained, selected on the
+    validation part and scored by UAR over speakers on the test part. Chance UAR = 1 / n_speakers.
+    """
+    h = _check_h(h, "h")
+    speakers = _check_labels(speakers, len(h), "speakers")
+    train, val, test = split_by_speaker(speakers, seed=seed, split=split)
+    return _run_attackers(h[train], speakers[train], h[val], speakers[val], h[test], speakers[test], seed=seed,
+                          grid=grid, attackers=attackers, epochs=epochs, patience=patience,
+                          learning_rate=learning_rate, batch_size=batch_size,
+                          protocol=f"within-set per-speaker split {split}")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Membership identification
+
+
+def _check_probs(probs: Any, labels: Any, pname: str, lname: str, n_classes: int | None = None):
+    p = np.asarray(probs, dtype=np.float64)
+    if p.ndim != 2 or p.shape[0] == 0 or p.shape[1] < 2:
+        raise _invalid(pname, "a 2-D array (n_utterances, n_classes >= 2) of model output probabilities",
+                       f"{pname}.shape={p.shape}")
+    if n_classes is not None and p.shape[1] != n_classes:
+        raise _invalid(pname, f"{n_classes} classes, like the members' probabilities", f"{pname}.shape={p.shape}")
+    if not np.all(np.isfinite(p)) or (p < 0).any() or not np.allclose(p.sum(axis=1), 1.0, atol=1e-3):
+        raise _invalid(pname, "finite non-negative rows summing to 1 (softmax outputs, not logits)",
+                       f"row sums in [{np.nanmin(p.sum(axis=1)):.4g}, {np.nanmax(p.sum(axis=1)):.4g}]")
+    y = np.asarray(labels)
+    if y.ndim != 1 or y.shape[0] != p.shape[0]:
+        raise _invalid(lname, f"a 1-D array of {p.shape[0]} class indices", f"{lname}.shape={y.shape}")
+    if not np.issubdtype(y.dtype, np.integer):
+        if np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+            y = y.astype(np.int64)
+        else:
+            raise _invalid(lname, "integer class indices into the probability columns", f"{lname}.dtype={y.dtype}")
+    if y.min() < 0 or y.max() >= p.shape[1]:
+        raise _invalid(lname, f"class indices in [0, {p.shape[1] - 1}]", f"values in [{y.min()}, {y.max()}]")
+    return p, y.astype(np.int64)
+
+
+def _mi_features(p: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+    loss = -np.log(np.clip(p[np.arange(len(y)), y], _EPS, None))
+    onehot = np.eye(p.shape[1])[y]
+    learned = np.column_stack([-np.sort(-p, axis=1), loss, onehot, onehot * loss[:, None]])
+    return {"loss": loss, "confidence": p.max(axis=1), "learned": learned}
+
+
+def _fit_threshold(scores: np.ndarray, member: np.ndarray) -> float:
+    """Threshold t maximising accuracy of 'member iff score > t' (ties in score never straddle t)."""
+    order = np.argsort(-scores, kind="stable")
+    s, m = scores[order], member[order].astype(np.int64)
+    n = s.size
+    tp = np.concatenate([[0], np.cumsum(m)])
+    fp = np.concatenate([[0], np.cumsum(1 - m)])
+    correct = tp + ((1 - m).sum() - fp)  # top-k predicted members, k = 0..n
+    valid = np.ones(n + 1, dtype=bool)
+    valid[1:n] = s[:-1] != s[1:]
+    k = int(np.argmax(np.where(valid, correct, -1)))
+    if k == 0:
+        return float("inf")
+    if k == n:
+        return float("-inf")
+    return float((s[k - 1] + s[k]) / 2.0)
+
+
+def _safe_auc(member: np.ndarray, scores: np.ndarray) -> float:
+    return float(roc_auc_score(member, scores)) if np.unique(member).size == 2 else float("nan")
+
+
+def membership_attack(
+    member_probs: np.ndarray,
+    member_labels: np.ndarray,
+    nonmember_probs: np.ndarray,
+    nonmember_labels: np.ndarray,
+    *,
+    seed: int = 0,
+) -> MIReport:
+    """Membership identification from the model's output probabilities (protocol in the module docstring).
+
+    Args:
+        member_probs: (n_m, n_classes) emotion probabilities of utterances the model trained on.
+        member_labels: (n_m,) their true class indices.
+        nonmember_probs: (n_n, n_classes) probabilities of held-out utterances (e.g. the test speakers).
+        nonmember_labels: (n_n,) their true class indices.
+        seed: seeds the balancing subsample, the half split and the learned attack.
+
+    Returns an `MIReport`: accuracy (over all cross-fitted predictions) and AUC per attack ("loss_threshold",
+    "confidence_threshold", "learned"), the best accuracy, and the numbers of members / non-members used.
+    """
+    pm, ym = _check_probs(member_probs, member_labels, "member_probs", "member_labels")
+    pn, yn = _check_probs(nonmember_probs, nonmember_labels, "nonmember_probs", "nonmember_labels", pm.shape[1])
+    n = min(len(pm), len(pn))
+    if n < 4:
+        raise _invalid("member_probs", "at least 4 members and 4 non-members (two per half after balancing)",
+                       f"{len(pm)} members and {len(pn)} non-members")
+    rng = np.random.default_rng(seed)
+    sel_m = np.sort(rng.choice(len(pm), n, replace=False))
+    sel_n = np.sort(rng.choice(len(pn), n, replace=False))
+    p = np.concatenate([pm[sel_m], pn[sel_n]])
+    y = np.concatenate([ym[sel_m], yn[sel_n]])
+    member = np.concatenate([np.ones(n, dtype=np.int64), np.zeros(n, dtype=np.int64)])
+    # two balanced halves: each group split in two at random
+    half = np.zeros(2 * n, dtype=np.int64)
+    for group in (np.arange(n), np.arange(n, 2 * n)):
+        perm = rng.permutation(group)
+        half[perm[: n // 2]] = 1
+    feats = _mi_features(p, y)
+
+    preds = {name: np.zeros(2 * n, dtype=np.int64) for name in ("loss_threshold", "confidence_threshold", "learned")}
+    aucs: dict[str, list[float]] = {name: [] for name in preds}
+    thresholds: dict[str, list[float]] = {"loss_threshold": [], "confidence_threshold": []}
+    for fit_half in (0, 1):
+        fit, ev = half == fit_half, half != fit_half
+        for name, score in (("loss_threshold", -feats["loss"]), ("confidence_threshold", feats["confidence"])):
+            t = _fit_threshold(score[fit], member[fit])
+            preds[name][ev] = score[ev] > t
+            aucs[name].append(_safe_auc(member[ev], score[ev]))
+            thresholds[name].append(-t if name == "loss_threshold" else t)
+        clf = make_pipeline(StandardScaler(), LogisticRegression(C=MI_CLASSIFIER_C, max_iter=5000, random_state=seed))
+        clf.fit(feats["learned"][fit], member[fit])
+        preds["learned"][ev] = clf.predict(feats["learned"][ev])
+        aucs["learned"].append(_safe_auc(member[ev], clf.predict_proba(feats["learned"][ev])[:, 1]))
+
+    attacks: dict[str, dict[str, Any]] = {}
+    for name, pred in preds.items():
+        attacks[name] = {"accuracy": float(np.mean(pred == member)), "auc": float(np.nanmean(aucs[name]))}
+        if name in thresholds:
+            key = "loss_thresholds" if name == "loss_threshold" else "confidence_thresholds"
+            # one threshold per fitting half; None where the best rule was "everyone" / "no one" is a member
+            attacks[name][key] = [float(t) if np.isfinite(t) else None for t in thresholds[name]]
+    best = max(attacks, key=lambda a: attacks[a]["accuracy"])
+    return MIReport(
+        attacks=attacks,
+        best_attack=best,
+        best_accuracy=attacks[best]["accuracy"],
+        n_members=n,
+        n_nonmembers=n,
+        n_members_available=len(pm),
+        n_nonmembers_available=len(pn),
+        chance=0.5,
+        chance_std=float(0.5 / np.sqrt(2 * n)),
+    )
