@@ -4,8 +4,9 @@ The GRL (Ganin & Lempitsky, 2015) is the identity in the forward pass and multip
 by -lambda. Placed between the representation h and an attribute head, it lets the head learn to predict the attribute while
 the encoder below it is pushed to make that prediction harder (Jaiswal & Mower Provost, AAAI 2020).
 
-The layer also holds two small helpers the model factory needs to respect zero padding: ``FrameMask`` (frame has any non-zero
-value) and ``ApplyMask`` (zero the padded frames again after a layer that does not propagate masks, such as Conv1D).
+The module also holds two small helpers the model factory needs to respect zero padding: ``FrameMask`` (frames up to the
+last one with any non-zero value) and ``ApplyMask`` (zero the padded frames again after a layer that does not propagate
+masks, such as Conv1D).
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from numbers import Real
 from typing import Iterable
 
 import keras
+import numpy as np
 from keras import ops
 
 DANN_GAMMA = 10.0  # gamma of the DANN ramp 2 / (1 + exp(-gamma p)) - 1 (Ganin et al., 2016)
 SCHEDULES = ("constant", "dann")
 
 
-def _check_lambda(value, name: str = "lambda_") -> float:
+def check_lambda(value, name: str = "lambda_") -> float:
     """Return ``value`` as a float, or raise a Keras-style ValueError if it is not a finite number >= 0."""
     if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(float(value)) or float(value) < 0:
         raise ValueError(
@@ -53,7 +55,7 @@ class GradientReversal(keras.layers.Layer):
 
     def __init__(self, lambda_: float = 1.0, **kwargs):
         super().__init__(**kwargs)
-        lambda_ = _check_lambda(lambda_)
+        lambda_ = check_lambda(lambda_)
         self.supports_masking = True
         self._lambda = self.add_weight(
             shape=(),
@@ -67,12 +69,12 @@ class GradientReversal(keras.layers.Layer):
 
     @property
     def lambda_(self) -> float:
-        """The current reversal strength, read from the variable (float32, given as its shortest decimal: 0.3 not 0.30000001)."""
-        return float(str(keras.ops.convert_to_numpy(self._lambda.value)))
+        """The current reversal strength, read from the variable (its float32 value as the shortest decimal: 0.3)."""
+        return float(str(np.float32(self._lambda.numpy())))
 
     @lambda_.setter
     def lambda_(self, value: float) -> None:
-        self._lambda.assign(_check_lambda(value))
+        self._lambda.assign(check_lambda(value))
 
     def set_lambda(self, value: float) -> None:
         """Set the reversal strength; takes effect at the next training step, compiled or not."""
@@ -110,7 +112,8 @@ class LambdaSchedule(keras.callbacks.Callback):
     ``schedule="dann"`` ramps lambda from 0 towards ``lambda_max`` (``lambda_max * (2 / (1 + exp(-10 p)) - 1)``, p = the
     fraction of training done, Ganin et al. 2016); ``"constant"`` keeps it at ``lambda_max``. With ``update="batch"`` p
     advances every batch (needs a known number of steps per epoch, otherwise it falls back to per-epoch updates); with
-    ``update="epoch"`` it advances at each epoch start.
+    ``update="epoch"`` it advances at each epoch start. lambda is a (non-trainable) weight of the model, so
+    ``EarlyStopping(restore_best_weights=True)`` also restores the lambda of the best epoch.
 
     Args:
         lambda_max: Float >= 0, the final (or constant) lambda.
@@ -127,10 +130,11 @@ class LambdaSchedule(keras.callbacks.Callback):
         layers: Iterable[GradientReversal] | None = None,
     ):
         super().__init__()
-        self.lambda_max = _check_lambda(lambda_max, "lambda_max")
+        self.lambda_max = check_lambda(lambda_max, "lambda_max")
         if schedule not in SCHEDULES:
             raise ValueError(
-                f"Invalid value received for argument `schedule`. Expected one of {SCHEDULES}. Received: schedule={schedule!r}"
+                f"Invalid value received for argument `schedule`. Expected one of {SCHEDULES}. "
+                f"Received: schedule={schedule!r}"
             )
         if update not in ("epoch", "batch"):
             raise ValueError(
@@ -175,7 +179,12 @@ class LambdaSchedule(keras.callbacks.Callback):
 
 @keras.saving.register_keras_serializable(package="privemo")
 class FrameMask(keras.layers.Layer):
-    """Boolean mask of real frames: True where a frame has any non-zero value, False for all-zero (padding) frames.
+    """Boolean mask of the real frames of right-zero-padded sequences.
+
+    A sequence's length is the position of its last frame with any non-zero value, plus one: the trailing all-zero
+    frames are padding, while an all-zero frame inside the sequence (a silent frame, an out-of-vocabulary word vector) is
+    kept. So the mask is always right-padded, as the cuDNN GRU kernel requires. An all-zero sequence keeps its first
+    frame (length 1): cuDNN rejects fully masked sequences.
 
     Call arguments:
         inputs: Float tensor (batch, time, features), zero-padded at the end.
@@ -185,7 +194,11 @@ class FrameMask(keras.layers.Layer):
     """
 
     def call(self, inputs):
-        return ops.any(ops.not_equal(inputs, ops.cast(0, inputs.dtype)), axis=-1)
+        nonzero = ops.any(ops.not_equal(inputs, ops.cast(0, inputs.dtype)), axis=-1)
+        positions = ops.expand_dims(ops.arange(ops.shape(inputs)[1], dtype="int32"), 0)
+        lengths = ops.max(ops.where(nonzero, positions + 1, ops.zeros_like(positions)), axis=1)
+        lengths = ops.maximum(lengths, 1)
+        return ops.less(positions, ops.expand_dims(lengths, 1))
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1])

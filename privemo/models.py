@@ -1,0 +1,329 @@
+"""The model factory: per-modality Conv1D + GRU encoders, fusion into the representation h, an emotion head and an optional
+gender / speaker adversary behind a GradientReversal layer (Jaiswal & Mower Provost, AAAI 2020).
+
+``build_model`` returns an **uncompiled** functional model; ``privemo.training.compile_model`` compiles it (one sparse
+categorical cross-entropy per head, summed; the GRL supplies the adversary's sign). The graph is made of small builders so
+other training schemes can reuse the same encoder and heads:
+
+- ``model_inputs(modalities, ...)`` -> dict of ``keras.Input`` named "acoustic" / "lexical";
+- ``encode(inputs, ...)`` -> ``Encoding(h, branches)``: the branch vectors (layers "h_acoustic", "h_lexical") and their
+  concatenation h (layer "h");
+- ``classifier_head(x, n_classes, ...)`` / ``adversary_head(x, n_classes, grl_lambda, ...)`` -> softmax outputs;
+- ``build_encoder(...)`` and ``build_head(...)`` wrap them as stand-alone ``keras.Model``s.
+
+Layer names are fixed (``{modality}_conv{i}``, ``{modality}_gru{i}``, ``h_{modality}``, ``h``, ``{head}_dense{i}``,
+``{head}_grl``, ``{head}``), so models can be inspected and sub-models cut by name (``representation_model``).
+
+Padding: inputs are zero-padded at the end; the trailing all-zero frames are padding, everything up to the last frame with
+any non-zero value is real (``FrameMask``: a right-padded mask, as cuDNN needs; an all-zero input keeps one frame). Conv1D uses
+``padding="same"`` (length kept) and its padded frames are zeroed again (``ApplyMask``); every GRU gets the mask
+explicitly. The output for an utterance therefore does not depend on how much padding follows it.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral
+from typing import NamedTuple, Sequence
+
+import keras
+
+from privemo.layers import ApplyMask, FrameMask, GradientReversal, check_lambda
+
+MODALITIES = ("acoustic", "lexical")
+ADVERSARIES = ("gender", "speaker")
+PLACEMENTS = ("fused", "per_modality")
+N_GENDERS = 2
+
+# Sanity bounds for integer arguments (inclusive); far beyond the paper's grid, they catch typos and swapped arguments.
+_INT_RANGES = {
+    "n_classes": (2, 10_000),
+    "n_speakers": (2, 100_000),
+    "conv_layers": (1, 16),
+    "conv_width": (1, 64),
+    "conv_kernels": (1, 4096),
+    "gru_layers": (1, 16),
+    "gru_width": (1, 4096),
+    "dense_layers": (0, 16),
+    "dense_width": (1, 4096),
+    "acoustic_dim": (1, 100_000),
+    "lexical_dim": (1, 100_000),
+}
+
+
+def check_int(name: str, value) -> int:
+    low, high = _INT_RANGES[name]
+    if isinstance(value, bool) or not isinstance(value, Integral) or not low <= int(value) <= high:
+        raise ValueError(
+            f"Invalid value received for argument `{name}`. Expected an integer between {low} and {high}. "
+            f"Received: {name}={value!r}"
+        )
+    return int(value)
+
+
+def _check_modalities(modalities) -> tuple[str, ...]:
+    """Validate ``modalities`` (a name or a sequence of names); returned in canonical order (acoustic, lexical)."""
+    given = (modalities,) if isinstance(modalities, str) else modalities
+    try:
+        given = tuple(given)
+    except TypeError:
+        given = None
+    if not given or any(m not in MODALITIES for m in given) or len(set(given)) != len(given):
+        raise ValueError(
+            "Invalid value received for argument `modalities`. Expected a non-empty sequence of distinct names from "
+            f"{MODALITIES}. Received: modalities={modalities!r}"
+        )
+    return tuple(m for m in MODALITIES if m in given)
+
+
+class Encoding(NamedTuple):
+    """The encoder's symbolic outputs: ``h`` (fused representation) and ``branches`` ({modality: branch vector})."""
+
+    h: keras.KerasTensor
+    branches: dict
+
+
+def model_inputs(modalities=("acoustic",), *, acoustic_dim: int = 40, lexical_dim: int = 300) -> dict:
+    """``keras.Input`` tensors (None, dim) named after the modalities: {"acoustic": ..., "lexical": ...}."""
+    modalities = _check_modalities(modalities)
+    dims = {"acoustic": check_int("acoustic_dim", acoustic_dim), "lexical": check_int("lexical_dim", lexical_dim)}
+    return {m: keras.Input(shape=(None, dims[m]), name=m, dtype="float32") for m in modalities}
+
+
+def encode_branch(
+    x,
+    modality: str,
+    *,
+    conv_layers: int = 3,
+    conv_width: int = 2,
+    conv_kernels: int = 64,
+    gru_layers: int = 2,
+    gru_width: int = 32,
+):
+    """One modality's encoder: ``conv_layers`` x Conv1D(conv_kernels, conv_width, ReLU, "same") then ``gru_layers`` x GRU
+    (gru_width; cuDNN-compatible defaults), masked by the input's zero padding. Returns the branch vector (layer
+    ``h_{modality}``), shape (batch, gru_width)."""
+    mask = FrameMask(name=f"{modality}_mask")(x)
+    for i in range(1, conv_layers + 1):
+        x = keras.layers.Conv1D(
+            conv_kernels, conv_width, padding="same", activation="relu", name=f"{modality}_conv{i}"
+        )(x)
+        x = ApplyMask(name=f"{modality}_conv{i}_masked")(x, mask)
+    for i in range(1, gru_layers + 1):
+        x = keras.layers.GRU(gru_width, return_sequences=i < gru_layers, name=f"{modality}_gru{i}")(x, mask=mask)
+    return keras.layers.Identity(name=f"h_{modality}")(x)
+
+
+def encode(
+    inputs: dict,
+    *,
+    conv_layers: int = 3,
+    conv_width: int = 2,
+    conv_kernels: int = 64,
+    gru_layers: int = 2,
+    gru_width: int = 32,
+) -> Encoding:
+    """Encode every input of ``inputs`` (from ``model_inputs``) and fuse the branch vectors into h (layer "h")."""
+    kwargs = dict(
+        conv_layers=check_int("conv_layers", conv_layers),
+        conv_width=check_int("conv_width", conv_width),
+        conv_kernels=check_int("conv_kernels", conv_kernels),
+        gru_layers=check_int("gru_layers", gru_layers),
+        gru_width=check_int("gru_width", gru_width),
+    )
+    modalities = _check_modalities(tuple(inputs))
+    branches = {m: encode_branch(inputs[m], m, **kwargs) for m in modalities}
+    if len(branches) == 1:
+        h = keras.layers.Identity(name="h")(branches[modalities[0]])
+    else:
+        h = keras.layers.Concatenate(axis=-1, name="h")([branches[m] for m in modalities])
+    return Encoding(h, branches)
+
+
+def classifier_head(x, n_classes: int, *, dense_layers: int = 1, dense_width: int = 32, name: str = "emotion"):
+    """``dense_layers`` x Dense(dense_width, ReLU) then Dense(n_classes, softmax) named ``name``."""
+    n_classes = check_int("n_classes", n_classes)
+    dense_layers = check_int("dense_layers", dense_layers)
+    dense_width = check_int("dense_width", dense_width)
+    for i in range(1, dense_layers + 1):
+        x = keras.layers.Dense(dense_width, activation="relu", name=f"{name}_dense{i}")(x)
+    return keras.layers.Dense(n_classes, activation="softmax", name=name)(x)
+
+
+def adversary_head(
+    x, n_classes: int, *, grl_lambda: float = 1.0, dense_layers: int = 1, dense_width: int = 32, name: str = "gender"
+):
+    """A classifier head behind ``GradientReversal(grl_lambda)`` (layer ``{name}_grl``)."""
+    x = GradientReversal(check_lambda(grl_lambda, "grl_lambda"), name=f"{name}_grl")(x)
+    return classifier_head(x, n_classes, dense_layers=dense_layers, dense_width=dense_width, name=name)
+
+
+def build_encoder(
+    modalities=("acoustic",),
+    *,
+    conv_layers: int = 3,
+    conv_width: int = 2,
+    conv_kernels: int = 64,
+    gru_layers: int = 2,
+    gru_width: int = 32,
+    acoustic_dim: int = 40,
+    lexical_dim: int = 300,
+    name: str = "encoder",
+) -> keras.Model:
+    """Stand-alone encoder model: inputs -> {"h": h, "h_acoustic": ..., "h_lexical": ...} (the branches present)."""
+    inputs = model_inputs(modalities, acoustic_dim=acoustic_dim, lexical_dim=lexical_dim)
+    enc = encode(
+        inputs,
+        conv_layers=conv_layers,
+        conv_width=conv_width,
+        conv_kernels=conv_kernels,
+        gru_layers=gru_layers,
+        gru_width=gru_width,
+    )
+    outputs = {"h": enc.h, **{f"h_{m}": v for m, v in enc.branches.items()}}
+    return keras.Model(inputs, outputs, name=name)
+
+
+def build_head(
+    input_dim: int,
+    n_classes: int,
+    *,
+    dense_layers: int = 1,
+    dense_width: int = 32,
+    grl_lambda: float | None = None,
+    name: str = "emotion",
+) -> keras.Model:
+    """Stand-alone head model on a (batch, input_dim) representation; behind a GRL when ``grl_lambda`` is given."""
+    if isinstance(input_dim, bool) or not isinstance(input_dim, Integral) or input_dim < 1:
+        raise ValueError(
+            "Invalid value received for argument `input_dim`. Expected a positive integer. "
+            f"Received: input_dim={input_dim!r}"
+        )
+    x = keras.Input(shape=(int(input_dim),), name=f"{name}_input")
+    if grl_lambda is None:
+        y = classifier_head(x, n_classes, dense_layers=dense_layers, dense_width=dense_width, name=name)
+    else:
+        y = adversary_head(
+            x, n_classes, grl_lambda=grl_lambda, dense_layers=dense_layers, dense_width=dense_width, name=name
+        )
+    return keras.Model(x, y, name=f"{name}_head")
+
+
+def adversary_output_names(modalities=("acoustic",), adversary=None, grl_placement: str = "fused") -> list[str]:
+    """The adversary outputs a model built with these arguments has: [], ["gender"], or ["gender_acoustic", ...]."""
+    if adversary is None:
+        return []
+    if grl_placement == "per_modality":
+        return [f"{adversary}_{m}" for m in _check_modalities(modalities)]
+    return [adversary]
+
+
+def build_model(
+    modalities: Sequence[str] | str = ("acoustic",),
+    n_classes: int = 3,
+    adversary: str | None = None,
+    n_speakers: int | None = None,
+    grl_lambda: float = 1.0,
+    grl_placement: str = "fused",
+    conv_layers: int = 3,
+    conv_width: int = 2,
+    conv_kernels: int = 64,
+    gru_layers: int = 2,
+    gru_width: int = 32,
+    dense_layers: int = 1,
+    dense_width: int = 32,
+    acoustic_dim: int = 40,
+    lexical_dim: int = 300,
+) -> keras.Model:
+    """Build the (uncompiled) emotion network with an optional privacy adversary.
+
+    Args:
+        modalities: "acoustic", "lexical" or both; inputs are named after them, shapes (None, acoustic_dim) and
+            (None, lexical_dim), zero-padded at the end.
+        n_classes: Emotion classes (3 bins: low / mid / high).
+        adversary: None (baseline: no adversary output), "gender" (2 classes) or "speaker" (``n_speakers`` classes).
+        n_speakers: Number of training speakers; required when ``adversary="speaker"``, ignored otherwise.
+        grl_lambda: Float >= 0, the GradientReversal strength in front of each adversary head.
+        grl_placement: "fused" (one adversary on h) or "per_modality" (one on each branch vector; needs both modalities).
+        conv_layers, conv_width, conv_kernels: Conv1D layers per branch, kernel width, filters.
+        gru_layers, gru_width: GRU layers per branch and their units.
+        dense_layers, dense_width: hidden Dense layers of every head and their units.
+        acoustic_dim, lexical_dim: frame / word-vector sizes.
+
+    Returns:
+        An uncompiled ``keras.Model`` with dict inputs and dict outputs: "emotion" and, with an adversary, "gender" /
+        "speaker" (fused) or "gender_acoustic", "gender_lexical" (resp. "speaker_...") (per modality). Compile it with
+        ``privemo.training.compile_model``.
+    """
+    modalities = _check_modalities(modalities)
+    if adversary is not None and adversary not in ADVERSARIES:
+        raise ValueError(
+            f"Invalid value received for argument `adversary`. Expected None or one of {ADVERSARIES}. "
+            f"Received: adversary={adversary!r}"
+        )
+    if grl_placement not in PLACEMENTS:
+        raise ValueError(
+            f"Invalid value received for argument `grl_placement`. Expected one of {PLACEMENTS}. "
+            f"Received: grl_placement={grl_placement!r}"
+        )
+    if adversary is not None and grl_placement == "per_modality" and len(modalities) < 2:
+        raise ValueError(
+            "Invalid value received for argument `grl_placement`. Expected 'fused' when only one modality is used "
+            f"('per_modality' needs both {MODALITIES}). Received: grl_placement='per_modality' with "
+            f"modalities={modalities!r}"
+        )
+    if adversary == "speaker":
+        if n_speakers is None:
+            raise ValueError(
+                "Invalid value received for argument `n_speakers`. Expected the number of training speakers (an integer "
+                "between 2 and 100000) when adversary='speaker'. Received: n_speakers=None"
+            )
+        n_attr = check_int("n_speakers", n_speakers)
+    else:
+        n_attr = N_GENDERS
+    grl_lambda = check_lambda(grl_lambda, "grl_lambda")
+    head_kwargs = dict(
+        dense_layers=check_int("dense_layers", dense_layers), dense_width=check_int("dense_width", dense_width)
+    )
+    n_classes = check_int("n_classes", n_classes)
+
+    inputs = model_inputs(modalities, acoustic_dim=acoustic_dim, lexical_dim=lexical_dim)
+    enc = encode(
+        inputs,
+        conv_layers=conv_layers,
+        conv_width=conv_width,
+        conv_kernels=conv_kernels,
+        gru_layers=gru_layers,
+        gru_width=gru_width,
+    )
+    outputs = {"emotion": classifier_head(enc.h, n_classes, name="emotion", **head_kwargs)}
+    if adversary is not None:
+        if grl_placement == "fused":
+            sources = {adversary: enc.h}
+        else:
+            sources = {f"{adversary}_{m}": enc.branches[m] for m in modalities}
+        for name, source in sources.items():
+            outputs[name] = adversary_head(source, n_attr, grl_lambda=grl_lambda, name=name, **head_kwargs)
+    model_name = "privemo_" + "_".join(modalities) + (f"_{adversary}" if adversary else "")
+    return keras.Model(inputs, outputs, name=model_name)
+
+
+def representation_model(model: keras.Model, layer: str = "h") -> keras.Model:
+    """The sub-model from ``model``'s inputs to the output of layer ``layer`` (default the representation h; use
+    "h_acoustic" / "h_lexical" for a branch vector). Shares weights with ``model``."""
+    try:
+        target = model.get_layer(layer)
+    except ValueError:
+        raise ValueError(
+            f"Invalid value received for argument `layer`. Expected the name of a layer of model '{model.name}' "
+            f"(a privemo model has 'h', 'h_acoustic' and/or 'h_lexical'). Received: layer={layer!r}"
+        ) from None
+    return keras.Model(model.input, target.output, name=f"{model.name}_{layer}")
+
+
+def output_names(model: keras.Model) -> list[str]:
+    """The names of a model's outputs (the keys of its dict output, else its output layers' names)."""
+    out = model.output
+    if isinstance(out, dict):
+        return list(out)
+    tensors = out if isinstance(out, (list, tuple)) else [out]
+    return [t._keras_history.operation.name for t in tensors]

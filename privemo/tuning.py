@@ -1,0 +1,221 @@
+"""Hyper-parameter search over the paper's grid with keras-tuner's GridSearch.
+
+``EmotionPrivacyHyperModel`` declares one ``hp.Choice`` per grid key (one per group of layers: conv layers, conv width,
+conv kernels, GRU layers, GRU width, dense layers, dense width, and the GRL lambda when an adversary is trained), so the
+search space is exactly the grid: 384 configurations of ``PAPER_GRID`` with an adversary, 96 without. Its ``fit`` trains
+with ``privemo.training.fit`` (whole-set validation UAR, early stopping) and returns the best epoch's
+``val_objective`` (the selection objective, see ``objective``), ``val_emotion_uar`` and the attribute's UAR.
+
+``make_tuner`` returns a ``GridSearch`` tuner maximising "val_objective" that writes its trials under
+``directory/project_name``. With ``overwrite=False`` a rerun reloads the project and skips finished trials (one project
+per outer fold and condition: keras-tuner has no cross-validation).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from math import prod
+from typing import Mapping, Sequence
+
+import keras
+import keras_tuner
+
+from privemo.grids import PAPER_GRID
+from privemo.layers import check_lambda
+from privemo.models import check_int, build_model
+from privemo.training import (
+    LEARNING_RATE,
+    MAX_EPOCHS,
+    OBJECTIVE_WEIGHT,
+    PATIENCE,
+    best_epoch,
+    compile_model,
+    fit as train,
+    objective,
+)
+
+__all__ = ["objective", "EmotionPrivacyHyperModel", "make_tuner", "search_space_size", "OBJECTIVE", "GridSearch"]
+
+GRID_KEYS = tuple(PAPER_GRID)  # the tunable build_model arguments, in declaration order
+ARCHITECTURE_KEYS = tuple(k for k in GRID_KEYS if k != "grl_lambda")
+OBJECTIVE = "val_objective"
+
+
+def _check_grid(grid: Mapping[str, Sequence]) -> dict[str, tuple]:
+    if not isinstance(grid, Mapping):
+        raise ValueError(
+            f"Invalid value received for argument `grid`. Expected a dict of tuples. Received: grid={grid!r}"
+        )
+    unknown = sorted(set(grid) - set(GRID_KEYS))
+    if unknown:
+        raise ValueError(
+            f"Invalid value received for argument `grid`. Expected keys among {GRID_KEYS}. "
+            f"Received unknown keys: {unknown}"
+        )
+    out = {}
+    for key in GRID_KEYS:
+        if key not in grid:
+            continue
+        values = grid[key]
+        values = (values,) if isinstance(values, (int, float)) else tuple(values)
+        if not values or len(set(values)) != len(values):
+            raise ValueError(
+                f"Invalid value received for grid key `{key}`. Expected a non-empty tuple of distinct values. "
+                f"Received: {key}={grid[key]!r}"
+            )
+        check = (lambda v: check_lambda(v, key)) if key == "grl_lambda" else (lambda v: check_int(key, v))
+        out[key] = tuple(check(v) for v in values)
+    return out
+
+
+class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
+    """The paper's network as a keras-tuner HyperModel whose choices are exactly ``grid``.
+
+    Args:
+        grid: {build_model argument: tuple of values}; keys among ``PAPER_GRID``'s. Keys left out keep build_model's
+            default. ``grl_lambda`` is only declared when ``adversary`` is set (a one-value tuple fixes lambda, e.g. for a
+            lambda sweep).
+        modalities, n_classes, adversary, n_speakers, grl_placement, acoustic_dim, lexical_dim: passed to ``build_model``.
+        learning_rate, jit_compile: passed to ``compile_model``.
+        epochs, patience: training budget per trial (``fit`` keyword arguments override them).
+        objective_weight: weight of the attribute UAR's excess over chance in ``objective``.
+        seed: ``keras.utils.set_random_seed(seed)`` before every build, so every configuration starts from the same seed.
+    """
+
+    def __init__(
+        self,
+        grid: Mapping[str, Sequence] = PAPER_GRID,
+        *,
+        modalities: Sequence[str] | str = ("acoustic",),
+        n_classes: int = 3,
+        adversary: str | None = None,
+        n_speakers: int | None = None,
+        grl_placement: str = "fused",
+        acoustic_dim: int = 40,
+        lexical_dim: int = 300,
+        learning_rate: float = LEARNING_RATE,
+        jit_compile: bool = False,
+        epochs: int = MAX_EPOCHS,
+        patience: int = PATIENCE,
+        objective_weight: float = OBJECTIVE_WEIGHT,
+        seed: int | None = 0,
+        name: str | None = None,
+    ):
+        super().__init__(name=name, tunable=True)
+        self.grid = _check_grid(grid)
+        if adversary is None:
+            self.grid.pop("grl_lambda", None)
+        self.model_kwargs = dict(
+            modalities=modalities,
+            n_classes=n_classes,
+            adversary=adversary,
+            n_speakers=n_speakers,
+            grl_placement=grl_placement,
+            acoustic_dim=acoustic_dim,
+            lexical_dim=lexical_dim,
+        )
+        self.adversary = adversary
+        self.learning_rate = learning_rate
+        self.jit_compile = jit_compile
+        self.epochs = epochs
+        self.patience = patience
+        self.objective_weight = float(objective_weight)
+        objective(0.5, 0.5, 0.5, self.objective_weight)  # validates the weight now rather than after the first trial
+        self.seed = seed
+
+    @property
+    def size(self) -> int:
+        """Number of configurations in this hypermodel's grid."""
+        return prod(len(v) for v in self.grid.values())
+
+    def declare_hyperparameters(self, hp: keras_tuner.HyperParameters) -> None:
+        for key, values in self.grid.items():
+            hp.Choice(key, list(values))
+
+    def values(self, hp: keras_tuner.HyperParameters) -> dict:
+        """The build_model arguments ``hp`` selects."""
+        return {key: hp.Choice(key, list(values)) for key, values in self.grid.items()}
+
+    def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
+        """A built, compiled model for the configuration ``hp`` selects."""
+        if self.seed is not None:
+            keras.utils.set_random_seed(int(self.seed))
+        model = build_model(**self.model_kwargs, **self.values(hp))
+        compile_model(model, self.learning_rate, jit_compile=self.jit_compile)
+        # Create the optimizer's slots now, so that a checkpoint (keras-tuner's best epoch) reloads completely.
+        model.optimizer.build(model.trainable_variables)
+        return model
+
+    def fit(
+        self, hp, model, train_ds, val_data, val_targets=None, *, callbacks=(), verbose=0, epochs=None, patience=None,
+        **kwargs,
+    ):
+        """Train ``model`` with ``privemo.training.fit`` and return the best epoch's scores:
+        {"val_objective", "val_emotion_uar", "val_<attribute>_uar" (when scored), "best_epoch", "epochs_run"}."""
+        if kwargs:
+            raise TypeError(f"EmotionPrivacyHyperModel.fit() got unexpected keyword arguments: {sorted(kwargs)}")
+        history = train(
+            model,
+            train_ds,
+            val_data,
+            val_targets,
+            epochs=self.epochs if epochs is None else epochs,
+            patience=self.patience if patience is None else patience,
+            objective=partial(objective, weight=self.objective_weight),
+            callbacks=list(callbacks),
+            verbose=verbose,
+        )
+        best = best_epoch(history, OBJECTIVE)
+        result = {k: v for k, v in best.items() if k == OBJECTIVE or (k.startswith("val_") and k.endswith("_uar"))}
+        result["best_epoch"] = float(best["epoch"])
+        result["epochs_run"] = float(len(history[OBJECTIVE]))
+        return result
+
+
+def search_space_size(tuner: keras_tuner.Tuner) -> int:
+    """Number of configurations in a tuner's search space (every hyper-parameter is a Choice)."""
+    space = tuner.oracle.get_space().space
+    return prod(len(hp.values) for hp in space)
+
+
+class GridSearch(keras_tuner.GridSearch):
+    """keras-tuner's GridSearch, minus its unconditional TensorBoard import.
+
+    keras-tuner 1.4.8 imports ``tensorboard`` in every trial on the TensorFlow backend, although it only uses it to patch a
+    ``TensorBoard`` callback; TensorFlow 2.16+ no longer installs tensorboard. This subclass only does that patching when
+    such a callback is present, so tensorboard stays optional.
+    """
+
+    def _configure_tensorboard_dir(self, callbacks, trial, execution=0):
+        if any(cb.__class__.__name__ == "TensorBoard" for cb in callbacks):
+            super()._configure_tensorboard_dir(callbacks, trial, execution)
+
+
+def make_tuner(
+    hypermodel: EmotionPrivacyHyperModel,
+    directory: str,
+    project_name: str,
+    *,
+    max_trials: int | None = None,
+    seed: int = 0,
+    overwrite: bool = False,
+) -> GridSearch:
+    """A GridSearch tuner maximising "val_objective", writing its trials under ``directory/project_name``.
+
+    ``max_trials=None`` searches the whole grid. ``overwrite=False`` resumes an existing project: finished trials are
+    reloaded, not rerun.
+    """
+    if max_trials is not None and (isinstance(max_trials, bool) or not isinstance(max_trials, int) or max_trials < 1):
+        raise ValueError(
+            "Invalid value received for argument `max_trials`. Expected None or an integer >= 1. "
+            f"Received: max_trials={max_trials!r}"
+        )
+    return GridSearch(
+        hypermodel=hypermodel,
+        objective=keras_tuner.Objective(OBJECTIVE, direction="max"),
+        max_trials=max_trials,
+        seed=seed,
+        directory=str(directory),
+        project_name=project_name,
+        overwrite=overwrite,
+    )

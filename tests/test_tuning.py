@@ -1,0 +1,128 @@
+"""Tuning: the selection objective, the grid as keras-tuner's search space, and a resumable GridSearch."""
+
+import json
+
+import numpy as np
+import pytest
+import keras
+import keras_tuner
+
+from privemo.grids import PAPER_GRID, grid_size
+from privemo.pipeline import make_dataset
+from privemo.tuning import EmotionPrivacyHyperModel, make_tuner, objective, search_space_size
+
+
+def test_objective_arithmetic():
+    assert objective(0.62) == 0.62  # baseline: emotion UAR alone
+    assert objective(0.62, 0.70) == pytest.approx(0.62 - 0.20)
+    assert objective(0.62, 0.45) == 0.62  # below chance earns nothing
+    assert objective(0.62, 0.5) == 0.62
+    assert objective(0.62, 0.70, weight=0.5) == pytest.approx(0.62 - 0.10)
+    assert objective(0.62, 0.70, weight=0.0) == 0.62
+    assert objective(0.62, 0.35, chance=0.25) == pytest.approx(0.62 - 0.10)  # 4 speakers
+    for kwargs, match in [
+        (dict(emotion_uar=1.2), "`emotion_uar`"),
+        (dict(emotion_uar=0.5, attribute_uar=-0.1), "`attribute_uar`"),
+        (dict(emotion_uar=0.5, attribute_uar=0.6, weight=-1), "`weight`"),
+        (dict(emotion_uar=0.5, chance=2), "`chance`"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            objective(**kwargs)
+
+
+def _enumerate(tuner):
+    """Walk the grid the way GridSearchOracle does (its own successor function), without running trials."""
+    oracle = tuner.oracle
+    values = {hp.name: hp.default for hp in oracle.get_space().space}
+    seen = [values]
+    while (values := oracle._get_next_combination(values)) is not None:
+        seen.append(values)
+    return seen
+
+
+@pytest.mark.parametrize("adversary, expected", [("gender", 384), (None, 96)])
+def test_paper_grid_is_the_search_space(tmp_path, adversary, expected):
+    hypermodel = EmotionPrivacyHyperModel(PAPER_GRID, adversary=adversary)
+    tuner = make_tuner(hypermodel, tmp_path, "grid")
+    space = {hp.name: list(hp.values) for hp in tuner.oracle.get_space().space}
+    wanted = {k: list(v) for k, v in PAPER_GRID.items() if adversary or k != "grl_lambda"}
+    assert space == wanted  # one Choice per group of layers, exactly the paper's values
+    assert search_space_size(tuner) == hypermodel.size == grid_size(PAPER_GRID, adversary is not None) == expected
+    combos = _enumerate(tuner)
+    assert len(combos) == expected
+    assert len({json.dumps(c, sort_keys=True) for c in combos}) == expected
+
+
+def test_build_returns_a_built_compiled_model_for_the_chosen_values():
+    hypermodel = EmotionPrivacyHyperModel(PAPER_GRID, adversary="gender", modalities=("acoustic", "lexical"), lexical_dim=8)
+    hp = keras_tuner.HyperParameters()
+    hypermodel.declare_hyperparameters(hp)
+    hp.values.update(conv_layers=4, conv_kernels=128, dense_layers=2, grl_lambda=0.75)
+    model = hypermodel.build(hp)
+    assert model.built and model.compiled
+    assert model.get_layer("lexical_conv4").filters == 128
+    assert model.get_layer("gender_dense2").units == 32
+    assert model.get_layer("gender_grl").lambda_ == 0.75
+    assert sorted(model.output) == ["emotion", "gender"]
+
+
+def test_grid_validation():
+    with pytest.raises(ValueError, match="unknown keys"):
+        EmotionPrivacyHyperModel({"conv_layers": (3,), "dropout": (0.1,)})
+    with pytest.raises(ValueError, match="`conv_width`"):
+        EmotionPrivacyHyperModel({"conv_width": ()})
+    with pytest.raises(ValueError, match="`conv_kernels`"):
+        EmotionPrivacyHyperModel({"conv_kernels": (32, 0)})
+    with pytest.raises(ValueError, match="`grl_lambda`"):
+        EmotionPrivacyHyperModel({"grl_lambda": (-1.0,)}, adversary="gender")
+    with pytest.raises(ValueError, match="`weight`"):
+        EmotionPrivacyHyperModel(objective_weight=-1)
+    with pytest.raises(ValueError, match="`max_trials`"):
+        make_tuner(EmotionPrivacyHyperModel(), "unused", "p", max_trials=0)
+
+
+class CountingHyperModel(EmotionPrivacyHyperModel):
+    """The real hypermodel, counting how many trials it trains."""
+
+    fits = 0
+
+    def fit(self, hp, model, *args, **kwargs):
+        CountingHyperModel.fits += 1
+        return super().fit(hp, model, *args, **kwargs)
+
+
+def test_search_records_results_and_resumes_without_redoing_trials(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 12
+    inputs = {"acoustic": [rng.normal(size=(int(k), 40)).astype("float32") for k in rng.integers(4, 12, n)]}
+    targets = {"emotion": rng.integers(0, 3, n).astype("int32"), "gender": np.arange(n, dtype="int32") % 2}
+    train_ds = make_dataset(inputs, targets, np.arange(8), batch_size=8)
+    val_ds = make_dataset(inputs, targets, np.arange(8, n), batch_size=4)
+    tiny = {"conv_layers": (1,), "conv_kernels": (4,), "gru_layers": (1,), "gru_width": (4,), "dense_width": (4, 8), "grl_lambda": (0.5,)}
+
+    def tuner(overwrite):
+        hypermodel = CountingHyperModel(tiny, adversary="gender", epochs=1, patience=0)
+        return make_tuner(hypermodel, tmp_path, "resume", overwrite=overwrite)
+
+    first = tuner(overwrite=True)
+    assert search_space_size(first) == 2
+    first.search(train_ds, val_ds, verbose=0)
+    assert CountingHyperModel.fits == 2
+    trials = first.oracle.get_best_trials(2)
+    assert sorted(t.hyperparameters.values["dense_width"] for t in trials) == [4, 8]
+    for trial in trials:
+        assert trial.status == "COMPLETED"
+        assert {"val_objective", "val_emotion_uar", "val_gender_uar"} <= set(trial.metrics.metrics)
+        assert trial.score == pytest.approx(
+            objective(trial.metrics.get_last_value("val_emotion_uar"), trial.metrics.get_last_value("val_gender_uar"))
+        )
+    assert trials[0].score >= trials[1].score
+    assert (tmp_path / "resume" / "trial_0000" / "trial.json").exists()
+
+    again = tuner(overwrite=False)  # a rerun of the same project: both trials are finished, nothing is retrained
+    again.search(train_ds, val_ds, verbose=0)
+    assert CountingHyperModel.fits == 2
+    assert len(again.oracle.trials) == 2
+    best = again.get_best_models(1)[0]
+    assert isinstance(best, keras.Model) and sorted(best.output) == ["emotion", "gender"]
+    assert best.get_layer("emotion_dense1").units == trials[0].hyperparameters.values["dense_width"]
