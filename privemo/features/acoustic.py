@@ -1,0 +1,614 @@
+"""Acoustic features: 40 log Mel filterbank energies (25 ms window, 10 ms hop, 16 kHz), cached, in parallel.
+
+``log_mfb`` is a pure function of one waveform. ``extract_acoustic`` wraps it for a whole utterance table: it runs
+over the available cores in worker processes, shows a progress bar, and keeps the result in an on-disk cache
+(``cache.py``) keyed by corpus, file content and every feature parameter; the result is memory-mapped, so an
+IEMOCAP-sized corpus (~4.3 M frames, ~690 MB) is never held in memory. ``AcousticFeatures.normalized`` gives
+z-normalised views (per speaker, or global statistics fitted on training rows only).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from .._io import atomic_write_json
+from .cache import FileDigests, ShardStore, chunks, default_cache_dir, params_key, safe_name, write_shard
+
+SAMPLE_RATE = 16000  # the paper's rate; other rates are resampled to it
+N_MELS = 40
+WIN_LENGTH_MS = 25.0
+HOP_LENGTH_MS = 10.0
+# assumption (README assumptions table): natural log of the Mel power plus this floor, log(mel + 1e-6); with waveforms
+# in [-1, 1] speech bands sit far above it, digital silence maps to log(1e-6) = -13.8 instead of -inf.
+LOG_FLOOR = 1e-6
+# assumption (README assumptions table): longest utterance fed to the model, 1000 frames = 10 s; longer ones keep their
+# first MAX_FRAMES frames (head truncation). Applied by the pipeline (``privemo.pipeline``) or via ``max_frames``.
+MAX_FRAMES = 1000
+# assumption (README assumptions table): floor on per-band standard deviations in z-normalisation (constant bands).
+STD_FLOOR = 1e-3
+CHUNK_SIZE = 64  # utterances per cache shard: a killed run loses at most one in-flight chunk per worker
+SERIAL_BELOW_BYTES = 16 << 20  # with n_jobs=None, less audio than this (~9 min of 16-bit 16 kHz) is done in-process
+COMPACT_ABOVE = 4  # a table spread over more shards than this is copied into one memory-mapped file
+FEATURE_VERSION = 1  # bump when the computation changes, so old caches miss
+
+
+def _check_positive(name: str, value, *, integer: bool = False) -> None:
+    ok = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float, np.integer, np.floating))
+    if not ok or isinstance(value, bool) or not value > 0 or not math.isfinite(value):
+        kind = "a positive integer" if integer else "a positive number"
+        raise ValueError(f"Invalid value received for argument `{name}`. Expected {kind}. Received: {name}={value!r}")
+
+
+def feature_params(
+    *, n_mels: int = N_MELS, win_length_ms: float = WIN_LENGTH_MS, hop_length_ms: float = HOP_LENGTH_MS
+) -> dict:
+    """Every parameter that determines the features (validated); its hash names the cache folder."""
+    _check_positive("n_mels", n_mels, integer=True)
+    _check_positive("win_length_ms", win_length_ms)
+    _check_positive("hop_length_ms", hop_length_ms)
+    win, hop, n_fft = _frame_sizes(SAMPLE_RATE, win_length_ms, hop_length_ms)
+    return {
+        "feature": "log_mfb",
+        "version": FEATURE_VERSION,
+        "sample_rate": SAMPLE_RATE,
+        "n_mels": int(n_mels),
+        "win_length_ms": float(win_length_ms),
+        "hop_length_ms": float(hop_length_ms),
+        "win_length": win,
+        "hop_length": hop,
+        "n_fft": n_fft,
+        "window": "hann",
+        "center": True,
+        "fmin": 0.0,
+        "fmax": SAMPLE_RATE / 2,
+        "mel_scale": "slaney",
+        "log_floor": LOG_FLOOR,
+        "resample": "soxr_hq",
+    }
+
+
+def _frame_sizes(sr: int, win_length_ms: float, hop_length_ms: float) -> tuple[int, int, int]:
+    win = int(round(sr * win_length_ms / 1000.0))
+    hop = int(round(sr * hop_length_ms / 1000.0))
+    if win < 1 or hop < 1:
+        raise ValueError(
+            f"Invalid value received for argument `win_length_ms`/`hop_length_ms`. Expected at least one sample at "
+            f"{sr} Hz. Received: win_length_ms={win_length_ms}, hop_length_ms={hop_length_ms}"
+        )
+    n_fft = 1 << (win - 1).bit_length()  # next power of two >= window (512 for 400 samples)
+    return win, hop, n_fft
+
+
+def frame_count(n_samples: int, *, hop_length_ms: float = HOP_LENGTH_MS) -> int:
+    """Frames ``log_mfb`` returns for ``n_samples`` samples at 16 kHz: ``1 + n_samples // hop`` (hop = 160 samples)."""
+    hop = int(round(SAMPLE_RATE * hop_length_ms / 1000.0))
+    return 1 + int(n_samples) // hop
+
+
+_ANALYSIS: dict[tuple, tuple] = {}
+
+
+def _analysis(sr: int, n_mels: int, win: int, n_fft: int) -> tuple[np.ndarray, Any]:
+    """Periodic Hann window and librosa's Mel filter bank (as a sparse matrix), built once per parameter set.
+
+    Worker processes receive these from the parent (``_extract_chunk``), so they never import librosa's filters module
+    (which pulls in scipy.signal and numba: seconds per process).
+    """
+    key = (sr, n_mels, win, n_fft)
+    if key not in _ANALYSIS:
+        import librosa.filters
+
+        mel = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=0.0, fmax=sr / 2, htk=False, norm="slaney")
+        _set_analysis(key, mel)
+    return _ANALYSIS[key]
+
+
+def _set_analysis(key: tuple, mel: np.ndarray) -> None:
+    import scipy.sparse
+
+    win = key[2]
+    # = scipy.signal.get_window("hann", win, fftbins=True), the window librosa uses
+    window = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(win) / win)).astype(np.float32)
+    _ANALYSIS[key] = (window, scipy.sparse.csr_array(np.asarray(mel, dtype=np.float32)))
+
+
+def _resample(y: np.ndarray, sr: int) -> np.ndarray:
+    """= librosa.resample(y, orig_sr=sr, target_sr=16000, res_type="soxr_hq"): soxr HQ, length ceil(n * ratio)."""
+    import soxr
+
+    n_out = int(np.ceil(len(y) * SAMPLE_RATE / sr))
+    out = np.asarray(soxr.resample(y, sr, SAMPLE_RATE, quality="soxr_hq"), dtype=np.float32)
+    if len(out) >= n_out:
+        return out[:n_out]
+    return np.pad(out, (0, n_out - len(out)))
+
+
+def log_mfb(
+    signal: np.ndarray,
+    sr: int = SAMPLE_RATE,
+    *,
+    n_mels: int = N_MELS,
+    win_length_ms: float = WIN_LENGTH_MS,
+    hop_length_ms: float = HOP_LENGTH_MS,
+) -> np.ndarray:
+    """Log Mel filterbank energies of one waveform.
+
+    The values are those of ``log(librosa.feature.melspectrogram(y, sr=16000, n_fft=512, win_length=400,
+    hop_length=160, window="hann", center=True, pad_mode="constant", power=2.0, n_mels=40) + LOG_FLOOR).T`` (checked
+    by the tests), computed with librosa's Mel filter bank (Slaney scale, 0-8 kHz), a periodic Hann window and a real
+    FFT, which is about twice as fast as librosa's own path. Signals at another rate are first resampled to 16 kHz as
+    ``librosa.resample(res_type="soxr_hq")`` does (soxr HQ, ``ceil(n * 16000 / sr)`` samples).
+
+    Frames are centred (``center=True``: the signal is zero-padded by n_fft/2 on both sides), so frame ``t`` is
+    centred on sample ``t * hop`` and a signal of ``n`` samples (after resampling) gives ``1 + n // hop`` frames
+    (``frame_count``): 1 + n // 160 at the default 10 ms hop.
+
+    Args:
+        signal: np.ndarray [shape=(n,)], a mono float waveform (typically in [-1, 1]); not modified.
+        sr: sample rate of ``signal`` in Hz.
+        n_mels: number of Mel bands.
+        win_length_ms: analysis window in milliseconds (n_fft is the next power of two of the window in samples).
+        hop_length_ms: frame shift in milliseconds.
+
+    Returns:
+        np.ndarray [shape=(frames, n_mels), dtype=float32].
+    """
+    _check_positive("sr", sr, integer=True)
+    y = np.asarray(signal)
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.number) or np.iscomplexobj(y):
+        raise ValueError(
+            f"Invalid value received for argument `signal`. Expected a 1-D real waveform (mono). "
+            f"Received: signal with shape {y.shape} and dtype {y.dtype}"
+        )
+    if y.size == 0:
+        raise ValueError(
+            "Invalid value received for argument `signal`. Expected at least one sample. Received: 0 samples"
+        )
+    y = y.astype(np.float32, copy=False)
+    if not np.isfinite(y).all():
+        raise ValueError("Invalid value received for argument `signal`. Expected finite samples. Received: NaN or inf")
+    params = feature_params(n_mels=n_mels, win_length_ms=win_length_ms, hop_length_ms=hop_length_ms)
+    if int(sr) != SAMPLE_RATE:
+        y = _resample(y, int(sr))
+    win, hop, n_fft = params["win_length"], params["hop_length"], params["n_fft"]
+    window, mel = _analysis(SAMPLE_RATE, params["n_mels"], win, n_fft)
+    import scipy.fft
+
+    padded = np.pad(y, (n_fft // 2, n_fft // 2))
+    n_frames = 1 + len(y) // hop
+    lpad = (n_fft - win) // 2  # librosa centres the shorter window inside the n_fft frame
+    frames = np.lib.stride_tricks.sliding_window_view(padded, win)[lpad::hop][:n_frames]
+    # The power spectrum does not depend on where the window sits inside the n_fft-point frame, so the FFT zero-pads at
+    # the end instead of both sides (same |X|^2 as librosa's centred window).
+    buffer = np.zeros((n_frames, n_fft), np.float32)
+    np.multiply(frames, window, out=buffer[:, :win])
+    spec = scipy.fft.rfft(buffer, axis=1)
+    power = spec.real**2 + spec.imag**2
+    energies = (mel @ power.T).T  # sparse filter bank: no BLAS thread pool for a tiny matrix product
+    return np.ascontiguousarray(np.log(energies + np.float32(LOG_FLOOR)), dtype=np.float32)
+
+
+def load_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """Read a sound file as float32 mono (channels averaged) and its sample rate; errors name the file."""
+    import soundfile as sf
+
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=False)
+    except Exception as exc:  # soundfile raises several types for missing or corrupt files
+        raise ValueError(f"{path}: unreadable audio ({exc.__class__.__name__}: {str(exc).strip()[:160]})") from None
+    if data.ndim == 2:
+        data = data.mean(axis=1, dtype=np.float32)
+    if data.size == 0:
+        raise ValueError(f"{path}: audio file has no samples")
+    return data, int(sr)
+
+
+def _extract_chunk(root: str, items: list[tuple[str, str]], params: dict, mel: np.ndarray | None = None) -> dict:
+    """Worker: features of ``items`` [(key, wav path)], committed as one shard; returns the shard manifest.
+
+    ``mel`` is the parent's Mel filter bank (dense), so that the worker need not import librosa.
+    """
+    if mel is not None:
+        _set_analysis((SAMPLE_RATE, params["n_mels"], params["win_length"], params["n_fft"]), mel)
+    arrays = []
+    seconds = 0.0
+    for _, path in items:
+        y, sr = load_audio(path)
+        seconds += len(y) / sr
+        try:
+            arrays.append(
+                log_mfb(
+                    y,
+                    sr,
+                    n_mels=params["n_mels"],
+                    win_length_ms=params["win_length_ms"],
+                    hop_length_ms=params["hop_length_ms"],
+                )
+            )
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+    manifest = write_shard(root, [k for k, _ in items], arrays, params["n_mels"])
+    manifest["audio_seconds"] = seconds
+    return manifest
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def extract_acoustic(
+    table: pd.DataFrame,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    n_jobs: int | None = None,
+    progress: bool = True,
+    max_frames: int | None = None,
+    n_mels: int = N_MELS,
+    win_length_ms: float = WIN_LENGTH_MS,
+    hop_length_ms: float = HOP_LENGTH_MS,
+    chunk_size: int = CHUNK_SIZE,
+    after_chunk: Callable[[int], None] | None = None,
+) -> "AcousticFeatures":
+    """Log-MFB features of every row of an utterance table, from the on-disk cache or computed in parallel.
+
+    The cache is keyed by corpus (``table.attrs["corpus"]``), by the digest of each wav file's bytes and by every
+    feature parameter: a changed file or parameter misses; a run killed mid-way keeps every chunk it had committed, and
+    the next run computes only the rest (partially written files are never read). A table whose features are spread
+    over more than ``COMPACT_ABOVE`` shards is compacted into one memory-mapped file.
+
+    Args:
+        table: utterance table (``privemo.corpora``); uses ``wav_path`` and ``utterance_id``.
+        cache_dir: cache folder; default ``$PRIVEMO_CACHE/features`` or ``~/.cache/privemo/features``.
+        n_jobs: worker processes; default all available cores (in-process when there is less than
+            ``SERIAL_BELOW_BYTES`` of audio to compute); 1 computes in this process. Workers are forked, or spawned
+            once TensorFlow (or torch, jax) is loaded in this process, which costs a few seconds of start-up.
+        progress: show a tqdm progress bar on stderr while computing.
+        max_frames: keep at most this many frames of each utterance (the first ones) when indexing the result; None
+            keeps all (the pipeline caps at ``MAX_FRAMES`` by default).
+        n_mels, win_length_ms, hop_length_ms: feature parameters, see ``log_mfb``.
+        chunk_size: utterances per cache shard (the unit of work and of recovery after a kill).
+        after_chunk: called with the number of committed chunks after each one (progress hooks, fault-injection tests).
+
+    Returns:
+        AcousticFeatures: ``len``, ``feats[i]`` -> float32 (frames_i, n_mels), ``.lengths``, ``.normalized(...)``.
+    """
+    if not isinstance(table, pd.DataFrame) or "wav_path" not in table or "utterance_id" not in table:
+        raise ValueError(
+            "Invalid value received for argument `table`. Expected an utterance table (pandas.DataFrame with columns "
+            f"`utterance_id` and `wav_path`, see privemo.corpora). Received: {type(table).__name__}"
+        )
+    if n_jobs is not None:
+        _check_positive("n_jobs", n_jobs, integer=True)
+    _check_positive("chunk_size", chunk_size, integer=True)
+    if max_frames is not None:
+        _check_positive("max_frames", max_frames, integer=True)
+    params = feature_params(n_mels=n_mels, win_length_ms=win_length_ms, hop_length_ms=hop_length_ms)
+    t_start = time.perf_counter()
+    corpus = table.attrs.get("corpus") or "unnamed"
+    corpus_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    corpus_dir = corpus_dir / safe_name(corpus)
+    store = ShardStore(corpus_dir / f"logmfb-{params_key(params)}", width=params["n_mels"])
+    params_file = store.root / "params.json"
+    if not params_file.exists():
+        atomic_write_json(params_file, params)
+
+    paths = [str(p) for p in table["wav_path"]]
+    missing_path = [i for i, p in enumerate(paths) if not p or p == "None" or p == "nan"]
+    if missing_path:
+        ids = list(table["utterance_id"].iloc[missing_path[:3]])
+        raise ValueError(f"{corpus}: {len(missing_path)} row(s) have no wav_path, e.g. {ids}")
+    auto_jobs = n_jobs is None
+    n_jobs = int(n_jobs) if n_jobs is not None else available_cores()
+    keys = FileDigests(corpus_dir / "file_digests.json").digests(paths, n_threads=max(2, n_jobs))
+    index = store.scan()
+
+    todo: dict[str, str] = {}
+    for key, path in zip(keys, paths):
+        if key not in index and key not in todo:
+            todo[key] = path
+    stats = {"n_utterances": len(paths), "n_cached": sum(k in index for k in keys), "n_computed": 0}
+    stats["audio_seconds"] = 0.0
+    if todo:
+        items = list(todo.items())
+        if auto_jobs and sum(os.path.getsize(p) for _, p in items) < SERIAL_BELOW_BYTES:
+            n_jobs = 1  # a few minutes of audio: computing it here is faster than starting worker processes
+        # enough chunks to keep every worker busy, never more than chunk_size utterances each
+        size = max(1, min(int(chunk_size), math.ceil(len(items) / (4 * n_jobs))))
+        work = list(chunks(items, size))
+        for manifest in _run_chunks(store.root, work, params, n_jobs, progress, len(items), after_chunk):
+            stats["n_computed"] += len(manifest["keys"])
+            stats["audio_seconds"] += manifest["audio_seconds"]
+        index = store.scan()
+    lost = [k for k in keys if k not in index]
+    if lost:  # cannot happen unless the cache folder was edited while this ran
+        raise RuntimeError(f"feature cache {store.root}: {len(lost)} utterance(s) vanished during extraction; rerun")
+    if len({index[k][0] for k in keys}) > COMPACT_ABOVE:
+        index = store.compact(keys, index)
+    stats["seconds"] = time.perf_counter() - t_start
+    ids = list(map(str, table["utterance_id"]))
+    return AcousticFeatures._from_store(store, index, keys, ids, params, max_frames, stats)
+
+
+def _mp_context():
+    """fork where it is safe (fast start, works from any __main__); spawn once a threaded ML runtime is loaded."""
+    import multiprocessing
+
+    runtimes = ("tensorflow", "torch", "jax")
+    if "fork" in multiprocessing.get_all_start_methods() and not any(m in sys.modules for m in runtimes):
+        return get_context("fork")
+    return get_context("spawn")  # fork would copy TensorFlow's threads and locks in an undefined state
+
+
+def _run_chunks(root, work, params, n_jobs, progress, total, after_chunk):
+    """Compute chunks in this process (n_jobs=1 or one chunk) or in a spawn-started process pool; yield manifests."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc="log-MFB features", unit="utt", file=sys.stderr, disable=not progress, leave=False)
+    done = 0
+    try:
+        if n_jobs == 1 or len(work) == 1:
+            for items in work:
+                manifest = _extract_chunk(str(root), items, params)
+                done += 1
+                bar.update(len(items))
+                if after_chunk is not None:
+                    after_chunk(done)
+                yield manifest
+            return
+        with ProcessPoolExecutor(max_workers=min(n_jobs, len(work)), mp_context=_mp_context()) as pool:
+            mel = _analysis(SAMPLE_RATE, params["n_mels"], params["win_length"], params["n_fft"])[1].toarray()
+            pending = {pool.submit(_extract_chunk, str(root), items, params, mel) for items in work}
+            try:
+                while pending:
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        manifest = future.result()
+                        done += 1
+                        bar.update(len(manifest["keys"]))
+                        if after_chunk is not None:
+                            after_chunk(done)
+                        yield manifest
+            except BaseException:
+                for future in pending:
+                    future.cancel()
+                raise
+    finally:
+        bar.close()
+
+
+class AcousticFeatures(Sequence):
+    """Raw (un-normalised) log-MFB features of an utterance table, memory-mapped from the cache.
+
+    ``feats[i]`` is a float32 (frames_i, n_mels) array for row ``i`` of the table (read-only view of the cache),
+    truncated to its first ``max_frames`` frames when ``max_frames`` is set; ``lengths`` are the (truncated) frame
+    counts, ``raw_lengths`` the full ones. ``stats`` reports how many utterances came from the cache and how many
+    were computed.
+    """
+
+    def __init__(
+        self,
+        arrays: list[np.ndarray],
+        shard_paths: list[str],
+        row_shard: np.ndarray,
+        row_offset: np.ndarray,
+        raw_lengths: np.ndarray,
+        utterance_ids: list[str],
+        params: dict,
+        max_frames: int | None = None,
+        stats: dict | None = None,
+    ) -> None:
+        self._arrays = arrays
+        self._shard_paths = shard_paths
+        self._row_shard = np.asarray(row_shard, dtype=np.int32)
+        self._row_offset = np.asarray(row_offset, dtype=np.int64)
+        self.raw_lengths = np.asarray(raw_lengths, dtype=np.int64)
+        self.utterance_ids = list(utterance_ids)
+        self.params = dict(params)
+        self.max_frames = max_frames
+        self.stats = dict(stats or {})
+        self.lengths = self.raw_lengths if max_frames is None else np.minimum(self.raw_lengths, int(max_frames))
+
+    @classmethod
+    def _from_store(cls, store: ShardStore, index, keys, utterance_ids, params, max_frames, stats):
+        names: dict[str, int] = {}
+        arrays, shard_paths = [], []
+        row_shard = np.empty(len(keys), np.int32)
+        row_offset = np.empty(len(keys), np.int64)
+        lengths = np.empty(len(keys), np.int64)
+        for i, key in enumerate(keys):
+            name, offset, length = index[key]
+            if name not in names:
+                names[name] = len(arrays)
+                arrays.append(store.array(name))
+                shard_paths.append(str(store.path(name)))
+            row_shard[i], row_offset[i], lengths[i] = names[name], offset, length
+        return cls(arrays, shard_paths, row_shard, row_offset, lengths, utterance_ids, params, max_frames, stats)
+
+    @property
+    def n_mels(self) -> int:
+        return int(self.params["n_mels"])
+
+    def __len__(self) -> int:
+        return len(self.raw_lengths)
+
+    def raw(self, i: int) -> np.ndarray:
+        """All frames of row ``i``, ignoring ``max_frames``."""
+        i = self._check_index(i)
+        start = self._row_offset[i]
+        return np.asarray(self._arrays[self._row_shard[i]][start : start + self.raw_lengths[i]])
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        i = self._check_index(i)
+        start = self._row_offset[i]
+        return np.asarray(self._arrays[self._row_shard[i]][start : start + self.lengths[i]])
+
+    def _check_index(self, i) -> int:
+        if not isinstance(i, (int, np.integer)) or isinstance(i, bool):
+            raise TypeError(f"AcousticFeatures indices must be integers (table positions). Received: {i!r}")
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"row {i} out of range for {n} utterances")
+        return int(i) % n
+
+    def with_max_frames(self, max_frames: int | None) -> "AcousticFeatures":
+        """The same features with another truncation length (no copy)."""
+        if max_frames is not None:
+            _check_positive("max_frames", max_frames, integer=True)
+        return AcousticFeatures(
+            self._arrays, self._shard_paths, self._row_shard, self._row_offset, self.raw_lengths, self.utterance_ids,
+            self.params, max_frames, self.stats,
+        )
+
+    def normalized(
+        self, table: pd.DataFrame, mode: str = "speaker", train_indices: np.ndarray | None = None
+    ) -> "NormalizedFeatures":
+        """A z-normalised view (mean 0, std 1 per Mel band), computed lazily per item with the same indexing.
+
+        Args:
+            table: the utterance table these features were extracted from (checked by utterance id).
+            mode: "speaker": each speaker's statistics over all of that speaker's audio (test speakers included: their
+                unlabelled audio is used, as is standard; rows with unknown speaker use their own statistics);
+                "global": one mean/std fitted on ``train_indices`` only.
+            train_indices: table positions of the training rows; required for "global", ignored for "speaker".
+
+        Statistics use every frame of each utterance (not only the first ``max_frames``).
+        """
+        if mode not in ("speaker", "global"):
+            raise ValueError(
+                f"Invalid value received for argument `mode`. Expected 'speaker' or 'global'. Received: mode={mode!r}"
+            )
+        if not isinstance(table, pd.DataFrame) or len(table) != len(self) or list(
+            map(str, table["utterance_id"])
+        ) != self.utterance_ids:
+            raise ValueError(
+                "Invalid value received for argument `table`. Expected the utterance table these features were "
+                f"extracted from ({len(self)} rows, same utterance ids in the same order). Received: a different table"
+            )
+        n = len(self)
+        if mode == "global":
+            if train_indices is None or len(train_indices) == 0:
+                raise ValueError(
+                    "Invalid value received for argument `train_indices`. Expected the training rows' table positions "
+                    f"for mode='global'. Received: train_indices={train_indices!r}"
+                )
+            rows = _as_indices(train_indices, n, "train_indices")
+            groups = np.zeros(n, np.int64)
+            mean, std = _moments(self, [rows])
+        else:
+            speakers = table["speaker"].tolist()
+            codes: dict[str, int] = {}
+            groups = np.empty(n, np.int64)
+            for i, s in enumerate(speakers):
+                known = isinstance(s, str) and s != ""
+                key = s if known else f"\0row{i}"  # unknown speaker: the utterance is its own group
+                groups[i] = codes.setdefault(key, len(codes))
+            members = [[] for _ in codes]
+            for i, g in enumerate(groups):
+                members[g].append(i)
+            mean, std = _moments(self, [np.asarray(m, np.int64) for m in members])
+        return NormalizedFeatures(self, groups, mean, std, mode)
+
+    def __reduce__(self):  # pickle by file name, not by the memory-mapped data
+        return (
+            _reopen,
+            (self._shard_paths, self._row_shard, self._row_offset, self.raw_lengths, self.utterance_ids, self.params,
+             self.max_frames, self.stats),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"AcousticFeatures({len(self)} utterances, {int(self.raw_lengths.sum())} frames x {self.n_mels}, "
+            f"max_frames={self.max_frames})"
+        )
+
+
+def _reopen(shard_paths, row_shard, row_offset, raw_lengths, utterance_ids, params, max_frames, stats):
+    arrays = [np.load(p, mmap_mode="r", allow_pickle=False) for p in shard_paths]
+    return AcousticFeatures(
+        arrays, shard_paths, row_shard, row_offset, raw_lengths, utterance_ids, params, max_frames, stats
+    )
+
+
+def _as_indices(indices, n: int, name: str) -> np.ndarray:
+    idx = np.asarray(indices)
+    if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer) or (idx.size and (idx.min() < 0 or idx.max() >= n)):
+        raise ValueError(
+            f"Invalid value received for argument `{name}`. Expected a 1-D array of table positions in [0, {n}). "
+            f"Received: {name} with shape {idx.shape}, dtype {idx.dtype}"
+        )
+    return idx.astype(np.int64)
+
+
+def _moments(feats: AcousticFeatures, groups: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-group mean and std (floored at STD_FLOOR) over all frames of the group's rows, accumulated in float64."""
+    d = feats.n_mels
+    mean = np.zeros((len(groups), d), np.float32)
+    std = np.ones((len(groups), d), np.float32)
+    for g, rows in enumerate(groups):
+        total, sq, count = np.zeros(d), np.zeros(d), 0
+        for i in rows:
+            x = feats.raw(int(i)).astype(np.float64)
+            total += x.sum(axis=0)
+            sq += np.square(x).sum(axis=0)
+            count += len(x)
+        if count == 0:
+            continue
+        mu = total / count
+        var = np.maximum(sq / count - mu**2, 0.0)
+        mean[g] = mu
+        std[g] = np.maximum(np.sqrt(var), STD_FLOOR)
+    return mean, std
+
+
+class NormalizedFeatures(Sequence):
+    """A z-normalised view of AcousticFeatures: ``view[i] = (feats[i] - mean[group_i]) / std[group_i]`` (float32).
+
+    Attributes: ``lengths`` (as the base), ``groups`` (statistics group per row), ``mean``/``std`` (n_groups, n_mels),
+    ``mode``.
+    """
+
+    def __init__(
+        self, base: AcousticFeatures, groups: np.ndarray, mean: np.ndarray, std: np.ndarray, mode: str
+    ) -> None:
+        self.base = base
+        self.groups = groups
+        self.mean = mean
+        self.std = std
+        self.mode = mode
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return self.base.lengths
+
+    @property
+    def max_frames(self) -> int | None:
+        return self.base.max_frames
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        x = self.base[i]
+        g = self.groups[int(i)]
+        return (x - self.mean[g]) / self.std[g]
+
+    def with_max_frames(self, max_frames: int | None) -> "NormalizedFeatures":
+        return NormalizedFeatures(self.base.with_max_frames(max_frames), self.groups, self.mean, self.std, self.mode)
+
+    def __repr__(self) -> str:
+        return f"NormalizedFeatures(mode={self.mode!r}, {len(self)} utterances, {len(self.mean)} statistics groups)"
