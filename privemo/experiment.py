@@ -32,6 +32,7 @@ GENDER_IDS = {"F": 0, "M": 1}
 # assumption (README assumptions table): training budget of the tuned networks.
 EPOCHS = {"paper": 30, "quick": 8}
 PATIENCE = {"paper": 5, "quick": 3}
+LEARNING_RATE = {"paper": 1e-3, "quick": 3e-3}  # Adam; the quick run's short budget needs the larger step
 BATCH_SIZE = 32
 
 
@@ -74,6 +75,7 @@ class ExperimentConfig:
     seed: int = 0
     epochs: int | None = None  # None: EPOCHS[grid]
     patience: int | None = None  # None: PATIENCE[grid]
+    learning_rate: float | None = None  # None: LEARNING_RATE[grid]
     batch_size: int = BATCH_SIZE
     embeddings: str | None = None
     out_dir: str = "results/demo"
@@ -83,11 +85,15 @@ class ExperimentConfig:
     sweep_modality: str = "acoustic"
     sweep_task: str = "activation"
     folds: tuple[int, ...] | None = None  # run only these outer folds (None: all)
-    attack_epochs: int = 60
+    n_jobs: int | None = None  # worker processes (None: one per core)
+    attack_epochs: int | None = None  # None: the attackers' own default (privemo.attacks.ATTACKER_MAX_EPOCHS)
     verbose: int = 1
 
     def resolved_epochs(self) -> int:
         return self.epochs if self.epochs is not None else EPOCHS.get(self.grid, EPOCHS["paper"])
+
+    def resolved_learning_rate(self) -> float:
+        return self.learning_rate if self.learning_rate is not None else LEARNING_RATE.get(self.grid, LEARNING_RATE["paper"])
 
     def resolved_patience(self) -> int:
         return self.patience if self.patience is not None else PATIENCE.get(self.grid, PATIENCE["paper"])
@@ -122,6 +128,11 @@ class ExperimentConfig:
 
         return [Condition(self.sweep_modality, self.sweep_task, "gender", "fused", float(lam))
                 for lam in PAPER_GRID["grl_lambda"]]
+
+    def attacker_grid(self) -> dict[str, tuple]:
+        from .grids import ATTACKER_GRIDS
+
+        return ATTACKER_GRIDS[self.grid]
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -216,3 +227,300 @@ def _adversary_heads(condition: Condition) -> list[str]:
     if condition.placement == "per_modality":
         return [f"{condition.adversary}_{m}" for m in condition.modalities]
     return [condition.adversary]
+
+
+def fold_seed(config: ExperimentConfig, condition: Condition, fold_index: int) -> int:
+    """A per-(condition, fold) seed derived from the run's one seed, so results do not depend on execution order."""
+    import zlib
+
+    return (config.seed * 1_000_003 + zlib.crc32(f"{condition.key}/{fold_index}".encode())) % (2**31 - 1)
+
+
+def result_path(config: ExperimentConfig, condition: Condition, fold_index: int) -> Path:
+    return Path(config.out_dir) / "folds" / condition.key / f"fold{fold_index}.json"
+
+
+def _model_inputs(data: CorpusData, condition: Condition, lexical) -> dict[str, Sequence[np.ndarray]]:
+    inputs: dict[str, Sequence[np.ndarray]] = {}
+    if "acoustic" in condition.modalities:
+        inputs["acoustic"] = data.acoustic
+    if "lexical" in condition.modalities:
+        if lexical is None:
+            raise ValueError("lexical inputs were not prepared for this fold")
+        inputs["lexical"] = lexical
+    return inputs
+
+
+def _hypermodel(condition: Condition, config: ExperimentConfig, meta: dict, seed: int, lexical_dim: int):
+    from .tuning import EmotionPrivacyHyperModel
+
+    grid = dict(config.grid_dict())
+    if condition.grl_lambda is not None:
+        grid["grl_lambda"] = (condition.grl_lambda,)
+    return EmotionPrivacyHyperModel(
+        grid,
+        modalities=condition.modalities,
+        adversary=condition.adversary,
+        n_speakers=meta.get("n_speakers"),
+        grl_placement=condition.placement,
+        lexical_dim=lexical_dim,
+        epochs=config.resolved_epochs(),
+        patience=config.resolved_patience(),
+        learning_rate=config.resolved_learning_rate(),
+        seed=seed,
+    )
+
+
+def run_fold(
+    data: CorpusData,
+    fold_index: int,
+    fold,
+    condition: Condition,
+    config: ExperimentConfig,
+    lexical: Sequence[np.ndarray] | None = None,
+) -> dict:
+    """Tune, train, represent and attack one (condition, outer fold); returns the JSON-ready result record."""
+    import keras
+
+    from .attacks import attack_representation, membership_attack, speaker_attack
+    from .metrics import uar
+    from .pipeline import make_dataset, predict
+    from .tuning import make_tuner
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    seed = fold_seed(config, condition, fold_index)
+    keras.utils.set_random_seed(seed)
+    inputs = _model_inputs(data, condition, lexical)
+    lexical_dim = int(lexical[0].shape[1]) if lexical is not None and len(lexical) else 300
+    y, w, meta = _targets(data, condition, fold)
+    train_ds = make_dataset(inputs, y, fold.train, batch_size=config.batch_size, shuffle=True, seed=seed,
+                            sample_weights=w)
+    # Validation targets: emotion and gender are defined for the (unseen) validation speakers; speaker identity is not.
+    # Validation rows of unknown gender cannot score the gender head: the gender condition validates without them.
+    val_rows = fold.validation
+    if condition.adversary == "gender":
+        val_rows = val_rows[data.gender[val_rows] >= 0]
+    val_targets = {"emotion": y["emotion"][val_rows]}
+    if condition.adversary == "gender":
+        val_targets["gender"] = data.gender[val_rows]
+    val_inputs = {k: [v[i] for i in val_rows] for k, v in inputs.items()}
+
+    hypermodel = _hypermodel(condition, config, meta, seed, lexical_dim)
+    work = Path(config.work_dir or Path(config.out_dir) / "work") / "tuning" / condition.key
+    tuner = make_tuner(hypermodel, str(work), f"fold{fold_index}", seed=seed, overwrite=not config.resume)
+    tuner.search(train_ds, val_inputs, val_targets, verbose=0)
+    best_trial = tuner.oracle.get_best_trials(1)[0]
+    model = tuner.load_model(best_trial)
+    timings["tune_s"] = time.perf_counter() - t0
+
+    t1 = time.perf_counter()
+    everything = np.concatenate([fold.train, fold.validation, fold.test])
+    both = keras.Model(model.inputs, {"emotion": model.get_layer("emotion").output, "h": model.get_layer("h").output})
+    out = predict(both, inputs, everything)
+    emotion_probs, h_all = np.asarray(out["emotion"]), np.asarray(out["h"])
+    pos = {int(i): k for k, i in enumerate(everything)}
+    take = lambda idx: np.array([pos[int(i)] for i in idx], dtype=np.int64)  # noqa: E731
+    tr, va, te = take(fold.train), take(fold.validation), take(fold.test)
+    y_emo = y["emotion"]
+    test_uar = uar(y_emo[fold.test], emotion_probs[te])
+    record: dict = {
+        "corpus": data.corpus,
+        "fold": fold_index,
+        "modalities": list(condition.modalities),
+        "modality": condition.modality,
+        "task": condition.task,
+        "adversary": condition.adversary,
+        "placement": condition.placement,
+        "grl_lambda": condition.grl_lambda if condition.grl_lambda is not None else best_trial.hyperparameters.values.get("grl_lambda"),
+        "condition": condition.key,
+        "seed": seed,
+        "grid": config.grid,
+        "best_hp": dict(best_trial.hyperparameters.values),
+        "val": {name: float(best_trial.metrics.get_best_value(name)) for name in best_trial.metrics.metrics},
+        "test": {"emotion_uar": test_uar, "n": int(len(fold.test))},
+        "n": {"train": int(len(fold.train)), "validation": int(len(fold.validation)), "test": int(len(fold.test))},
+        "trials": len(tuner.oracle.trials),
+    }
+    timings["represent_s"] = time.perf_counter() - t1
+
+    t2 = time.perf_counter()
+    attack_kw = dict(seed=seed, grid=config.attacker_grid())
+    if config.attack_epochs is not None:
+        attack_kw["epochs"] = config.attack_epochs
+    g = data.gender
+    known = lambda rows, idx: rows[g[idx] >= 0]  # noqa: E731
+    tr_g, va_g, te_g = known(tr, fold.train), known(va, fold.validation), known(te, fold.test)
+    gi = lambda idx: g[idx][g[idx] >= 0]  # noqa: E731
+    attacks: dict = {}
+    if len(np.unique(gi(fold.train))) == 2 and len(np.unique(gi(fold.test))) == 2:
+        report = attack_representation(h_all[tr_g], gi(fold.train), h_all[va_g], gi(fold.validation),
+                                       h_all[te_g], gi(fold.test), **attack_kw)
+        attacks["gender"] = report.to_dict()
+    if condition.adversary in (None, "speaker"):
+        spk = data.speakers[fold.test]
+        ok = spk != ""
+        attacks["speaker"] = speaker_attack(h_all[te][ok], spk[ok], **attack_kw).to_dict()
+        mi = membership_attack(emotion_probs[tr], y_emo[fold.train], emotion_probs[te], y_emo[fold.test], seed=seed)
+        record["membership"] = mi.to_dict()
+    record["attacks"] = attacks
+    timings["attack_s"] = time.perf_counter() - t2
+    timings["total_s"] = time.perf_counter() - t0
+    record["timings"] = timings
+    keras.backend.clear_session()
+    return record
+
+
+def _jobs(config: ExperimentConfig) -> list[Condition]:
+    return config.conditions() + config.sweep_conditions()
+
+
+def default_jobs() -> int:
+    """Worker processes for the fold loop: one per available core (each runs one training with one thread)."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def run_cross_validation(config: ExperimentConfig, table: pd.DataFrame | None = None) -> list[dict]:
+    """Every (condition, fold) of the run, resuming from finished per-fold JSON files when ``config.resume`` is set.
+
+    Jobs are independent (each has its own seed, see ``fold_seed``), so they run in ``config.n_jobs`` worker processes
+    without changing any result; each finished job is written atomically before the next starts.
+    """
+    from .corpora import load_corpus
+    from .folds import speaker_folds
+
+    t0 = time.perf_counter()
+    if table is None:
+        table = load_corpus(config.corpus, config.root)
+    timings = {"load_corpus_s": time.perf_counter() - t0}
+    folds = speaker_folds(table, n_folds=config.n_folds, seed=config.seed)
+    fold_ids = list(range(len(folds))) if config.folds is None else list(config.folds)
+    bad = [k for k in fold_ids if not 0 <= k < len(folds)]
+    if bad:
+        raise ValueError(f"Invalid fold index {bad}: the corpus has folds 0..{len(folds) - 1}.")
+    conditions = _jobs(config)
+    if any("lexical" in c.modalities for c in conditions):
+        missing = int(table["transcript"].isna().sum())
+        if missing:
+            raise ValueError(
+                f"{config.corpus}: {missing} of {len(table)} utterances have no transcript, so the lexical modality cannot "
+                "run on this corpus; pass --modality acoustic.")
+    data = prepare_corpus(table, config)
+    timings.update(data.timings)
+    jobs = [(k, c) for k in fold_ids for c in conditions]
+    finished = {job: result_path(config, job[1], job[0]) for job in jobs}
+    finished = {job: path for job, path in finished.items() if config.resume and path.is_file()}
+    pending = [job for job in jobs if job not in finished]
+    records: dict[tuple[int, Condition], dict] = {job: read_json(path) for job, path in finished.items()}
+    n_jobs = max(1, min(config.n_jobs or default_jobs(), len(pending) or 1))
+    log(f"privemo: {data.corpus}: {len(table)} utterances, {table['speaker'].nunique()} speakers, {len(folds)} folds; "
+        f"{len(conditions)} conditions x {len(fold_ids)} folds = {len(jobs)} cross-validated trainings "
+        f"({len(finished)} already finished), {n_jobs} worker process(es)", config)
+
+    t1 = time.perf_counter()
+    lexical: dict[int, list[np.ndarray]] = {}
+    for k in sorted({k for k, c in pending if "lexical" in c.modalities}):
+        lexical[k], oov = lexical_inputs(data, folds[k].train, config)
+        log(f"[fold {k}] word vectors: {oov}", config)
+    timings["lexical_s"] = time.perf_counter() - t1
+
+    def done(job, record, seconds):
+        records[job] = record
+        priv = record["attacks"].get("gender", {}).get("strongest_test_uar")
+        log(f"[{len(records)}/{len(jobs)}] fold {job[0]}: {job[1].key}: emotion UAR {record['test']['emotion_uar']:.3f}"
+            + (f", gender attacker UAR {priv:.3f}" if priv is not None else "") + f" ({seconds:.0f} s)", config)
+
+    t1 = time.perf_counter()
+    if n_jobs == 1:
+        _worker_init(data, 0, parallel=False)
+        for k, c in pending:
+            t2 = time.perf_counter()
+            done((k, c), _run_job(k, folds[k], c, config, lexical.get(k)), time.perf_counter() - t2)
+    else:
+        import concurrent.futures as cf
+        import multiprocessing as mp
+
+        with cf.ProcessPoolExecutor(n_jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                                    initargs=(data, 1, True)) as pool:
+            started = {}
+            futures = {}
+            for k, c in pending:
+                fut = pool.submit(_run_job, k, folds[k], c, config, lexical.get(k))
+                futures[fut] = (k, c)
+                started[fut] = time.perf_counter()
+            for fut in cf.as_completed(futures):
+                done(futures[fut], fut.result(), time.perf_counter() - started[fut])
+    timings["training_and_attacks_s"] = time.perf_counter() - t1
+    timings["cross_validation_s"] = time.perf_counter() - t0
+    run_cross_validation.last_timings = timings  # type: ignore[attr-defined]
+    return [records[job] for job in jobs]
+
+
+_WORKER: dict = {}
+
+
+def _worker_init(data: CorpusData, threads: int, parallel: bool) -> None:
+    """Per-process setup: the shared corpus data, TensorFlow threads (one per worker when several run) and determinism."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    if parallel and threads:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:  # already initialised in this process
+            pass
+    tf.config.experimental.enable_op_determinism()
+    _WORKER["data"] = data
+
+
+def _run_job(fold_index: int, fold, condition: Condition, config: ExperimentConfig, lexical) -> dict:
+    record = run_fold(_WORKER["data"], fold_index, fold, condition, config, lexical)
+    atomic_write_json(result_path(config, condition, fold_index), record)
+    return record
+
+
+def run(config: ExperimentConfig) -> str:
+    """The whole job: cross-validation, tables, lambda sweep, manifest. Returns a printable summary."""
+    from . import reporting
+    from .manifest import write_manifest
+
+    t0 = time.perf_counter()
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    from .grids import grid_size
+
+    log(f"privemo: grid '{config.grid}': " + ", ".join(f"{k}={list(v)}" for k, v in config.grid_dict().items())
+        + f" ({grid_size(config.grid_dict(), False)} configurations without an adversary, "
+        f"{grid_size(config.grid_dict(), True)} with); attacker grid {dict(config.attacker_grid())}", config)
+    records = run_cross_validation(config)
+    timings = dict(getattr(run_cross_validation, "last_timings", {}))
+    sweep_keys = {c.key for c in config.sweep_conditions()}
+    table_records = [r for r in records if r["condition"] not in sweep_keys]
+    sweep_records = [r for r in records if r["condition"] in sweep_keys]
+    t1 = time.perf_counter()
+    atomic_write_json(out / "folds.json", records)
+    tables = reporting.write_tables(table_records, out)
+    if sweep_records:
+        sweep = reporting.lambda_sweep_frame(sweep_records)
+        from ._io import atomic_write_text
+
+        atomic_write_text(out / "lambda_sweep.csv", sweep.to_csv(index=False))
+        baseline = reporting.records_frame([r for r in table_records if r["adversary"] is None])
+        reporting.plot_lambda_sweep(sweep, out / "lambda_sweep.png", baseline=baseline)
+    timings["reporting_s"] = time.perf_counter() - t1
+    timings["total_s"] = time.perf_counter() - t0
+    write_manifest(out / "manifest.json", config.to_dict(), timings=timings,
+                   grid={"main": config.grid_dict(), "attacker": config.attacker_grid()},
+                   fold_timings={r["condition"] + f"/fold{r['fold']}": r.get("timings", {}) for r in records})
+    lines = [f"privemo.reproduce: {config.corpus}, {len(records)} fold results in {timings['total_s']:.0f} s -> {out}"]
+    for name, table in tables.items():
+        lines.append(f"\n{name}:\n{reporting.to_markdown(table)}")
+    return "\n".join(lines)

@@ -225,3 +225,42 @@ class ApplyMask(keras.layers.Layer):
 
     def compute_output_shape(self, inputs_shape, frame_mask_shape):
         return inputs_shape
+
+
+@keras.saving.register_keras_serializable(package="privemo")
+class PoolMask(keras.layers.Layer):
+    """The frame mask after ``MaxPooling1D(pool_size, padding="same")``: a pooled frame is real when its window holds a
+    real frame, so a right-padded mask of length L becomes one of length ceil(L / pool_size).
+
+    Args:
+        pool_size: Integer >= 1, the pooling window and stride.
+
+    Call arguments:
+        inputs: Bool tensor (batch, time), right-padded (``FrameMask``).
+
+    Returns:
+        Bool tensor (batch, ceil(time / pool_size)).
+    """
+
+    def __init__(self, pool_size: int = 2, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
+            raise ValueError(
+                f"Invalid value received for argument `pool_size`. Expected an integer >= 1. Received: pool_size={pool_size!r}"
+            )
+        self.pool_size = pool_size
+
+    def call(self, inputs):
+        p = self.pool_size
+        lengths = ops.sum(ops.cast(inputs, "int32"), axis=1)
+        pooled = (lengths + p - 1) // p
+        steps = (ops.shape(inputs)[1] + p - 1) // p
+        positions = ops.expand_dims(ops.arange(steps, dtype="int32"), 0)
+        return ops.less(positions, ops.expand_dims(pooled, 1))
+
+    def compute_output_spec(self, inputs):
+        t = inputs.shape[1]
+        return keras.KerasTensor((inputs.shape[0], None if t is None else -(-t // self.pool_size)), dtype="bool")
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": self.pool_size}

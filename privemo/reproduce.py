@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None, help="maximum epochs per trial (default: by grid, see README)")
     p.add_argument("--patience", type=int, default=None, help="early-stopping patience in epochs (default: by grid)")
     p.add_argument("--no-sweep", action="store_true", help="skip the lambda sweep")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="worker processes for the fold loop (default: one per CPU core); results do not depend on it")
     p.add_argument("--seed", type=int, default=0, help="the one seed of the run (folds, initialisation, attackers)")
     p.add_argument("--embeddings", default=None,
                    help="word vectors file (word2vec .bin/.txt or GloVe .txt); default: Word2Vec trained on each fold's "
@@ -69,7 +71,7 @@ def config_from_args(args: argparse.Namespace):
         raise UserError(f"--corpus {args.corpus} needs --root: the folder holding your licensed copy of the corpus")
     if args.folds < 2:
         raise UserError(f"--folds must be at least 2 for cross-validation (got {args.folds})")
-    for name in ("epochs", "patience"):
+    for name in ("epochs", "patience", "jobs"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UserError(f"--{name} must be a positive integer (got {value})")
@@ -88,6 +90,7 @@ def config_from_args(args: argparse.Namespace):
         n_folds=args.folds,
         folds=tuple(args.only_fold) if args.only_fold else None,
         seed=args.seed,
+        n_jobs=args.jobs,
         epochs=args.epochs,
         patience=args.patience,
         embeddings=args.embeddings,
