@@ -87,6 +87,8 @@ class ExperimentConfig:
     folds: tuple[int, ...] | None = None  # run only these outer folds (None: all)
     n_jobs: int | None = None  # worker processes (None: one per core)
     attack_epochs: int | None = None  # None: the attackers' own default (privemo.attacks.ATTACKER_MAX_EPOCHS)
+    save_models: bool = True  # keep each fold's selected network as <out_dir>/models/<condition.key>/fold<k>.keras
+    demo_per_speaker: int | None = None  # demo corpus only: utterances per speaker (None: the demo's default, 640 in all)
     verbose: int = 1
 
     def resolved_epochs(self) -> int:
@@ -312,6 +314,14 @@ def run_fold(
     tuner.search(train_ds, val_inputs, val_targets, verbose=0)
     best_trial = tuner.oracle.get_best_trials(1)[0]
     model = tuner.load_model(best_trial)
+    if config.save_models:  # for privemo.export; written atomically (temporary name in the same folder, then renamed)
+        import os
+
+        saved = Path(config.out_dir) / "models" / condition.key / f"fold{fold_index}.keras"
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        partial = saved.with_name(f".{saved.stem}.{os.getpid()}.partial.keras")
+        model.save(partial)
+        os.replace(partial, saved)
     timings["tune_s"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
@@ -385,6 +395,13 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _user_error(message: str) -> ValueError:
+    """A ValueError caused by the user's input: ``python -m privemo.reproduce`` prints it in one line, no traceback."""
+    exc = ValueError(message)
+    exc.user_error = True  # type: ignore[attr-defined]
+    return exc
+
+
 def run_cross_validation(config: ExperimentConfig, table: pd.DataFrame | None = None) -> list[dict]:
     """Every (condition, fold) of the run, resuming from finished per-fold JSON files when ``config.resume`` is set.
 
@@ -396,18 +413,24 @@ def run_cross_validation(config: ExperimentConfig, table: pd.DataFrame | None = 
 
     t0 = time.perf_counter()
     if table is None:
-        table = load_corpus(config.corpus, config.root)
+        options = {}
+        if config.corpus == "demo" and config.demo_per_speaker is not None:
+            options["n_per_speaker"] = config.demo_per_speaker
+        table = load_corpus(config.corpus, config.root, **options)
     timings = {"load_corpus_s": time.perf_counter() - t0}
-    folds = speaker_folds(table, n_folds=config.n_folds, seed=config.seed)
+    try:
+        folds = speaker_folds(table, n_folds=config.n_folds, seed=config.seed)
+    except ValueError as exc:  # too few speakers / sessions for n_folds: a user error, not a bug
+        raise _user_error(f"{config.corpus}: cannot make {config.n_folds} speaker-independent folds: {exc}") from None
     fold_ids = list(range(len(folds))) if config.folds is None else list(config.folds)
     bad = [k for k in fold_ids if not 0 <= k < len(folds)]
     if bad:
-        raise ValueError(f"Invalid fold index {bad}: the corpus has folds 0..{len(folds) - 1}.")
+        raise _user_error(f"Invalid fold index {bad}: the corpus has folds 0..{len(folds) - 1}.")
     conditions = _jobs(config)
     if any("lexical" in c.modalities for c in conditions):
         missing = int(table["transcript"].isna().sum())
         if missing:
-            raise ValueError(
+            raise _user_error(
                 f"{config.corpus}: {missing} of {len(table)} utterances have no transcript, so the lexical modality cannot "
                 "run on this corpus; pass --modality acoustic.")
     data = prepare_corpus(table, config)
@@ -479,6 +502,24 @@ def _worker_init(data: CorpusData, threads: int, parallel: bool) -> None:
             pass
     tf.config.experimental.enable_op_determinism()
     _WORKER["data"] = data
+    if parallel:
+        _exit_with_parent()
+
+
+def _exit_with_parent() -> None:
+    """Make this worker exit as soon as its parent is gone (SIGKILL, crash), rather than finish its job unsupervised:
+    a rerun with --resume would otherwise train the same (condition, fold) in the same tuner project at the same time."""
+    import os
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="privemo-parent-watch", daemon=True).start()
 
 
 def _run_job(fold_index: int, fold, condition: Condition, config: ExperimentConfig, lexical) -> dict:

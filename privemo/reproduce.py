@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--corpus", default="demo", choices=["demo", "iemocap", "msp-improv", "msp-podcast", "muse"],
                    help="which corpus to run")
     p.add_argument("--root", default=None, help="folder of your licensed copy of the corpus (not needed for demo)")
+    p.add_argument("--demo-size", type=int, default=None, metavar="N",
+                   help="demo corpus only: utterances per speaker (10 speakers) of the synthesised corpus; default: the "
+                        "demo's own (64, i.e. 640 utterances); small values make quick smoke runs")
     p.add_argument("--modality", nargs="+", default=["acoustic", "lexical", "acoustic+lexical"],
                    choices=["acoustic", "lexical", "acoustic+lexical"], help="modality rows to run")
     p.add_argument("--task", nargs="+", default=["activation", "valence"], choices=["activation", "valence"],
@@ -71,12 +74,24 @@ def config_from_args(args: argparse.Namespace):
         raise UserError(f"--corpus {args.corpus} needs --root: the folder holding your licensed copy of the corpus")
     if args.folds < 2:
         raise UserError(f"--folds must be at least 2 for cross-validation (got {args.folds})")
-    for name in ("epochs", "patience", "jobs"):
+    for name in ("epochs", "patience", "jobs", "demo_size"):
         value = getattr(args, name)
         if value is not None and value < 1:
-            raise UserError(f"--{name} must be a positive integer (got {value})")
-    if args.embeddings and not Path(args.embeddings).is_file():
-        raise UserError(f"--embeddings: file not found: {args.embeddings}")
+            raise UserError(f"--{name.replace('_', '-')} must be a positive integer (got {value})")
+    if args.demo_size is not None and args.corpus != "demo":
+        raise UserError(f"--demo-size only applies to --corpus demo (got --corpus {args.corpus})")
+    bad_folds = [k for k in args.only_fold or () if not 0 <= k < args.folds]
+    if bad_folds:
+        raise UserError(f"--only-fold {' '.join(map(str, bad_folds))}: fold indices run from 0 to {args.folds - 1}")
+    if args.embeddings:
+        if not Path(args.embeddings).is_file():
+            raise UserError(f"--embeddings: file not found: {args.embeddings}")
+        from .features.lexical import _detect_format
+
+        try:  # the format check reads only the file's head; a bad file fails now, not after feature extraction
+            _detect_format(Path(args.embeddings))
+        except (ValueError, OSError) as exc:
+            raise UserError(f"--embeddings: {exc}") from None
     out = Path(args.out or Path("results") / args.corpus)
     _check_writable(out)
     return ExperimentConfig(
@@ -97,6 +112,7 @@ def config_from_args(args: argparse.Namespace):
         out_dir=str(out),
         resume=args.resume,
         lambda_sweep=not args.no_sweep,
+        demo_per_speaker=args.demo_size,
         verbose=0 if args.quiet else 1,
     )
 
