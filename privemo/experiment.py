@@ -32,7 +32,9 @@ GENDER_IDS = {"F": 0, "M": 1}
 # assumption (README assumptions table): training budget of the tuned networks.
 EPOCHS = {"paper": 30, "quick": 8}
 PATIENCE = {"paper": 5, "quick": 3}
-LEARNING_RATE = {"paper": 1e-3, "quick": 3e-3}  # Adam; the quick run's short budget needs the larger step
+LEARNING_RATE = {"paper": 1e-3, "quick": 3e-3}
+# Epoch cap of the MLP attackers (None: privemo.attacks.ATTACKER_MAX_EPOCHS); the quick run caps them lower.
+ATTACK_EPOCHS: dict[str, int | None] = {"paper": None, "quick": 40}  # Adam; the quick run's short budget needs the larger step
 BATCH_SIZE = 32
 
 
@@ -86,7 +88,7 @@ class ExperimentConfig:
     sweep_task: str = "activation"
     folds: tuple[int, ...] | None = None  # run only these outer folds (None: all)
     n_jobs: int | None = None  # worker processes (None: one per core)
-    attack_epochs: int | None = None  # None: the attackers' own default (privemo.attacks.ATTACKER_MAX_EPOCHS)
+    attack_epochs: int | None = None  # None: ATTACK_EPOCHS[grid]
     save_models: bool = True  # keep each fold's selected network as <out_dir>/models/<condition.key>/fold<k>.keras
     demo_per_speaker: int | None = None  # demo corpus only: utterances per speaker (None: the demo's default, 640 in all)
     verbose: int = 1
@@ -128,8 +130,18 @@ class ExperimentConfig:
             return []
         from .grids import PAPER_GRID
 
+        reused = self.sweep_reuses()
         return [Condition(self.sweep_modality, self.sweep_task, "gender", "fused", float(lam))
-                for lam in PAPER_GRID["grl_lambda"]]
+                for lam in PAPER_GRID["grl_lambda"] if reused is None or float(lam) != reused[1]]
+
+    def sweep_reuses(self) -> tuple[Condition, float] | None:
+        """The table condition that already is one point of the sweep, with its lambda: when the main grid fixes lambda to
+        one value, the table's gender run of the sweep's modality and task is exactly that sweep point and is not rerun."""
+        lambdas = self.grid_dict().get("grl_lambda", ())
+        table_run = Condition(self.sweep_modality, self.sweep_task, "gender", "fused")
+        if not self.lambda_sweep or len(lambdas) != 1 or table_run not in self.conditions():
+            return None
+        return table_run, float(lambdas[0])
 
     def attacker_grid(self) -> dict[str, tuple]:
         from .grids import ATTACKER_GRIDS
@@ -356,8 +368,9 @@ def run_fold(
 
     t2 = time.perf_counter()
     attack_kw = dict(seed=seed, grid=config.attacker_grid())
-    if config.attack_epochs is not None:
-        attack_kw["epochs"] = config.attack_epochs
+    attack_epochs = config.attack_epochs if config.attack_epochs is not None else ATTACK_EPOCHS.get(config.grid)
+    if attack_epochs is not None:
+        attack_kw["epochs"] = attack_epochs
     g = data.gender
     known = lambda rows, idx: rows[g[idx] >= 0]  # noqa: E731
     tr_g, va_g, te_g = known(tr, fold.train), known(va, fold.validation), known(te, fold.test)
@@ -544,8 +557,9 @@ def run(config: ExperimentConfig) -> str:
     records = run_cross_validation(config)
     timings = dict(getattr(run_cross_validation, "last_timings", {}))
     sweep_keys = {c.key for c in config.sweep_conditions()}
+    reused = config.sweep_reuses()
     table_records = [r for r in records if r["condition"] not in sweep_keys]
-    sweep_records = [r for r in records if r["condition"] in sweep_keys]
+    sweep_records = [r for r in records if r["condition"] in sweep_keys or (reused and r["condition"] == reused[0].key)]
     t1 = time.perf_counter()
     atomic_write_json(out / "folds.json", records)
     tables = reporting.write_tables(table_records, out)

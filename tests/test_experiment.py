@@ -70,7 +70,7 @@ def test_condition_keys_are_unique_and_readable():
     assert Condition("acoustic", "activation", "gender", "fused", 0.75).key == "acoustic-activation-gender-fused-lambda0.75"
     # the placement is irrelevant without an adversary, so it is not part of the key; lambda is
     assert Condition("lexical", "valence", None, "per_modality").key == Condition("lexical", "valence", None).key
-    assert len({c.key for c in config.sweep_conditions()}) == 4
+    assert len({c.key for c in config.sweep_conditions()}) == 3  # quick grid: lambda 1 is the table's own gender run
 
 
 def test_conditions_skip_per_modality_for_a_single_modality():
@@ -91,9 +91,15 @@ def test_conditions_skip_per_modality_for_a_single_modality():
 def test_sweep_conditions_only_with_a_gender_adversary():
     assert ExperimentConfig(adversaries=(None, "speaker")).sweep_conditions() == []
     assert ExperimentConfig(lambda_sweep=False).sweep_conditions() == []
-    sweep = ExperimentConfig().sweep_conditions()
+    sweep = ExperimentConfig(grid="paper").sweep_conditions()
     assert [c.grl_lambda for c in sweep] == [0.3, 0.5, 0.75, 1.0]
+    assert ExperimentConfig(grid="paper").sweep_reuses() is None
     assert {(c.modality, c.task, c.adversary, c.placement) for c in sweep} == {("acoustic", "activation", "gender", "fused")}
+    # The quick grid fixes lambda = 1: the table's gender run is that sweep point and is reused, not rerun.
+    quick = ExperimentConfig()
+    assert [c.grl_lambda for c in quick.sweep_conditions()] == [0.3, 0.5, 0.75]
+    assert quick.sweep_reuses() == (Condition("acoustic", "activation", "gender", "fused"), 1.0)
+    assert ExperimentConfig(tasks=("valence",)).sweep_reuses() is None
 
 
 def test_fold_seed_depends_on_condition_fold_and_seed_not_on_order():

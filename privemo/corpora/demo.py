@@ -126,16 +126,18 @@ RATER_NOISE = 0.55  # s.d. of a rater's score around the latent value (before ro
 WORD_POLARITY_GAIN = 2.2  # logit gain of the valence z on a slot's word polarity (neutral logit 0.8)
 
 
-def demo_root(seed: int = DEMO_SEED) -> Path:
-    """Where the demo corpus for ``seed`` lives: ``$PRIVEMO_DATA/demo-seed<seed>-v<version>`` or the user cache folder."""
+def demo_root(seed: int = DEMO_SEED, n_per_speaker: int = DEFAULT_N_PER_SPEAKER) -> Path:
+    """Where the demo corpus for ``seed`` lives: ``$PRIVEMO_DATA/demo-seed<seed>-v<version>`` or the user cache folder;
+    a corpus of another size than the default gets its own folder (suffix ``-n<n_per_speaker>``)."""
     seed = _check_seed(seed)
+    size = "" if n_per_speaker == DEFAULT_N_PER_SPEAKER else f"-n{int(n_per_speaker)}"
     base = os.environ.get("PRIVEMO_DATA")
     if base:
         parent = Path(base).expanduser()
     else:
         cache = os.environ.get("XDG_CACHE_HOME")
         parent = (Path(cache).expanduser() if cache else Path.home() / ".cache") / "privemo"
-    return parent / f"demo-seed{seed}-v{DEMO_VERSION}"
+    return parent / f"demo-seed{seed}-v{DEMO_VERSION}{size}"
 
 
 def _check_seed(seed: Any) -> int:
@@ -595,7 +597,7 @@ def synthesize_demo(
         n_jobs = min(2, os.cpu_count() or 1)
     elif isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1:
         raise ValueError(f"Invalid value received for argument `n_jobs`. Expected a positive int. Received: n_jobs={n_jobs!r}")
-    root = Path(root).expanduser() if root is not None else demo_root(seed)
+    root = Path(root).expanduser() if root is not None else demo_root(seed, int(n_per_speaker))
     root = root.absolute()
 
     def intact() -> bool:
