@@ -282,6 +282,7 @@ def _hypermodel(condition: Condition, config: ExperimentConfig, meta: dict, seed
         patience=config.resolved_patience(),
         learning_rate=config.resolved_learning_rate(),
         seed=seed,
+        model_cache=_WORKER.setdefault("models", {}),
     )
 
 
@@ -338,7 +339,10 @@ def run_fold(
 
     t1 = time.perf_counter()
     everything = np.concatenate([fold.train, fold.validation, fold.test])
-    both = keras.Model(model.inputs, {"emotion": model.get_layer("emotion").output, "h": model.get_layer("h").output})
+    both = getattr(model, "_privemo_outputs_and_h", None)  # cached with the model (see EmotionPrivacyHyperModel)
+    if both is None:
+        both = keras.Model(model.inputs, {"emotion": model.get_layer("emotion").output, "h": model.get_layer("h").output})
+        model._privemo_outputs_and_h = both
     out = predict(both, inputs, everything)
     emotion_probs, h_all = np.asarray(out["emotion"]), np.asarray(out["h"])
     pos = {int(i): k for k, i in enumerate(everything)}
@@ -390,7 +394,6 @@ def run_fold(
     timings["attack_s"] = time.perf_counter() - t2
     timings["total_s"] = time.perf_counter() - t0
     record["timings"] = timings
-    keras.backend.clear_session()
     return record
 
 
@@ -448,7 +451,8 @@ def run_cross_validation(config: ExperimentConfig, table: pd.DataFrame | None = 
                 "run on this corpus; pass --modality acoustic.")
     data = prepare_corpus(table, config)
     timings.update(data.timings)
-    jobs = [(k, c) for k in fold_ids for c in conditions]
+    # Condition-major order: a worker's consecutive jobs tend to share a network, which it then need not trace again.
+    jobs = [(k, c) for c in conditions for k in fold_ids]
     finished = {job: result_path(config, job[1], job[0]) for job in jobs}
     finished = {job: path for job, path in finished.items() if config.resume and path.is_file()}
     pending = [job for job in jobs if job not in finished]
@@ -469,7 +473,8 @@ def run_cross_validation(config: ExperimentConfig, table: pd.DataFrame | None = 
         records[job] = record
         priv = record["attacks"].get("gender", {}).get("strongest_test_uar")
         log(f"[{len(records)}/{len(jobs)}] fold {job[0]}: {job[1].key}: emotion UAR {record['test']['emotion_uar']:.3f}"
-            + (f", gender attacker UAR {priv:.3f}" if priv is not None else "") + f" ({seconds:.0f} s)", config)
+            + (f", gender attacker UAR {priv:.3f}" if priv is not None else "")
+            + f" ({record.get('timings', {}).get('total_s', seconds):.0f} s)", config)
 
     t1 = time.perf_counter()
     if n_jobs == 1:

@@ -80,6 +80,11 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
         epochs, patience: training budget per trial (``fit`` keyword arguments override them).
         objective_weight: weight of the attribute UAR's excess over chance in ``objective``.
         seed: ``keras.utils.set_random_seed(seed)`` before every build, so every configuration starts from the same seed.
+        model_cache: optional dict shared between hypermodels (e.g. across the folds a worker process runs). A network
+            whose architecture is already in it is reused: the cached model receives the freshly initialised weights of
+            this build (same seed, so the same values a new model would have) and its optimizer state is reset to the
+            just-built state, so training is unchanged while TensorFlow does not trace a new training graph (seconds per
+            model on a CPU). Lambda is a weight of the GRL, so models differing only in lambda share one entry.
     """
 
     def __init__(
@@ -100,8 +105,10 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
         objective_weight: float = OBJECTIVE_WEIGHT,
         seed: int | None = 0,
         name: str | None = None,
+        model_cache: dict | None = None,
     ):
         super().__init__(name=name, tunable=True)
+        self.model_cache = model_cache
         self.grid = _check_grid(grid)
         if adversary is None:
             self.grid.pop("grl_lambda", None)
@@ -140,10 +147,24 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
         """A built, compiled model for the configuration ``hp`` selects."""
         if self.seed is not None:
             keras.utils.set_random_seed(int(self.seed))
-        model = build_model(**self.model_kwargs, **self.values(hp))
+        values = self.values(hp)
+        model = build_model(**self.model_kwargs, **values)
+        key = None
+        if self.model_cache is not None:
+            architecture = {**self.model_kwargs, **{k: v for k, v in values.items() if k != "grl_lambda"}}
+            key = repr(sorted(architecture.items())) + f"|lr={self.learning_rate}|jit={self.jit_compile}"
+            cached = self.model_cache.get(key)
+            if cached is not None:
+                reused, optimizer_state = cached
+                reused.set_weights(model.get_weights())
+                for variable, value in zip(reused.optimizer.variables, optimizer_state):
+                    variable.assign(value)
+                return reused
         compile_model(model, self.learning_rate, jit_compile=self.jit_compile)
         # Create the optimizer's slots now, so that a checkpoint (keras-tuner's best epoch) reloads completely.
         model.optimizer.build(model.trainable_variables)
+        if key is not None:
+            self.model_cache[key] = (model, [keras.ops.convert_to_numpy(v) for v in model.optimizer.variables])
         return model
 
     def fit(
