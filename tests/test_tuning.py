@@ -126,3 +126,31 @@ def test_search_records_results_and_resumes_without_redoing_trials(tmp_path):
     best = again.get_best_models(1)[0]
     assert isinstance(best, keras.Model) and sorted(best.output) == ["emotion", "gender"]
     assert best.get_layer("emotion_dense1").units == trials[0].hyperparameters.values["dense_width"]
+
+
+def test_model_cache_reuses_the_network_with_fresh_weights_and_optimizer_state():
+    grid = {k: (v[0],) for k, v in PAPER_GRID.items()}
+    cache: dict = {}
+    hm_a = EmotionPrivacyHyperModel(grid, adversary="gender", seed=1, model_cache=cache)
+    first = hm_a.build(keras_tuner.HyperParameters())
+    initial = [w.copy() for w in first.get_weights()]
+    # Train a step so weights and optimizer state move away from their initial values.
+    x = {"acoustic": np.random.default_rng(0).normal(size=(4, 20, 40)).astype("float32")}
+    first.train_on_batch(x, {"emotion": np.array([0, 1, 2, 0]), "gender": np.array([0, 1, 0, 1])})
+    assert int(first.optimizer.iterations.numpy()) == 1
+
+    other_lambda = dict(grid, grl_lambda=(0.5,))
+    hm_b = EmotionPrivacyHyperModel(other_lambda, adversary="gender", seed=1, model_cache=cache)
+    again = hm_b.build(keras_tuner.HyperParameters())
+    assert again is first and len(cache) == 1  # lambda is a weight: same network
+    assert int(again.optimizer.iterations.numpy()) == 0
+    assert all(float(np.abs(v.numpy() if hasattr(v, "numpy") else v).sum()) == 0.0
+               for v in again.optimizer.variables[2:])  # Adam moments back to zero
+    fresh = EmotionPrivacyHyperModel(other_lambda, adversary="gender", seed=1).build(keras_tuner.HyperParameters())
+    for got, want in zip(again.get_weights(), fresh.get_weights()):
+        np.testing.assert_array_equal(got, want)
+    assert not all(np.array_equal(a, b) for a, b in zip(again.get_weights(), initial))  # lambda 0.5, not 0.3
+    # A different architecture gets its own entry.
+    EmotionPrivacyHyperModel(dict(grid, dense_width=(64,)), adversary="gender", seed=1,
+                             model_cache=cache).build(keras_tuner.HyperParameters())
+    assert len(cache) == 2
