@@ -31,6 +31,7 @@ _EXPORTS: dict[str, str] = {
     "attack_representation": "privemo.attacks",
     "speaker_attack": "privemo.attacks",
     "membership_attack": "privemo.attacks",
+    "encode": "privemo.encoder",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -1,0 +1,687 @@
+"""Distributed hyper-parameter search on keras-tuner's chief/worker engine (gRPC), for the reproduce command.
+
+keras-tuner runs one *oracle* (the object that hands out trials and records their results) per tuner project, and a
+distributed search is one chief process serving that oracle over gRPC to worker processes that train the trials
+(``KERASTUNER_TUNER_ID``, ``KERASTUNER_ORACLE_IP``, ``KERASTUNER_ORACLE_PORT``). The reproduce command has one project
+per (condition, outer fold): ``<out>/work/tuning/<condition.key>/fold<k>/``. privemo therefore runs
+
+- one **chief** (``python -m privemo.distributed --role chief``), which opens one keras-tuner ``OracleServicer`` per
+  project of the run, project ``i`` of the run's job list on port ``--port + i``, all at once, and waits until every
+  trial of every project has ended; then (unless ``--search-only``) it runs the rest of the reproduce command
+  (``privemo.experiment.run`` with resume: the tuned projects are reloaded, not retrained: selection, representations,
+  attacks, tables);
+- any number of **workers** (``python -m privemo.distributed --role worker --worker-id N``), each visiting the projects
+  in the job list's order: it asks the project's oracle for a trial (keras-tuner's ``CreateTrial``), trains trials with
+  the reproduce command's own data, hypermodel and ``privemo.tuning.make_tuner`` (a keras-tuner worker: its oracle is a
+  gRPC client of the chief's) until the oracle says the project is handed out, then moves to the next project. Workers
+  therefore also work on different projects at the same time: the quick grid (one configuration per project) spreads
+  over workers too.
+
+Every process takes the reproduce command's flags (the same flags on every machine: the chief writes
+``<out>/work/distributed/plan.json`` with the job list and the settings that matter, and a worker whose flags differ
+stops with an error). Example, one machine with 2 cores::
+
+    python -m privemo.distributed --role chief --port 50051 --corpus demo &
+    python -m privemo.distributed --role worker --worker-id 0 --port 50051 --corpus demo --threads 1 &
+    python -m privemo.distributed --role worker --worker-id 1 --port 50051 --corpus demo --threads 1
+
+Several machines: ``--out`` must be on a file system all machines share (NFS or similar: workers write the trial
+checkpoints the chief's final phase loads, and read the plan), the chief binds ``--host 0.0.0.0`` and workers connect to
+``--host <chief address>``; ports ``--port`` .. ``--port + jobs - 1`` must be reachable. keras-tuner's gRPC channel is
+unauthenticated and unencrypted: use it on a trusted network only. The keras-tuner environment variables work as
+defaults (``KERASTUNER_TUNER_ID=chief`` selects the chief role, any other value the worker role and its id;
+``KERASTUNER_ORACLE_IP`` / ``KERASTUNER_ORACLE_PORT`` the host and base port).
+
+The chief's oracles are ``ConcurrentGridSearchOracle``: keras-tuner 1.4.8's ``GridSearchOracle`` derives each new
+combination from a *finished* trial, so after the first two trials it hands out one trial at a time (distributed
+workers wait in an IDLE loop), and its linked list of tried combinations is not saved, so a project reloaded after an
+interruption either stops early or fails with a KeyError. ``ConcurrentGridSearchOracle`` hands out the first untried
+combination in GridSearch's own order (identical trial ids and values in a single process) and keeps only state that
+keras-tuner saves.
+
+Limits (also in the README): a worker that dies inside a trial leaves that trial "running" at the chief, so the search
+cannot finish until a worker with the same ``--worker-id`` is started again (keras-tuner hands it the same trial), or
+the chief is restarted with ``--resume`` (a reloaded oracle hands the interrupted trials out again). Stopping the chief
+leaves workers blocked in keras-tuner's gRPC calls (up to its one-hour timeout): stop them too. Trials are not split
+across machines (one trial = one training in one process), and the final phase (attacks) runs on the chief's machine
+only (``--jobs`` processes). Nothing here needs a GPU; a worker uses one when TensorFlow sees one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any, NamedTuple, Sequence
+
+import keras_tuner
+from keras_tuner.src.engine import trial as trial_module
+
+from ._io import atomic_write_json, atomic_write_text, read_json
+from .tuning import OBJECTIVE, GridSearch
+
+# assumption (README assumptions table): default base port of the chief's oracles (the gRPC convention's 50051); project
+# i of the job list is served on BASE_PORT + i. Change with --port / KERASTUNER_ORACLE_PORT.
+BASE_PORT = 50051
+DEFAULT_HOST = "127.0.0.1"
+POLL_S = 0.2  # how often the chief checks its projects
+PROBE_TIMEOUT_S = 10.0  # a worker re-reads the plan when a project's oracle does not answer within this time
+PLAN_WAIT_S = 600.0  # how long a worker waits for a running chief's plan
+LINGER_S = 120.0  # after the last trial, how long the chief waits for workers still walking through finished projects
+ENV_TUNER_ID = "KERASTUNER_TUNER_ID"
+ENV_ORACLE_IP = "KERASTUNER_ORACLE_IP"
+ENV_ORACLE_PORT = "KERASTUNER_ORACLE_PORT"
+# experiment.run_fold's tuner (no KERASTUNER_* variables) has the id "tuner0" and reloads a project only when that
+# tuner's state file exists; the chief writes it for every project it serves.
+SINGLE_PROCESS_TUNER_ID = "tuner0"
+
+
+class ConcurrentGridSearchOracle(keras_tuner.oracles.GridSearchOracle):
+    """A GridSearch oracle that hands out the first untried combination at once (see the module docstring).
+
+    The order is GridSearchOracle's (defaults first, then its own successor function), so a single process gets the same
+    trial ids with the same values as with ``keras_tuner.GridSearch``; with several workers every combination is handed
+    out exactly once, and the search ends (STOPPED) as soon as every combination has been handed out and no interrupted
+    trial waits for a retry. Its state is keras-tuner's ``Oracle`` state (tried-value hashes, trials, retry queue), so a
+    reloaded project continues where it stopped.
+    """
+
+    def populate_space(self, trial_id: str) -> dict:
+        values = self._first_untried()
+        if values is None:
+            return {"status": trial_module.TrialStatus.STOPPED, "values": None}
+        return {"status": trial_module.TrialStatus.RUNNING, "values": values}
+
+    def _combinations(self):
+        space = self.get_space()
+        values: dict | None = {hp.name: hp.default for hp in space.space if space.is_active(hp)}
+        while values is not None:
+            yield values
+            values = self._get_next_combination(values)
+
+    def _first_untried(self) -> dict | None:
+        for values in self._combinations():
+            if not self._duplicate(values):
+                return values
+        return None
+
+    @keras_tuner.synchronized
+    def end_trial(self, trial) -> None:
+        super().end_trial(trial)
+        # keras-tuner saves the oracle before it drops the trial from its ongoing trials, and relies on the tuner's
+        # next save; a distributed worker's tuner never saves the chief's oracle, so a reloaded project would rerun
+        # its last trial. Save again now that the trial is no longer ongoing.
+        self.save()
+
+    @keras_tuner.synchronized
+    def progress(self) -> dict:
+        """{"trials", "ongoing", "retry", "done" (ended trials), "complete" (nothing left to hand out or wait for)}."""
+        exhausted = self._first_untried() is None or bool(self.max_trials and len(self.trials) >= self.max_trials)
+        return {
+            "trials": len(self.trials),
+            "ongoing": len(self.ongoing_trials),
+            "retry": len(self._retry_queue),
+            "done": len(self.end_order),
+            "complete": exhausted and not self.ongoing_trials and not self._retry_queue,
+        }
+
+
+class ConcurrentGridSearch(GridSearch):
+    """``privemo.tuning.GridSearch`` with a ``ConcurrentGridSearchOracle`` (arguments as ``keras_tuner.GridSearch``)."""
+
+    def __init__(self, hypermodel=None, objective=None, max_trials=None, seed=None, hyperparameters=None,
+                 tune_new_entries=True, allow_new_entries=True, max_retries_per_trial=0,
+                 max_consecutive_failed_trials=3, **kwargs):
+        oracle = ConcurrentGridSearchOracle(
+            objective=objective, max_trials=max_trials, seed=seed, hyperparameters=hyperparameters,
+            tune_new_entries=tune_new_entries, allow_new_entries=allow_new_entries,
+            max_retries_per_trial=max_retries_per_trial, max_consecutive_failed_trials=max_consecutive_failed_trials,
+        )
+        keras_tuner.Tuner.__init__(self, oracle, hypermodel, **kwargs)
+
+
+def make_oracle(hypermodel, directory: str | os.PathLike, project_name: str, *, seed: int = 0,
+                overwrite: bool = False) -> ConcurrentGridSearchOracle:
+    """The oracle of one tuner project, as ``privemo.tuning.make_tuner`` would set it up, without building a model.
+
+    A project with saved state is reloaded unless ``overwrite`` (then it is deleted first); a new one gets the
+    hypermodel's declared search space. The oracle saves itself to ``directory/project_name/oracle.json``.
+    """
+    oracle = ConcurrentGridSearchOracle(objective=keras_tuner.Objective(OBJECTIVE, direction="max"), seed=seed)
+    oracle._set_project_dir(str(directory), project_name)
+    project = Path(directory) / project_name
+    if overwrite and project.exists():
+        shutil.rmtree(project)
+    if (project / "oracle.json").is_file():
+        oracle.reload()
+    else:
+        space = oracle.get_space()
+        hypermodel.declare_hyperparameters(space)
+        oracle.update_space(space)
+    oracle.verbose = 0
+    oracle.save()
+    return oracle
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Jobs, ports and the plan
+
+
+class Job(NamedTuple):
+    """One tuner project of the run: its position in the job list (port = base port + index), condition and fold."""
+
+    index: int
+    condition: Any  # privemo.experiment.Condition
+    fold: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.condition.key}/fold{self.fold}"
+
+
+def _user_error(message: str) -> Exception:
+    from .reproduce import UserError
+
+    return UserError(message)
+
+
+def load_run(config) -> tuple[Any, list, list[Job]]:
+    """The corpus table, its folds and the run's full job list (conditions x folds, the reproduce command's order)."""
+    from .corpora import load_corpus
+    from .experiment import _jobs
+    from .folds import speaker_folds
+
+    options = {}
+    if config.corpus == "demo" and getattr(config, "demo_per_speaker", None) is not None:
+        options["n_per_speaker"] = config.demo_per_speaker
+    table = load_corpus(config.corpus, config.root, **options)
+    try:
+        folds = speaker_folds(table, n_folds=config.n_folds, seed=config.seed)
+    except ValueError as exc:
+        raise _user_error(f"{config.corpus}: cannot make {config.n_folds} speaker-independent folds: {exc}") from None
+    fold_ids = list(range(len(folds))) if config.folds is None else list(config.folds)
+    bad = [k for k in fold_ids if not 0 <= k < len(folds)]
+    if bad:
+        raise _user_error(f"invalid fold index {bad}: the corpus has folds 0..{len(folds) - 1}")
+    conditions = _jobs(config)
+    if any("lexical" in c.modalities for c in conditions) and table["transcript"].isna().any():
+        raise _user_error(f"{config.corpus}: some utterances have no transcript, so the lexical modality cannot run; "
+                          "pass --modality acoustic")
+    pairs = [(k, c) for c in conditions for k in fold_ids]  # experiment.run_cross_validation's (condition-major) order
+    return table, folds, [Job(i, c, k) for i, (k, c) in enumerate(pairs)]
+
+
+def work_dir(config) -> Path:
+    return Path(config.work_dir or Path(config.out_dir) / "work")
+
+
+def project_location(config, job: Job) -> tuple[Path, str]:
+    """(directory, project name) of a job's tuner project, as ``experiment.run_fold`` names it."""
+    return work_dir(config) / "tuning" / job.condition.key, f"fold{job.fold}"
+
+
+def plan_path(config) -> Path:
+    return work_dir(config) / "distributed" / "plan.json"
+
+
+def fingerprint(config, jobs: Sequence[Job]) -> dict:
+    """The settings every process of a distributed run must share (compared by workers against the chief's plan)."""
+    return {
+        "corpus": config.corpus,
+        "demo_per_speaker": getattr(config, "demo_per_speaker", None),
+        "n_folds": config.n_folds,
+        "seed": config.seed,
+        "grid": {k: list(v) for k, v in config.grid_dict().items()},
+        "epochs": config.resolved_epochs(),
+        "patience": config.resolved_patience(),
+        "learning_rate": config.resolved_learning_rate(),
+        "batch_size": config.batch_size,
+        "embeddings": bool(config.embeddings),
+        "jobs": [job.name for job in jobs],
+    }
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The chief
+
+
+def _servicer_class():
+    from keras_tuner.src.distribute.oracle_chief import OracleServicer
+
+    class Servicer(OracleServicer):
+        """keras-tuner's servicer, recording which tuner ran which trial and which tuners were told to stop."""
+
+        def __init__(self, oracle, name: str, log):
+            super().__init__(oracle)
+            self.name = name
+            self.log = log
+            self.seen: set[str] = set()
+            self.stopped: set[str] = set()
+            self.handed: dict[str, list[str]] = {}
+
+        def CreateTrial(self, request, context):
+            response = super().CreateTrial(request, context)
+            tuner_id = request.tuner_id
+            self.seen.add(tuner_id)
+            status = trial_module.TrialStatus.from_proto(response.trial.status)
+            if status == trial_module.TrialStatus.STOPPED:
+                self.stopped.add(tuner_id)
+            elif status == trial_module.TrialStatus.RUNNING:
+                ids = self.handed.setdefault(tuner_id, [])
+                if response.trial.trial_id not in ids:
+                    ids.append(response.trial.trial_id)
+                    self.log(f"[chief] {self.name}: trial {response.trial.trial_id} -> {tuner_id}")
+            return response
+
+        def EndTrial(self, request, context):
+            response = super().EndTrial(request, context)
+            trial = self.oracle.trials.get(request.trial.trial_id)
+            score = getattr(trial, "score", None)
+            self.log(f"[chief] {self.name}: trial {request.trial.trial_id} ended "
+                     f"({trial.status if trial else '?'}{'' if score is None else f', val_objective {score:.4f}'})")
+            return response
+
+    return Servicer
+
+
+def _start_server(servicer, host: str, port: int):
+    import concurrent.futures
+
+    import grpc
+    from keras_tuner.src import protos
+
+    # so_reuseport off: a port another process already serves must fail here, not share its traffic.
+    server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=4), options=[("grpc.so_reuseport", 0)])
+    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError:
+        bound = 0
+    if not bound:
+        raise _user_error(f"cannot serve on {host}:{port} (port in use or address not on this machine); "
+                          "choose another --port")
+    server.start()
+    return server
+
+
+def run_chief(config, *, host: str = DEFAULT_HOST, port: int = BASE_PORT, search_only: bool = False,
+              linger_s: float = LINGER_S, log=None) -> dict:
+    """Serve every pending project of the run until all trials have ended; then run the reproduce command's remaining
+    steps unless ``search_only``. Returns a summary (per project: trials, which tuner ran which trial).
+    """
+    from .experiment import _hypermodel, fold_seed, result_path
+
+    log = log or (lambda message: print(message, file=sys.stderr, flush=True) if config.verbose else None)
+    t0 = time.perf_counter()
+    _, _, jobs = load_run(config)
+    if port + len(jobs) - 1 > 65535:
+        raise _user_error(f"--port {port}: the run has {len(jobs)} projects, so ports {port}..{port + len(jobs) - 1} "
+                          "are needed; choose a lower --port")
+    if config.resume:
+        served = [job for job in jobs if not result_path(config, job.condition, job.fold).is_file()]
+    else:
+        served = list(jobs)
+        for job in jobs:  # the final phase resumes: results of an earlier run in --out must not be taken as this one's
+            result_path(config, job.condition, job.fold).unlink(missing_ok=True)
+    Servicer = _servicer_class()
+    servers, servicers = [], []
+    session = uuid.uuid4().hex
+    try:
+        for job in served:
+            seed = fold_seed(config, job.condition, job.fold)
+            directory, project = project_location(config, job)
+            hypermodel = _hypermodel(job.condition, config, {}, seed, 300)  # only its grid matters to the oracle
+            oracle = make_oracle(hypermodel, directory, project, seed=seed, overwrite=not config.resume)
+            # experiment.run_fold's single-process tuner (id "tuner0") reloads a project only when this state file
+            # exists; without it, `reproduce --resume` would start these projects afresh.
+            state = directory / project / f"{SINGLE_PROCESS_TUNER_ID}.json"
+            if not state.is_file():
+                atomic_write_text(state, "{}")
+            servicer = Servicer(oracle, job.name, log)
+            servers.append(_start_server(servicer, host, port + job.index))
+            servicers.append(servicer)
+        plan = {
+            "session": session,
+            "status": "running",
+            "host": host,
+            "base_port": port,
+            "pid": os.getpid(),
+            "fingerprint": fingerprint(config, jobs),
+            "served": [{"name": job.name, "port": port + job.index} for job in served],
+        }
+        atomic_write_json(plan_path(config), plan)
+        log(f"[chief] serving {len(served)} of {len(jobs)} tuner projects on {host}:{port}.."
+            f"{port + (served[-1].index if served else 0)}; start workers with the same flags and --role worker")
+        done_at = None
+        reported: set[str] = set()
+        while True:
+            states = [s.oracle.progress() for s in servicers]
+            for s, state in zip(servicers, states):
+                if state["complete"] and s.name not in reported:
+                    reported.add(s.name)
+                    log(f"[chief] {s.name}: search complete ({state['done']} trials)")
+            if all(state["complete"] for state in states):
+                done_at = done_at or time.monotonic()
+                seen = set().union(*(s.seen for s in servicers)) if servicers else set()
+                if not servicers or seen <= servicers[-1].stopped or time.monotonic() - done_at > linger_s:
+                    break
+            time.sleep(POLL_S)
+        search_s = time.perf_counter() - t0
+        summary = {
+            "role": "chief",
+            "search_s": round(search_s, 3),
+            "projects": {
+                s.name: {"trials": s.oracle.progress()["done"], "by_tuner": s.handed,
+                         "run_times": {k: int(v) for k, v in s.oracle._run_times.items()}}
+                for s in servicers
+            },
+        }
+        atomic_write_json(plan_path(config), {**plan, "status": "finished", "summary": summary})
+    except BaseException:
+        old = _read_plan(config)
+        if old is not None and old.get("session") == session:  # tell this session's workers; leave other plans alone
+            atomic_write_json(plan_path(config), {**old, "status": "interrupted"})
+        raise
+    finally:
+        for server in servers:
+            server.stop(grace=1.0)
+    log(f"[chief] search finished in {search_s:.1f} s")
+    if not search_only:
+        from .experiment import run
+
+        summary["reproduce"] = run(dataclasses.replace(config, resume=True))
+    return summary
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The workers
+
+
+class SearchSetup(NamedTuple):
+    """What ``experiment.run_fold`` passes to ``tuner.search`` for one (condition, fold), and its hypermodel."""
+
+    hypermodel: Any
+    train_ds: Any
+    val_inputs: dict
+    val_targets: dict
+    seed: int
+
+
+def search_setup(data, fold_index: int, fold, condition, config, lexical=None) -> SearchSetup:
+    """The tuner search inputs of one (condition, fold), built exactly as ``privemo.experiment.run_fold`` builds them.
+
+    (A copy of run_fold's first lines; the distributed test checks that both give the same trials.)
+    """
+    import keras
+
+    from .experiment import _hypermodel, _model_inputs, _targets, fold_seed
+    from .pipeline import make_dataset
+
+    seed = fold_seed(config, condition, fold_index)
+    keras.utils.set_random_seed(seed)
+    inputs = _model_inputs(data, condition, lexical)
+    lexical_dim = int(lexical[0].shape[1]) if lexical is not None and len(lexical) else 300
+    y, w, meta = _targets(data, condition, fold)
+    train_ds = make_dataset(inputs, y, fold.train, batch_size=config.batch_size, shuffle=True, seed=seed,
+                            sample_weights=w)
+    val_rows = fold.validation
+    if condition.adversary == "gender":
+        val_rows = val_rows[data.gender[val_rows] >= 0]
+    val_targets = {"emotion": y["emotion"][val_rows]}
+    if condition.adversary == "gender":
+        val_targets["gender"] = data.gender[val_rows]
+    val_inputs = {k: [v[i] for i in val_rows] for k, v in inputs.items()}
+    return SearchSetup(_hypermodel(condition, config, meta, seed, lexical_dim), train_ds, val_inputs, val_targets, seed)
+
+
+def _read_plan(config) -> dict | None:
+    try:
+        return read_json(plan_path(config))
+    except (OSError, ValueError):
+        return None
+
+
+def _wait_for_plan(config, wait_s: float, log) -> dict:
+    deadline = time.monotonic() + wait_s
+    announced = False
+    while True:
+        plan = _read_plan(config)
+        if plan is not None and plan.get("status") == "running":
+            return plan
+        if time.monotonic() > deadline:
+            raise _user_error(f"no running chief: {plan_path(config)} "
+                              f"{'is ' + repr(plan.get('status')) if plan else 'does not exist'} after {wait_s:.0f} s; "
+                              "start the chief (--role chief) with the same --out")
+        if not announced:
+            log(f"[worker] waiting for the chief's plan {plan_path(config)}")
+            announced = True
+        time.sleep(1.0)
+
+
+def _check_plan(plan: dict, expected: dict) -> None:
+    theirs = plan.get("fingerprint", {})
+    diff = sorted(k for k in set(theirs) | set(expected) if theirs.get(k) != expected.get(k))
+    if diff:
+        details = "; ".join(f"{k}: chief {theirs.get(k)!r}, worker {expected.get(k)!r}" for k in diff if k != "jobs")
+        if "jobs" in diff:
+            details = (details + "; " if details else "") + "the job lists differ (--modality/--task/--adversary/..)"
+        raise _user_error(f"this worker's flags differ from the chief's ({details}); use the same flags everywhere")
+
+
+def _probe(host: str, port: int, tuner_id: str, timeout: float):
+    """keras-tuner's CreateTrial for ``tuner_id`` (the trial is then this tuner's ongoing trial; keras-tuner hands the
+    same trial back to the same tuner id), or None when the oracle does not answer within ``timeout``."""
+    import grpc
+    from keras_tuner.src import protos
+
+    channel = grpc.insecure_channel(f"{host}:{port}")
+    try:
+        stub = protos.get_service_grpc().OracleStub(channel)
+        response = stub.CreateTrial(protos.get_service().CreateTrialRequest(tuner_id=tuner_id), wait_for_ready=True,
+                                    timeout=timeout)
+        return trial_module.Trial.from_proto(response.trial)
+    except grpc.RpcError as exc:
+        if exc.code() in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE):
+            return None
+        raise
+    finally:
+        channel.close()
+
+
+def tuner_id_for(worker_id) -> str:
+    """keras-tuner's tuner id of worker ``worker_id``: "tuner<N>" for an integer, else the string itself."""
+    text = str(worker_id).strip()
+    tuner_id = f"tuner{text}" if text.isdigit() else text
+    if not tuner_id or "chief" in tuner_id or any(c.isspace() for c in tuner_id):
+        raise _user_error(f"--worker-id {worker_id!r}: expected an integer or a name without spaces and without "
+                          "'chief' (keras-tuner treats any id containing 'chief' as the chief)")
+    return tuner_id
+
+
+def run_worker(config, *, worker_id=0, host: str = DEFAULT_HOST, threads: int | None = None,
+               plan_wait_s: float = PLAN_WAIT_S, log=None) -> dict:
+    """Train trials of the chief's projects, in the job list's order, until every project is handed out.
+
+    Returns {"role": "worker", "tuner_id", "trials": {project name: [trial ids this worker trained]},
+    "trial_times": {project name: {trial id: [start, end] (time.time())}}, "seconds"}.
+    """
+    from .experiment import lexical_inputs, prepare_corpus
+
+    log = log or (lambda message: print(message, file=sys.stderr, flush=True) if config.verbose else None)
+    tuner_id = tuner_id_for(worker_id)
+    t0 = time.perf_counter()
+    _configure_threads(threads)
+    table, folds, jobs = load_run(config)
+    expected = fingerprint(config, jobs)
+    by_name = {job.name: job for job in jobs}
+    data = None
+    lexical: dict[int, list] = {}
+    ran: dict[str, dict[str, list[float]]] = {}
+    plan = _wait_for_plan(config, plan_wait_s, log)
+    _check_plan(plan, expected)
+    position = 0
+    while position < len(plan["served"]):
+        entry = plan["served"][position]
+        job = by_name[entry["name"]]
+        trial = _probe(host, entry["port"], tuner_id, PROBE_TIMEOUT_S)
+        if trial is None:  # not (yet) served: the chief may still be starting, or a new chief has a new plan
+            new = _read_plan(config)
+            if new is None or new.get("status") != "running" or new.get("session") != plan["session"]:
+                if new is not None and new.get("session") == plan["session"]:  # this chief finished or stopped
+                    break
+                plan = _wait_for_plan(config, plan_wait_s, log)
+                _check_plan(plan, expected)
+                position = 0
+            continue
+        if trial.status == trial_module.TrialStatus.IDLE:  # the oracle is waiting for something: ask again
+            time.sleep(1.0)
+            continue
+        if trial.status != trial_module.TrialStatus.RUNNING:
+            position += 1  # STOPPED: every trial of this project is handed out
+            continue
+        if data is None:
+            data = prepare_corpus(table, config)
+        if "lexical" in job.condition.modalities and job.fold not in lexical:
+            lexical[job.fold], _ = lexical_inputs(data, folds[job.fold].train, config)
+        times = _search_project(config, job, data, folds[job.fold], lexical.get(job.fold), tuner_id, host,
+                                entry["port"], log)
+        ran.setdefault(job.name, {}).update(times)
+        position += 1
+    summary = {"role": "worker", "tuner_id": tuner_id, "trials": {name: list(times) for name, times in ran.items()},
+               "trial_times": ran, "seconds": round(time.perf_counter() - t0, 3)}
+    log(f"[worker {tuner_id}] done: {sum(map(len, ran.values()))} trials in {summary['seconds']:.1f} s")
+    return summary
+
+
+def _search_project(config, job: Job, data, fold, lexical, tuner_id: str, host: str, port: int,
+                    log) -> dict[str, list[float]]:
+    from .tuning import make_tuner
+
+    setup = search_setup(data, job.fold, fold, job.condition, config, lexical)
+    directory, project = project_location(config, job)
+    os.environ.update({ENV_TUNER_ID: tuner_id, ENV_ORACLE_IP: host, ENV_ORACLE_PORT: str(port)})
+    try:
+        # A keras-tuner worker: its oracle is a gRPC client of the chief's; overwrite=False never deletes the project.
+        tuner = make_tuner(setup.hypermodel, str(directory), project, seed=setup.seed, overwrite=False)
+        ran: dict[str, list[float]] = {}  # trial id -> [start, end] (seconds since the epoch)
+        begin, end = tuner.on_trial_begin, tuner.on_trial_end
+
+        def on_trial_begin(trial):
+            ran[trial.trial_id] = [time.time()]
+            log(f"[worker {tuner_id}] {job.name}: trial {trial.trial_id} {dict(trial.hyperparameters.values)}")
+            begin(trial)
+
+        def on_trial_end(trial):
+            end(trial)
+            ran[trial.trial_id].append(time.time())
+
+        tuner.on_trial_begin, tuner.on_trial_end = on_trial_begin, on_trial_end
+        tuner.search(setup.train_ds, setup.val_inputs, setup.val_targets, verbose=0)
+    finally:
+        for name in (ENV_TUNER_ID, ENV_ORACLE_IP, ENV_ORACLE_PORT):
+            os.environ.pop(name, None)
+    return ran
+
+
+def _configure_threads(threads: int | None) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    if threads:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:  # TensorFlow already initialised in this process
+            pass
+    tf.config.experimental.enable_op_determinism()
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Command line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .reproduce import build_parser as reproduce_parser
+
+    p = reproduce_parser()
+    p.prog = "python -m privemo.distributed"
+    p.description = ("Distributed hyper-parameter search for `python -m privemo.reproduce` on keras-tuner's "
+                     "chief/worker engine: one chief serves every tuner project's oracle over gRPC, workers train "
+                     "the trials. Every process takes the reproduce command's flags (the same on every machine) "
+                     "plus the ones below.")
+    env_id = os.environ.get(ENV_TUNER_ID)
+    g = p.add_argument_group("distributed search")
+    g.add_argument("--role", choices=["chief", "worker"],
+                   default=None if env_id is None else ("chief" if "chief" in env_id else "worker"),
+                   help=f"chief (serves the oracles) or worker (trains trials); default from ${ENV_TUNER_ID}")
+    g.add_argument("--worker-id", default=None,
+                   help=f"worker only: an integer N (tuner id 'tunerN') or a name; default from ${ENV_TUNER_ID}, "
+                        "else 0")
+    g.add_argument("--host", default=os.environ.get(ENV_ORACLE_IP, DEFAULT_HOST),
+                   help="chief: address to listen on (0.0.0.0 for other machines); worker: the chief's address")
+    g.add_argument("--port", type=int, default=int(os.environ.get(ENV_ORACLE_PORT, BASE_PORT)),
+                   help="base port: project i of the job list is served on port + i")
+    g.add_argument("--threads", type=int, default=None,
+                   help="worker: TensorFlow threads (e.g. 1 when several workers share a machine's cores)")
+    g.add_argument("--search-only", action="store_true",
+                   help="chief: stop after the search (then run `python -m privemo.reproduce --resume` with the same "
+                        "flags for the tables)")
+    g.add_argument("--linger", type=float, default=LINGER_S,
+                   help="chief: seconds to wait after the last trial for workers still walking through the projects")
+    g.add_argument("--plan-wait", type=float, default=PLAN_WAIT_S,
+                   help="worker: seconds to wait for a running chief")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .reproduce import UserError, config_from_args
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.role is None:
+            raise UserError(f"--role chief|worker is required (or set ${ENV_TUNER_ID})")
+        if not 1 <= args.port <= 65535:
+            raise UserError(f"--port must be between 1 and 65535 (got {args.port})")
+        if args.threads is not None and args.threads < 1:
+            raise UserError(f"--threads must be a positive integer (got {args.threads})")
+        config = config_from_args(args)
+        if args.role == "chief":
+            summary = run_chief(config, host=args.host, port=args.port, search_only=args.search_only,
+                                linger_s=args.linger)
+            text = summary.pop("reproduce", None)
+            print(json.dumps(summary, sort_keys=True))
+            if text:
+                print(text)
+        else:
+            worker_id = args.worker_id
+            if worker_id is None:
+                env_id = os.environ.get(ENV_TUNER_ID)
+                worker_id = env_id if env_id and "chief" not in env_id else 0
+            summary = run_worker(config, worker_id=worker_id, host=args.host, threads=args.threads,
+                                 plan_wait_s=args.plan_wait)
+            print(json.dumps(summary, sort_keys=True))
+    except UserError as exc:
+        print(f"privemo.distributed: error: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError) as exc:
+        from .corpora import CorpusFormatError
+
+        if isinstance(exc, (CorpusFormatError, FileNotFoundError)) or getattr(exc, "user_error", False):
+            print(f"privemo.distributed: error: {exc}", file=sys.stderr)
+            return 2
+        raise
+    except KeyboardInterrupt:
+        print("privemo.distributed: interrupted; rerun the chief with --resume to continue", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
