@@ -160,7 +160,8 @@ def classifier_head(x, n_classes: int, *, dense_layers: int = 1, dense_width: in
     dense_width = check_int("dense_width", dense_width)
     for i in range(1, dense_layers + 1):
         x = keras.layers.Dense(dense_width, activation="relu", name=f"{name}_dense{i}")(x)
-    return keras.layers.Dense(n_classes, activation="softmax", name=name)(x)
+    # float32 softmax even under a mixed-precision policy (numerically safe probabilities and losses).
+    return keras.layers.Dense(n_classes, activation="softmax", dtype="float32", name=name)(x)
 
 
 def adversary_head(

@@ -256,7 +256,11 @@ def make_dataset(
             signature = (*signature, {k: tf.TensorSpec((None,), tf.float32) for k in targets if k in sample_weights})
     dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(n_batches))
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    dataset = dataset.prefetch(tf.data.AUTOTUNE)
+    # The epoch counter drives the shuffle; a training run restarts it (privemo.training.fit) so that every trial of a
+    # search sees the same batch order whatever ran before it in the process (resumed and distributed trials included).
+    dataset.privemo_restart_epochs = lambda: epoch.__setitem__(0, 0)
+    return dataset
 
 
 def _match_inputs(model, x: dict[str, np.ndarray]):

@@ -311,6 +311,9 @@ def fit(
             )
     if not model.compiled:
         compile_model(model, learning_rate)
+    restart = getattr(train_ds, "privemo_restart_epochs", None)
+    if restart is not None:  # every training run starts from epoch 0 of the pipeline's shuffle (see make_dataset)
+        restart()
     validation = ValidationUAR(val_data, val_targets, objective=objective)
     stopper = keras.callbacks.EarlyStopping(
         monitor="val_objective", mode="max", patience=int(patience), restore_best_weights=True

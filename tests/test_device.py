@@ -31,7 +31,7 @@ def test_privemo_grus_take_the_cudnn_path():
     assert sum(isinstance(layer, keras.layers.GRU) for layer in model.layers) == 4
     assert cudnn_gru_problems(model) == []
     x = keras.Input((None, 3))
-    odd = keras.Model(x, keras.layers.GRU(4, recurrent_dropout=0.1, reset_after=False)(x))
+    odd = keras.Model(x, keras.layers.GRU(4, recurrent_dropout=0.1, reset_after=False, name="gru")(x))
     assert cudnn_gru_problems(odd) == ["gru: needs reset_after", "gru: needs no recurrent_dropout"]
 
 
