@@ -64,7 +64,7 @@ import keras_tuner
 from keras_tuner.src.engine import trial as trial_module
 
 from ._io import atomic_write_json, atomic_write_text, read_json
-from .tuning import OBJECTIVE, GridSearch
+from .tuning import OBJECTIVE, ConcurrentGridSearch, ConcurrentGridSearchOracle, GridSearch
 
 # assumption (README assumptions table): default base port of the chief's oracles (the gRPC convention's 50051); project
 # i of the job list is served on BASE_PORT + i. Change with --port / KERASTUNER_ORACLE_PORT.
@@ -80,70 +80,6 @@ ENV_ORACLE_PORT = "KERASTUNER_ORACLE_PORT"
 # experiment.run_fold's tuner (no KERASTUNER_* variables) has the id "tuner0" and reloads a project only when that
 # tuner's state file exists; the chief writes it for every project it serves.
 SINGLE_PROCESS_TUNER_ID = "tuner0"
-
-
-class ConcurrentGridSearchOracle(keras_tuner.oracles.GridSearchOracle):
-    """A GridSearch oracle that hands out the first untried combination at once (see the module docstring).
-
-    The order is GridSearchOracle's (defaults first, then its own successor function), so a single process gets the same
-    trial ids with the same values as with ``keras_tuner.GridSearch``; with several workers every combination is handed
-    out exactly once, and the search ends (STOPPED) as soon as every combination has been handed out and no interrupted
-    trial waits for a retry. Its state is keras-tuner's ``Oracle`` state (tried-value hashes, trials, retry queue), so a
-    reloaded project continues where it stopped.
-    """
-
-    def populate_space(self, trial_id: str) -> dict:
-        values = self._first_untried()
-        if values is None:
-            return {"status": trial_module.TrialStatus.STOPPED, "values": None}
-        return {"status": trial_module.TrialStatus.RUNNING, "values": values}
-
-    def _combinations(self):
-        space = self.get_space()
-        values: dict | None = {hp.name: hp.default for hp in space.space if space.is_active(hp)}
-        while values is not None:
-            yield values
-            values = self._get_next_combination(values)
-
-    def _first_untried(self) -> dict | None:
-        for values in self._combinations():
-            if not self._duplicate(values):
-                return values
-        return None
-
-    @keras_tuner.synchronized
-    def end_trial(self, trial) -> None:
-        super().end_trial(trial)
-        # keras-tuner saves the oracle before it drops the trial from its ongoing trials, and relies on the tuner's
-        # next save; a distributed worker's tuner never saves the chief's oracle, so a reloaded project would rerun
-        # its last trial. Save again now that the trial is no longer ongoing.
-        self.save()
-
-    @keras_tuner.synchronized
-    def progress(self) -> dict:
-        """{"trials", "ongoing", "retry", "done" (ended trials), "complete" (nothing left to hand out or wait for)}."""
-        exhausted = self._first_untried() is None or bool(self.max_trials and len(self.trials) >= self.max_trials)
-        return {
-            "trials": len(self.trials),
-            "ongoing": len(self.ongoing_trials),
-            "retry": len(self._retry_queue),
-            "done": len(self.end_order),
-            "complete": exhausted and not self.ongoing_trials and not self._retry_queue,
-        }
-
-
-class ConcurrentGridSearch(GridSearch):
-    """``privemo.tuning.GridSearch`` with a ``ConcurrentGridSearchOracle`` (arguments as ``keras_tuner.GridSearch``)."""
-
-    def __init__(self, hypermodel=None, objective=None, max_trials=None, seed=None, hyperparameters=None,
-                 tune_new_entries=True, allow_new_entries=True, max_retries_per_trial=0,
-                 max_consecutive_failed_trials=3, **kwargs):
-        oracle = ConcurrentGridSearchOracle(
-            objective=objective, max_trials=max_trials, seed=seed, hyperparameters=hyperparameters,
-            tune_new_entries=tune_new_entries, allow_new_entries=allow_new_entries,
-            max_retries_per_trial=max_retries_per_trial, max_consecutive_failed_trials=max_consecutive_failed_trials,
-        )
-        keras_tuner.Tuner.__init__(self, oracle, hypermodel, **kwargs)
 
 
 def make_oracle(hypermodel, directory: str | os.PathLike, project_name: str, *, seed: int = 0,

@@ -19,6 +19,7 @@ from typing import Mapping, Sequence
 
 import keras
 import keras_tuner
+from keras_tuner.src.engine import trial as trial_module
 
 from privemo.grids import PAPER_GRID
 from privemo.layers import check_lambda
@@ -34,7 +35,8 @@ from privemo.training import (
     objective,
 )
 
-__all__ = ["objective", "EmotionPrivacyHyperModel", "make_tuner", "search_space_size", "OBJECTIVE", "GridSearch"]
+__all__ = ["objective", "EmotionPrivacyHyperModel", "make_tuner", "search_space_size", "OBJECTIVE", "GridSearch",
+           "ConcurrentGridSearch", "ConcurrentGridSearchOracle"]
 
 GRID_KEYS = tuple(PAPER_GRID)  # the tunable build_model arguments, in declaration order
 ARCHITECTURE_KEYS = tuple(k for k in GRID_KEYS if k != "grl_lambda")
@@ -212,6 +214,70 @@ class GridSearch(keras_tuner.GridSearch):
             super()._configure_tensorboard_dir(callbacks, trial, execution)
 
 
+class ConcurrentGridSearchOracle(keras_tuner.oracles.GridSearchOracle):
+    """A GridSearch oracle that hands out the first untried combination at once (keras-tuner 1.4.8's GridSearchOracle walks the grid from its last trial, so a project interrupted between trials reloads as finished, and one interrupted inside a trial fails on reload; this oracle always hands out the first untried combination).
+
+    The order is GridSearchOracle's (defaults first, then its own successor function), so a single process gets the same
+    trial ids with the same values as with ``keras_tuner.GridSearch``; with several workers every combination is handed
+    out exactly once, and the search ends (STOPPED) as soon as every combination has been handed out and no interrupted
+    trial waits for a retry. Its state is keras-tuner's ``Oracle`` state (tried-value hashes, trials, retry queue), so a
+    reloaded project continues where it stopped.
+    """
+
+    def populate_space(self, trial_id: str) -> dict:
+        values = self._first_untried()
+        if values is None:
+            return {"status": trial_module.TrialStatus.STOPPED, "values": None}
+        return {"status": trial_module.TrialStatus.RUNNING, "values": values}
+
+    def _combinations(self):
+        space = self.get_space()
+        values: dict | None = {hp.name: hp.default for hp in space.space if space.is_active(hp)}
+        while values is not None:
+            yield values
+            values = self._get_next_combination(values)
+
+    def _first_untried(self) -> dict | None:
+        for values in self._combinations():
+            if not self._duplicate(values):
+                return values
+        return None
+
+    @keras_tuner.synchronized
+    def end_trial(self, trial) -> None:
+        super().end_trial(trial)
+        # keras-tuner saves the oracle before it drops the trial from its ongoing trials, and relies on the tuner's
+        # next save; a distributed worker's tuner never saves the chief's oracle, so a reloaded project would rerun
+        # its last trial. Save again now that the trial is no longer ongoing.
+        self.save()
+
+    @keras_tuner.synchronized
+    def progress(self) -> dict:
+        """{"trials", "ongoing", "retry", "done" (ended trials), "complete" (nothing left to hand out or wait for)}."""
+        exhausted = self._first_untried() is None or bool(self.max_trials and len(self.trials) >= self.max_trials)
+        return {
+            "trials": len(self.trials),
+            "ongoing": len(self.ongoing_trials),
+            "retry": len(self._retry_queue),
+            "done": len(self.end_order),
+            "complete": exhausted and not self.ongoing_trials and not self._retry_queue,
+        }
+
+
+class ConcurrentGridSearch(GridSearch):
+    """``privemo.tuning.GridSearch`` with a ``ConcurrentGridSearchOracle`` (arguments as ``keras_tuner.GridSearch``)."""
+
+    def __init__(self, hypermodel=None, objective=None, max_trials=None, seed=None, hyperparameters=None,
+                 tune_new_entries=True, allow_new_entries=True, max_retries_per_trial=0,
+                 max_consecutive_failed_trials=3, **kwargs):
+        oracle = ConcurrentGridSearchOracle(
+            objective=objective, max_trials=max_trials, seed=seed, hyperparameters=hyperparameters,
+            tune_new_entries=tune_new_entries, allow_new_entries=allow_new_entries,
+            max_retries_per_trial=max_retries_per_trial, max_consecutive_failed_trials=max_consecutive_failed_trials,
+        )
+        keras_tuner.Tuner.__init__(self, oracle, hypermodel, **kwargs)
+
+
 def make_tuner(
     hypermodel: EmotionPrivacyHyperModel,
     directory: str,
@@ -231,7 +297,7 @@ def make_tuner(
             "Invalid value received for argument `max_trials`. Expected None or an integer >= 1. "
             f"Received: max_trials={max_trials!r}"
         )
-    return GridSearch(
+    return ConcurrentGridSearch(
         hypermodel=hypermodel,
         objective=keras_tuner.Objective(OBJECTIVE, direction="max"),
         max_trials=max_trials,
