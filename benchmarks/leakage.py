@@ -2,7 +2,7 @@
 
 Synthetic utterances with planted signals of controlled strength (nothing else carries them):
 
-- frames: ``FEATURE_DIM``-d standard normal noise, ``n_frames`` per utterance drawn uniformly from ``FRAMES``;
+- frames: ``FEATURE_DIM``-d standard normal noise, the number of frames per utterance drawn uniformly from ``FRAMES``;
 - speakers: each has a gender and a random offset (``SPEAKER_STD`` per dimension) added to all its frames; training,
   validation and test speakers are disjoint (as in privemo's speaker-independent folds);
 - gender (``gender_strength`` scales both parts): a mean shift of ``+-GENDER_SHIFT`` in ``GENDER_DIMS`` and a periodic
@@ -12,8 +12,16 @@ Synthetic utterances with planted signals of controlled strength (nothing else c
   shift of ``EMOTION_LEVEL * (c - 1)`` in ``LEVEL_DIMS``, and energy, the noise of ``ENERGY_DIMS`` scaled by
   ``1 + EMOTION_ENERGY * (c - 1)``.
 
+Known answer: by default the gender and emotion dimensions are disjoint, so gender is of no use for emotion -- an encoder
+exists that keeps all the emotion information and none of the gender information, and whatever gender the emotion-only
+baseline's h carries got there incidentally. A removal method should bring the fresh attackers to chance at no emotion
+cost. ``--confound`` plants the harder case instead (``CONFOUNDED_*``): a weaker gender shift over more dimensions, 8 of
+which also carry the emotion level (as pitch and spectrum carry both in speech), so the emotion evidence itself is shifted
+by gender; a gender-free representation must then subtract a gender estimate made from the other dimensions.
+
 For every method (the emotion-only baseline, the paper's GRL, GRL with the DANN ramp, alternating updates with the
-reversed cross-entropy or the confusion loss, an ensemble of 3 confusion adversaries, INLP on the baseline's h), a
+reversed cross-entropy or the confusion loss, an ensemble of 3 confusion adversaries, INLP on the baseline's h, and INLP
+on the ensemble's h -- adversarial training followed by a post-hoc linear clean-up), a
 3-conv / 2-GRU encoder (``privemo.models.build_model`` with small widths) is trained with ``privemo.training.fit``
 (early stopping on the validation objective, as privemo's experiment does), and reported on the test speakers:
 
@@ -52,20 +60,27 @@ import numpy as np  # noqa: E402
 # --- planted signals (assumption: see README assumptions table -- chosen so the baseline's h leaks gender to a fresh
 # attacker clearly above chance while emotion is learnable but not saturated) ---
 FEATURE_DIM = 40
-FRAMES = (40, 70)  # frames per utterance, uniform (inclusive)
+FRAMES = (20, 40)  # frames per utterance, uniform (inclusive)
 SPEAKER_STD = 0.3
 GENDER_DIMS = tuple(range(0, 8))
-GENDER_SHIFT = 0.25
+GENDER_SHIFT = 0.5
 PERIODIC_DIMS = tuple(range(8, 12))
 PERIODS = (4.0, 7.0)  # frames per cycle: female, male
 GENDER_PERIODIC = 0.5
-LEVEL_DIMS = tuple(range(16, 24))
-EMOTION_LEVEL = 0.15
-ENERGY_DIMS = tuple(range(24, 32))
-EMOTION_ENERGY = 0.2
+LEVEL_DIMS = tuple(range(16, 28))
+EMOTION_LEVEL = 0.2
+ENERGY_DIMS = tuple(range(28, 36))
+EMOTION_ENERGY = 0.25
+# --confound: gender over dims 0-11 (weaker shift), the emotion level over dims 4-15 (dims 4-11 carry both)
+CONFOUNDED_GENDER_DIMS = tuple(range(0, 12))
+CONFOUNDED_GENDER_SHIFT = 0.25
+CONFOUNDED_PERIODIC_DIMS = tuple(range(16, 20))
+CONFOUNDED_LEVEL_DIMS = tuple(range(4, 16))
+CONFOUNDED_ENERGY_DIMS = tuple(range(24, 32))
 
 GENDERS = ("F", "M")
-METHODS = ("baseline", "grl", "grl_dann", "alt_reverse", "alt_confusion", "ensemble3", "inlp")
+METHODS = ("baseline", "grl", "grl_dann", "alt_reverse", "alt_confusion", "ensemble3", "inlp", "ensemble3_inlp")
+POST_HOC = {"inlp": "baseline", "ensemble3_inlp": "ensemble3"}  # INLP method -> the trained model it projects
 ATTACKERS = ("mlp", "logreg", "svm")
 METRICS = ("emotion_uar", "adversary_uar", "mlp", "logreg", "svm", "attacker_max", "attacker_selected")
 GOAL_ATTACKER = 0.60  # issue 7 goal: strongest fresh attacker at most this UAR ...
@@ -74,15 +89,21 @@ GOAL_EMOTION_DROP = 0.03  # ... with emotion UAR at most this far below the base
 
 @dataclass(frozen=True)
 class BenchmarkConfig:
-    """Sizes and budgets of one benchmark run (the defaults are the full run; ``quick()`` the test-sized one)."""
+    """Sizes and budgets of one benchmark run (the defaults are the full run; ``quick()`` the test-sized one).
 
-    train_speakers: int = 30
-    val_speakers: int = 6
-    test_speakers: int = 10
-    utterances_per_speaker: int = 50
+    assumption: see README assumptions table -- sized so that 3 seeds of every method run in about 15-20 minutes on 2
+    shared CPU cores; the encoder is the paper's 3-conv / 2-GRU shape with small widths (kernel width 3, 32 filters,
+    GRU 32, one dense layer of 32), lambda = 1 (the paper's largest grid value), k = 3 adversary steps.
+    """
+
+    train_speakers: int = 60
+    val_speakers: int = 12
+    test_speakers: int = 20
+    utterances_per_speaker: int = 25
     frames: tuple[int, int] = FRAMES
     gender_strength: float = 1.0
     emotion_strength: float = 1.0
+    confounded: bool = False
     model: tuple[tuple[str, int], ...] = (
         ("conv_layers", 3),
         ("conv_width", 3),
@@ -95,13 +116,14 @@ class BenchmarkConfig:
     grl_lambda: float = 1.0  # the paper's largest grid value
     k: int = 3
     adversary_weight: float = 1.0
-    epochs: int = 15
-    patience: int = 4
+    epochs: int = 20
+    patience: int = 6
     batch_size: int = 32
     attacker_grid: tuple[tuple[str, tuple[int, ...]], ...] = (("dense_layers", (2, 3, 4)), ("dense_width", (32, 64)))
-    attacker_epochs: int = 60
-    attacker_patience: int = 8
+    attacker_epochs: int = 30  # benchmark budget (privemo.attacks' defaults: 100 / 10)
+    attacker_patience: int = 5
     inlp_iterations: int = 20
+    inlp_tolerance: float = 0.02
     run_eagerly: bool = False  # quick mode: a few tiny steps run faster eagerly than traced
 
     @classmethod
@@ -111,8 +133,8 @@ class BenchmarkConfig:
             val_speakers=4,
             test_speakers=4,
             utterances_per_speaker=16,
-            frames=(12, 20),
-            model=(("conv_layers", 3), ("conv_width", 2), ("conv_kernels", 8), ("gru_layers", 2), ("gru_width", 8),
+            frames=(8, 12),
+            model=(("conv_layers", 1), ("conv_width", 2), ("conv_kernels", 8), ("gru_layers", 1), ("gru_width", 8),
                    ("dense_layers", 1), ("dense_width", 8)),
             epochs=2,
             patience=2,
@@ -129,8 +151,9 @@ class BenchmarkConfig:
 
 
 @dataclass
-class SyntheticCorpus:
-    """Utterances (list of float32 (frames, FEATURE_DIM)) with int labels and split index arrays."""
+class LabelledData:
+    """Utterances (list of float32 (frames, dim)) with int labels (emotion bins, gender 0/1, speaker ids) and the
+    train / validation / test index arrays (disjoint speakers). Also used by ``removal_demo.py`` for the demo corpus."""
 
     features: list
     emotion: np.ndarray
@@ -141,10 +164,19 @@ class SyntheticCorpus:
     test: np.ndarray
 
 
-def make_corpus(config: BenchmarkConfig, seed: int) -> SyntheticCorpus:
+def make_corpus(config: BenchmarkConfig, seed: int) -> LabelledData:
+    # (module constants are read at call time, so a caller may change the planted signals)
     """Draw the synthetic corpus of ``config`` from ``seed`` (each split has half female, half male speakers)."""
     rng = np.random.default_rng(seed)
     gs, es = float(config.gender_strength), float(config.emotion_strength)
+    if config.confounded:
+        gender_dims, shift, periodic_dims = CONFOUNDED_GENDER_DIMS, CONFOUNDED_GENDER_SHIFT, CONFOUNDED_PERIODIC_DIMS
+        level_dims, energy_dims = CONFOUNDED_LEVEL_DIMS, CONFOUNDED_ENERGY_DIMS
+    else:
+        gender_dims, shift, periodic_dims = GENDER_DIMS, GENDER_SHIFT, PERIODIC_DIMS
+        level_dims, energy_dims = LEVEL_DIMS, ENERGY_DIMS
+    gender_dims, periodic_dims, level_dims, energy_dims = (
+        list(d) for d in (gender_dims, periodic_dims, level_dims, energy_dims))
     feats, emotion, gender, speaker, split = [], [], [], [], []
     speaker_id = 0
     for part, n_speakers in enumerate((config.train_speakers, config.val_speakers, config.test_speakers)):
@@ -156,12 +188,12 @@ def make_corpus(config: BenchmarkConfig, seed: int) -> SyntheticCorpus:
                 c = int(rng.integers(0, 3))
                 n = int(rng.integers(config.frames[0], config.frames[1] + 1))
                 x = rng.normal(0.0, 1.0, (n, FEATURE_DIM))
-                x[:, ENERGY_DIMS] *= 1.0 + es * EMOTION_ENERGY * (c - 1)
-                x[:, LEVEL_DIMS] += es * EMOTION_LEVEL * (c - 1)
-                x[:, GENDER_DIMS] += gs * GENDER_SHIFT * sign
+                x[:, energy_dims] *= 1.0 + es * EMOTION_ENERGY * (c - 1)
+                x[:, level_dims] += es * EMOTION_LEVEL * (c - 1)
+                x[:, gender_dims] += gs * shift * sign
                 t = np.arange(n)[:, None]
                 phase = rng.uniform(0, 2 * np.pi)
-                x[:, PERIODIC_DIMS] += gs * GENDER_PERIODIC * np.sin(2 * np.pi * t / PERIODS[g] + phase)
+                x[:, periodic_dims] += gs * GENDER_PERIODIC * np.sin(2 * np.pi * t / PERIODS[g] + phase)
                 x += offset
                 feats.append(x.astype(np.float32))
                 emotion.append(c)
@@ -170,7 +202,7 @@ def make_corpus(config: BenchmarkConfig, seed: int) -> SyntheticCorpus:
                 split.append(part)
             speaker_id += 1
     split = np.asarray(split)
-    return SyntheticCorpus(
+    return LabelledData(
         features=feats,
         emotion=np.asarray(emotion, dtype=np.int64),
         gender=np.asarray(gender, dtype=np.int64),
@@ -198,7 +230,7 @@ def _method_kwargs(method: str, config: BenchmarkConfig) -> dict[str, Any]:
     }[method]
 
 
-def _attack(h: np.ndarray, corpus: SyntheticCorpus, config: BenchmarkConfig, seed: int) -> dict[str, float]:
+def _attack(h: np.ndarray, corpus: LabelledData, config: BenchmarkConfig, seed: int) -> dict[str, float]:
     from privemo.attacks import attack_representation
 
     y = corpus.gender
@@ -213,34 +245,47 @@ def _attack(h: np.ndarray, corpus: SyntheticCorpus, config: BenchmarkConfig, see
     return out
 
 
-def _inputs(corpus: SyntheticCorpus) -> dict:
+def _inputs(corpus: LabelledData) -> dict:
     return {"acoustic": corpus.features}
 
 
-def train_method(method: str, corpus: SyntheticCorpus, config: BenchmarkConfig, seed: int, baseline=None):
-    """Train ``method`` (INLP: post hoc on ``baseline``, a trained baseline model) and return (row, model)."""
+def train_method(
+    method: str, corpus: LabelledData, config: BenchmarkConfig, seed: int, baseline=None, *, balance: bool = False
+):
+    """Train ``method`` and return (row, model). The INLP methods (``POST_HOC``) project the representation of
+    ``baseline``, the trained model they start from, and refit its emotion head.
+
+    ``balance``: class-balanced sample weights for emotion and gender on the training rows (as privemo's experiment
+    uses; the synthetic classes are balanced already)."""
     import keras
 
     from privemo.metrics import uar
     from privemo.models import representation_model
-    from privemo.pipeline import make_dataset, predict
+    from privemo.pipeline import class_weights, make_dataset, predict
     from privemo.removal import apply_projection, build_removal_model, fit_inlp
     from privemo.training import compile_model, fit
 
     inputs = _inputs(corpus)
     targets = {"emotion": corpus.emotion, "gender": corpus.gender}
-    train_ds = make_dataset(inputs, targets, corpus.train, batch_size=config.batch_size, shuffle=True, seed=seed)
+    weights = None
+    if balance:
+        weights = {}
+        for name, labels, k in (("emotion", corpus.emotion, 3), ("gender", corpus.gender, 2)):
+            weights[name] = np.zeros(len(labels), np.float32)
+            weights[name][corpus.train] = class_weights(labels[corpus.train], k)
+    train_ds = make_dataset(inputs, targets, corpus.train, batch_size=config.batch_size, shuffle=True, seed=seed,
+                            sample_weights=weights)
     val_ds = make_dataset(inputs, targets, corpus.val, batch_size=64)
     started = time.perf_counter()
-    if method == "inlp":
+    if method in POST_HOC:
         if baseline is None:
-            raise ValueError("INLP is applied to a trained baseline: pass `baseline`.")
+            raise ValueError(f"{method} is applied post hoc to a trained {POST_HOC[method]} model: pass `baseline`.")
         rep = representation_model(baseline)
         rep.run_eagerly = config.run_eagerly
         h = predict(rep, inputs, np.arange(len(corpus.features)))
         projection, info = fit_inlp(
             h[corpus.train], corpus.gender[corpus.train], h[corpus.val], corpus.gender[corpus.val],
-            n_iterations=config.inlp_iterations, seed=seed, return_info=True,
+            n_iterations=config.inlp_iterations, tolerance=config.inlp_tolerance, seed=seed, return_info=True,
         )
         keras.utils.set_random_seed(seed)
         model = apply_projection(baseline, projection)  # encoder frozen: refit the emotion head on the projected h
@@ -251,7 +296,7 @@ def train_method(method: str, corpus: SyntheticCorpus, config: BenchmarkConfig, 
     if config.run_eagerly:
         compile_model(model)
         model.run_eagerly = True
-    fit(model, train_ds, val_ds, epochs=config.epochs, patience=config.patience)
+    history = fit(model, train_ds, val_ds, epochs=config.epochs, patience=config.patience)
     train_seconds = time.perf_counter() - started
     preds = predict(model, inputs, corpus.test)
     row: dict[str, Any] = {"method": method, "seed": seed}
@@ -261,6 +306,7 @@ def train_method(method: str, corpus: SyntheticCorpus, config: BenchmarkConfig, 
     rep.run_eagerly = config.run_eagerly
     h = predict(rep, inputs, np.arange(len(corpus.features)))
     row.update(_attack(np.asarray(h), corpus, config, seed))
+    row["epochs_run"] = len(history["loss"])
     row["train_seconds"] = round(train_seconds, 1)
     row.update(extra)
     return row, model
@@ -268,6 +314,12 @@ def train_method(method: str, corpus: SyntheticCorpus, config: BenchmarkConfig, 
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Whole benchmark, summary, output
+
+
+def training_order(methods: Sequence[str]) -> list[str]:
+    """``methods`` in ``METHODS`` order, plus the models the post-hoc methods need (trained, not reported)."""
+    wanted = set(methods) | {POST_HOC[m] for m in methods if m in POST_HOC}
+    return [m for m in METHODS if m in wanted]
 
 
 def run(config: BenchmarkConfig, seeds: Sequence[int], methods: Sequence[str] = METHODS, log=print) -> list[dict]:
@@ -278,18 +330,15 @@ def run(config: BenchmarkConfig, seeds: Sequence[int], methods: Sequence[str] = 
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"Invalid value received for argument `methods`. Expected names from {METHODS}. Received: {unknown}")
-    order = list(methods)
-    if "inlp" in order and "baseline" not in order:
-        order.insert(0, "baseline")  # INLP needs the trained baseline
+    order = training_order(methods)
     rows = []
     for seed in seeds:
         corpus = make_corpus(config, seed)
-        baseline = None
+        trained: dict = {}
         for method in order:
             started = time.perf_counter()
-            row, model = train_method(method, corpus, config, seed, baseline=baseline)
-            if method == "baseline":
-                baseline = model
+            row, model = train_method(method, corpus, config, seed, baseline=trained.get(POST_HOC.get(method)))
+            trained[method] = model
             if method in methods:
                 rows.append(row)
             log(
@@ -301,12 +350,13 @@ def run(config: BenchmarkConfig, seeds: Sequence[int], methods: Sequence[str] = 
 
 
 def summarize(rows: list[dict]) -> list[dict]:
-    """Mean and std (ddof=0... population std over seeds) of every metric per method, in ``METHODS`` order."""
+    """Mean and standard deviation (population, ddof=0) over runs (seeds or folds) of every metric per method, in
+    ``METHODS`` order; NaN metrics (no adversary head) stay NaN."""
     out = []
     methods = [m for m in METHODS if any(r["method"] == m for r in rows)]
     for method in methods:
         sel = [r for r in rows if r["method"] == method]
-        entry: dict[str, Any] = {"method": method, "n_seeds": len(sel)}
+        entry: dict[str, Any] = {"method": method, "n_runs": len(sel)}
         for metric in METRICS:
             values = np.array([r[metric] for r in sel], dtype=float)
             if np.isnan(values).all():
@@ -383,12 +433,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
     parser.add_argument("--gender-strength", type=float, default=1.0, help="scale of the planted gender signal")
     parser.add_argument("--emotion-strength", type=float, default=1.0, help="scale of the planted emotion signal")
+    parser.add_argument("--confound", action="store_true",
+                        help="plant gender and emotion level in overlapping dimensions (harder; see the module docstring)")
     parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--out", default="results/synthetic/leakage.csv", help="summary CSV (per-seed rows beside it)")
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "results" / "synthetic" / "leakage.csv"),
+                        help="summary CSV (per-seed rows beside it, <stem>_runs.csv)")
     args = parser.parse_args(argv)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        parser.error(f"--methods: expected comma-separated names from {list(METHODS)}, got {args.methods!r}")
+    if args.seeds is not None and args.seeds < 1:
+        parser.error(f"--seeds must be at least 1, got {args.seeds}")
 
     config = BenchmarkConfig.quick() if args.quick else BenchmarkConfig()
-    changes: dict[str, Any] = {"gender_strength": args.gender_strength, "emotion_strength": args.emotion_strength}
+    changes: dict[str, Any] = {"gender_strength": args.gender_strength, "emotion_strength": args.emotion_strength,
+                               "confounded": args.confound}
     if args.train_utterances is not None:
         changes["train_speakers"] = max(2, 2 * round(args.train_utterances / config.utterances_per_speaker / 2))
     if args.epochs is not None:
@@ -396,7 +456,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = replace(config, **changes)
     n_seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
     seeds = list(range(args.first_seed, args.first_seed + n_seeds))
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
 
     started = time.perf_counter()
     print(f"leakage benchmark: {config.train_speakers * config.utterances_per_speaker} training utterances, "

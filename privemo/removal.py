@@ -14,7 +14,10 @@ comparable with the paper's set-up; privacy is always judged by fresh attackers 
   steps on the frozen representation (ordinary cross-entropy), then the encoder and emotion head take one step on
   ``emotion loss + adversary_weight * privacy loss`` against the updated heads, the privacy loss being the reversed
   cross-entropy (``adversary_loss="reverse"``: make the heads wrong) or the confusion loss (``"confusion"``: push the
-  heads' softmax toward uniform, i.e. the cross-entropy to the uniform distribution). No GRL is involved.
+  heads' softmax toward uniform, i.e. the cross-entropy to the uniform distribution). No GRL is involved. Each head
+  standardises h first (``normalize_adversary``), as a fresh attacker's scaler does, so the encoder cannot hide the
+  attribute by shrinking its scale; ``refresh_epochs > 0`` also re-initialises and retrains the heads on the frozen h at
+  every epoch start (``AdversaryRefresh``).
 - ``"ensemble"``: ``"alternating"`` with ``n_adversaries`` (default ``ENSEMBLE_SIZE``) independently initialised heads
   per adversary output; the encoder must fool all of them, and the output is their averaged softmax.
 - ``"inlp"``: post hoc. Builds the baseline (no adversary); after training, ``fit_inlp`` finds the iterative nullspace
@@ -53,6 +56,7 @@ __all__ = [
     "fit_inlp",
     "NullspaceProjection",
     "apply_projection",
+    "AdversaryRefresh",
 ]
 
 REMOVALS = ("grl", "grl_dann", "alternating", "ensemble", "inlp")
@@ -66,6 +70,9 @@ ADVERSARY_WEIGHT = 1.0  # assumption: see README assumptions table (weight of th
 NORMALIZE_ADVERSARY = True  # assumption: see README assumptions table (adversary heads standardise h, like fresh attackers)
 ALTERNATING_LOSS = "confusion"  # assumption: see README assumptions table (default privacy loss of alternating updates)
 DANN_UPDATE = "batch"  # assumption: see README assumptions table (the DANN ramp advances every batch)
+REFRESH_EPOCHS = 0  # assumption: see README assumptions table (passes of a fresh re-training of the heads each epoch; 0 = off)
+REFRESH_BATCH_SIZE = 128  # assumption: see README assumptions table
+REFRESH_LEARNING_RATE = 3e-3  # assumption: see README assumptions table (Adam, for the per-epoch fresh re-training)
 INLP_ITERATIONS = 20  # assumption: see README assumptions table (maximum nullspace projections)
 INLP_C = 1.0  # assumption: see README assumptions table (inverse L2 strength of INLP's logistic regressions)
 INLP_TOLERANCE = 0.02  # assumption: see README assumptions table (stop once validation UAR <= chance + tolerance)
@@ -207,6 +214,10 @@ class AlternatingAdversarialModel(keras.Model):
         adversary_weight: float >= 0, weight of the privacy loss.
         adversary_learning_rate: learning rate of the heads' optimiser created by ``compile`` (None: the same as the
             main optimiser's).
+        refresh_epochs: if > 0, ``fit`` adds an ``AdversaryRefresh`` callback: at the start of every epoch the heads are
+            re-initialised and trained afresh for this many passes over the frozen representation of the whole
+            training set, so the encoder always faces a freshly trained, attacker-like adversary (co-adapted heads can
+            be fooled while the attribute stays decodable).
     """
 
     def __init__(self, inputs, outputs, name=None, **kwargs):
@@ -216,6 +227,7 @@ class AlternatingAdversarialModel(keras.Model):
         adversary_loss = kwargs.pop("adversary_loss", ALTERNATING_LOSS)
         adversary_weight = _check_weight("adversary_weight", kwargs.pop("adversary_weight", ADVERSARY_WEIGHT))
         adversary_learning_rate = kwargs.pop("adversary_learning_rate", None)
+        refresh_epochs = _check_int("refresh_epochs", kwargs.pop("refresh_epochs", REFRESH_EPOCHS), 0)
         if adversary_learning_rate is not None:
             adversary_learning_rate = _check_weight("adversary_learning_rate", adversary_learning_rate)
             if adversary_learning_rate == 0:
@@ -229,6 +241,7 @@ class AlternatingAdversarialModel(keras.Model):
         self.n_adversaries, self.k = n_adversaries, k
         self.adversary_loss, self.adversary_weight = adversary_loss, adversary_weight
         self.adversary_learning_rate = adversary_learning_rate
+        self.refresh_epochs = refresh_epochs
         self.adversary_optimizer = None
         out = self._outputs_struct
         if not isinstance(out, dict) or "emotion" not in out or any(o not in out for o in self.adversaries):
@@ -246,9 +259,6 @@ class AlternatingAdversarialModel(keras.Model):
         # would list those layers twice.
         object.__setattr__(self, "_view", view)
         object.__setattr__(self, "_heads", heads)
-        adv_ids = {id(v) for hs in heads.values() for h in hs for v in h.trainable_variables}
-        object.__setattr__(self, "_adversary_variables", [v for hs in heads.values() for h in hs for v in h.trainable_variables])
-        object.__setattr__(self, "_main_variables", [v for v in self.trainable_variables if id(v) not in adv_ids])
         self._trackers = {
             name: keras.metrics.Mean(name=name) for name in ("loss", "emotion_loss", "adversary_loss", "privacy_loss")
         }
@@ -273,9 +283,23 @@ class AlternatingAdversarialModel(keras.Model):
         else:
             adversary_optimizer = keras.optimizers.get(adversary_optimizer)
         self.adversary_optimizer = adversary_optimizer
+        # The two variable groups, as trainable at compile time (like Keras, recompile after changing `trainable`).
+        heads = [h for hs in self._heads.values() for h in hs]
+        adversary_variables = [v for h in heads for v in h.trainable_variables]
+        ids = {id(v) for v in adversary_variables}
+        object.__setattr__(self, "_adversary_variables", adversary_variables)
+        object.__setattr__(self, "_main_variables", [v for v in self.trainable_variables if id(v) not in ids])
         # Build both optimisers on their own variables now: variables cannot be created inside the traced train step.
-        self.optimizer.build(self._main_variables)
-        self.adversary_optimizer.build(self._adversary_variables)
+        if not self.optimizer.built:
+            self.optimizer.build(self._main_variables)
+        if not self.adversary_optimizer.built:
+            self.adversary_optimizer.build(self._adversary_variables)
+
+    def fit(self, x=None, y=None, *args, callbacks=None, **kwargs):
+        callbacks = list(callbacks or [])
+        if self.refresh_epochs and not any(isinstance(c, AdversaryRefresh) for c in callbacks):
+            callbacks.insert(0, AdversaryRefresh(x if y is None else (x, y), epochs=self.refresh_epochs))
+        return super().fit(x, y, *args, callbacks=callbacks, **kwargs)
 
     def compile_from_config(self, config):
         """Recompile from ``get_compile_config`` when a saved model is loaded (the adversary optimiser is rebuilt as a
@@ -362,8 +386,100 @@ class AlternatingAdversarialModel(keras.Model):
             adversary_loss=self.adversary_loss,
             adversary_weight=self.adversary_weight,
             adversary_learning_rate=self.adversary_learning_rate,
+            refresh_epochs=self.refresh_epochs,
         )
         return config
+
+
+_INITIALIZED = (
+    ("kernel", "kernel_initializer"),
+    ("bias", "bias_initializer"),
+    ("gamma", "gamma_initializer"),
+    ("beta", "beta_initializer"),
+    ("moving_mean", "moving_mean_initializer"),
+    ("moving_variance", "moving_variance_initializer"),
+)
+
+
+def reinitialize(model: keras.Model) -> None:
+    """Draw fresh values for every weight of ``model``'s Dense / BatchNormalization layers from their initialisers
+    (seeded by Keras' global seed)."""
+    for layer in model._flatten_layers(include_self=False):
+        for attr, init in _INITIALIZED:
+            variable, initializer = getattr(layer, attr, None), getattr(layer, init, None)
+            if variable is not None and initializer is not None:
+                variable.assign(initializer(variable.shape, dtype=variable.dtype))
+
+
+class AdversaryRefresh(keras.callbacks.Callback):
+    """Re-initialises the adversary heads of an ``AlternatingAdversarialModel`` at the start of every epoch and trains
+    them afresh (Adam, ``learning_rate``, mini-batches of ``batch_size``, ``epochs`` passes, cross-entropy weighted by the
+    data's sample weights if any) on the *frozen* representation of the whole training set, like a fresh attacker.
+
+    Args:
+        data: the training data: a ``tf.data.Dataset`` of (x, y[, sw]), or a tuple (x, y[, sw]) of arrays / dicts.
+        epochs: passes over the training representations per refresh.
+        batch_size: mini-batch size of the refresh.
+        learning_rate: Adam learning rate of the refresh.
+    """
+
+    def __init__(self, data, epochs: int = 5, batch_size: int = REFRESH_BATCH_SIZE,
+                 learning_rate: float = REFRESH_LEARNING_RATE):
+        super().__init__()
+        self.data = data
+        self.epochs = _check_int("epochs", epochs, 1)
+        self.batch_size = _check_int("batch_size", batch_size, 1)
+        self.learning_rate = _check_weight("learning_rate", learning_rate)
+        self._trainers: dict = {}
+        self._encode = None
+
+    def _batches(self):
+        import tensorflow as tf
+
+        data = self.data
+        if not isinstance(data, tf.data.Dataset):
+            data = tf.data.Dataset.from_tensor_slices(tuple(data)).batch(256)
+        return data
+
+    def _collect(self):
+        import tensorflow as tf
+
+        model = self.model
+        if self._encode is None:
+            self._encode = tf.function(lambda x: model._view(x, training=False)["sources"], reduce_retracing=True)
+        sources: dict = {o: [] for o in model.adversaries}
+        targets: dict = {o: [] for o in model.adversaries}
+        weights: dict = {o: [] for o in model.adversaries}
+        for element in self._batches():
+            x, y, sw = _unpack(element)
+            t, w = model._targets(y, sw)
+            values = self._encode(x)
+            for o in model.adversaries:
+                sources[o].append(np.asarray(values[o]))
+                targets[o].append(np.asarray(t[o]))
+                weights[o].append(np.ones(len(targets[o][-1]), np.float32) if w[o] is None else np.asarray(w[o]))
+        return ({o: np.concatenate(v) for o, v in sources.items()}, {o: np.concatenate(v) for o, v in targets.items()},
+                {o: np.concatenate(v) for o, v in weights.items()})
+
+    def _trainer(self, head: keras.Model) -> keras.Model:
+        if head.name not in self._trainers:
+            x = keras.Input(shape=head.input.shape[1:], name=f"{head.name}_refresh_input")
+            trainer = keras.Model(x, head(x), name=f"{head.name}_refresh")
+            trainer.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss="sparse_categorical_crossentropy")
+            self._trainers[head.name] = trainer
+        return self._trainers[head.name]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        sources, targets, weights = self._collect()
+        for o, heads in self.model._heads.items():
+            for head in heads:
+                reinitialize(head)
+                trainer = self._trainer(head)
+                for variable in trainer.optimizer.variables:  # restart Adam's moments (not its learning rate)
+                    if "learning_rate" not in variable.path:
+                        variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
+                trainer.fit(sources[o], targets[o], sample_weight=weights[o], batch_size=self.batch_size,
+                            epochs=self.epochs, shuffle=True, verbose=0)
 
 
 def adversary_head_model(
@@ -387,6 +503,7 @@ def _build_alternating(
     adversary_loss: str,
     adversary_weight: float,
     adversary_learning_rate: float | None,
+    refresh_epochs: int,
     normalize: bool,
 ) -> AlternatingAdversarialModel:
     if build_kwargs.get("adversary") is None:
@@ -423,6 +540,7 @@ def _build_alternating(
         adversary_loss=adversary_loss,
         adversary_weight=adversary_weight,
         adversary_learning_rate=adversary_learning_rate,
+        refresh_epochs=refresh_epochs,
     )
 
 
@@ -435,6 +553,7 @@ def build_removal_model(
     n_adversaries: int | None = None,
     adversary_weight: float = ADVERSARY_WEIGHT,
     adversary_learning_rate: float | None = None,
+    refresh_epochs: int = REFRESH_EPOCHS,
     normalize_adversary: bool = NORMALIZE_ADVERSARY,
     schedule_update: str = DANN_UPDATE,
     **build_model_kwargs,
@@ -452,6 +571,8 @@ def build_removal_model(
         n_adversaries: heads per adversary output; default 1 for "alternating", ``ENSEMBLE_SIZE`` for "ensemble".
         adversary_weight: weight of the privacy loss (alternating / ensemble).
         adversary_learning_rate: learning rate of the adversary heads' optimiser (None: the main one's).
+        refresh_epochs: > 0: re-initialise and retrain the heads on the frozen h for this many passes at the start of
+            every epoch (``AdversaryRefresh``; alternating / ensemble).
         normalize_adversary: standardise h (batch statistics) at the input of every alternating adversary head.
         schedule_update: "batch" or "epoch": when the DANN ramp advances ("grl_dann").
         **build_model_kwargs: ``privemo.models.build_model`` arguments (modalities, adversary, n_speakers, grl_lambda,
@@ -493,6 +614,7 @@ def build_removal_model(
         adversary_loss=adversary_loss,
         adversary_weight=_check_weight("adversary_weight", adversary_weight),
         adversary_learning_rate=adversary_learning_rate,
+        refresh_epochs=_check_int("refresh_epochs", refresh_epochs, 0),
         normalize=bool(normalize_adversary),
     )
 
