@@ -339,43 +339,6 @@ def run_chief(config, *, host: str = DEFAULT_HOST, port: int = BASE_PORT, search
 # The workers
 
 
-class SearchSetup(NamedTuple):
-    """What ``experiment.run_fold`` passes to ``tuner.search`` for one (condition, fold), and its hypermodel."""
-
-    hypermodel: Any
-    train_ds: Any
-    val_inputs: dict
-    val_targets: dict
-    seed: int
-
-
-def search_setup(data, fold_index: int, fold, condition, config, lexical=None) -> SearchSetup:
-    """The tuner search inputs of one (condition, fold), built exactly as ``privemo.experiment.run_fold`` builds them.
-
-    (A copy of run_fold's first lines; the distributed test checks that both give the same trials.)
-    """
-    import keras
-
-    from .experiment import _hypermodel, _model_inputs, _targets, fold_seed
-    from .pipeline import make_dataset
-
-    seed = fold_seed(config, condition, fold_index)
-    keras.utils.set_random_seed(seed)
-    inputs = _model_inputs(data, condition, lexical)
-    lexical_dim = int(lexical[0].shape[1]) if lexical is not None and len(lexical) else 300
-    y, w, meta = _targets(data, condition, fold)
-    train_ds = make_dataset(inputs, y, fold.train, batch_size=config.batch_size, shuffle=True, seed=seed,
-                            sample_weights=w)
-    val_rows = fold.validation
-    if condition.adversary == "gender":
-        val_rows = val_rows[data.gender[val_rows] >= 0]
-    val_targets = {"emotion": y["emotion"][val_rows]}
-    if condition.adversary == "gender":
-        val_targets["gender"] = data.gender[val_rows]
-    val_inputs = {k: [v[i] for i in val_rows] for k, v in inputs.items()}
-    return SearchSetup(_hypermodel(condition, config, meta, seed, lexical_dim), train_ds, val_inputs, val_targets, seed)
-
-
 def _read_plan(config) -> dict | None:
     try:
         return read_json(plan_path(config))
@@ -498,6 +461,8 @@ def run_worker(config, *, worker_id=0, host: str = DEFAULT_HOST, threads: int | 
 def _search_project(config, job: Job, data, fold, lexical, tuner_id: str, host: str, port: int,
                     log) -> dict[str, list[float]]:
     from .tuning import make_tuner
+
+    from .experiment import search_setup
 
     setup = search_setup(data, job.fold, fold, job.condition, config, lexical)
     directory, project = project_location(config, job)

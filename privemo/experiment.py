@@ -14,7 +14,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -286,24 +286,26 @@ def _hypermodel(condition: Condition, config: ExperimentConfig, meta: dict, seed
     )
 
 
-def run_fold(
-    data: CorpusData,
-    fold_index: int,
-    fold,
-    condition: Condition,
-    config: ExperimentConfig,
-    lexical: Sequence[np.ndarray] | None = None,
-) -> dict:
-    """Tune, train, represent and attack one (condition, outer fold); returns the JSON-ready result record."""
+class SearchSetup(NamedTuple):
+    """What ``run_fold`` passes to ``tuner.search`` for one (condition, fold), with its hypermodel, inputs and targets
+    (shared with ``privemo.distributed``'s workers, so both search exactly the same trials)."""
+
+    hypermodel: Any
+    train_ds: Any
+    val_inputs: dict
+    val_targets: dict
+    seed: int
+    inputs: dict
+    targets: dict
+
+
+def search_setup(data: CorpusData, fold_index: int, fold, condition: Condition, config: ExperimentConfig,
+                 lexical: Sequence[np.ndarray] | None = None) -> SearchSetup:
+    """Seed, inputs, targets, training dataset, validation data and hypermodel of one (condition, fold)."""
     import keras
 
-    from .attacks import attack_representation, membership_attack, speaker_attack
-    from .metrics import uar
-    from .pipeline import make_dataset, predict
-    from .tuning import make_tuner
+    from .pipeline import make_dataset
 
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
     seed = fold_seed(config, condition, fold_index)
     keras.utils.set_random_seed(seed)
     inputs = _model_inputs(data, condition, lexical)
@@ -320,8 +322,31 @@ def run_fold(
     if condition.adversary == "gender":
         val_targets["gender"] = data.gender[val_rows]
     val_inputs = {k: [v[i] for i in val_rows] for k, v in inputs.items()}
-
     hypermodel = _hypermodel(condition, config, meta, seed, lexical_dim)
+    return SearchSetup(hypermodel, train_ds, val_inputs, val_targets, seed, inputs, y)
+
+
+def run_fold(
+    data: CorpusData,
+    fold_index: int,
+    fold,
+    condition: Condition,
+    config: ExperimentConfig,
+    lexical: Sequence[np.ndarray] | None = None,
+) -> dict:
+    """Tune, train, represent and attack one (condition, outer fold); returns the JSON-ready result record."""
+    import keras
+
+    from .attacks import attack_representation, membership_attack, speaker_attack
+    from .metrics import uar
+    from .pipeline import predict
+    from .tuning import make_tuner
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    setup = search_setup(data, fold_index, fold, condition, config, lexical)
+    seed, inputs, y, hypermodel = setup.seed, setup.inputs, setup.targets, setup.hypermodel
+    train_ds, val_inputs, val_targets = setup.train_ds, setup.val_inputs, setup.val_targets
     work = Path(config.work_dir or Path(config.out_dir) / "work") / "tuning" / condition.key
     tuner = make_tuner(hypermodel, str(work), f"fold{fold_index}", seed=seed, overwrite=not config.resume)
     tuner.search(train_ds, val_inputs, val_targets, verbose=0)
