@@ -163,6 +163,17 @@ def _fit_classes(y: np.ndarray, name: str) -> np.ndarray:
     return classes
 
 
+def _check_train_val(h_train, y_train, h_val, y_val):
+    """Validate an attacker's training and validation sets; returns them as arrays plus the training classes."""
+    h_train = _check_h(h_train, "h_train")
+    y_train = _check_labels(y_train, len(h_train), "y_train")
+    classes = _fit_classes(y_train, "y_train")
+    h_val = _check_h(h_val, "h_val", h_train.shape[1])
+    y_val = _check_labels(y_val, len(h_val), "y_val")
+    _encode(classes, y_val, "y_val")
+    return h_train, y_train, classes, h_val, y_val
+
+
 def _check_grid(grid: Mapping[str, Sequence[int]]) -> list[dict[str, int]]:
     if not isinstance(grid, Mapping) or set(grid) != {"dense_layers", "dense_width"}:
         raise _invalid("grid", "a dict with exactly the keys 'dense_layers' and 'dense_width'", f"grid={grid!r}")
@@ -375,12 +386,7 @@ def train_attacker(
     The returned attacker carries ``.val_uar``, ``.config`` and ``.search``: a list of (config, val_uar) over the grid.
     """
     configs = _check_grid(grid)
-    h_train = _check_h(h_train, "h_train")
-    y_train = _check_labels(y_train, len(h_train), "y_train")
-    classes = _fit_classes(y_train, "y_train")
-    h_val = _check_h(h_val, "h_val", h_train.shape[1])
-    y_val = _check_labels(y_val, len(h_val), "y_val")
-    _encode(classes, y_val, "y_val")
+    h_train, y_train, classes, h_val, y_val = _check_train_val(h_train, y_train, h_val, y_val)
     best, search = None, []
     for cfg in configs:
         attacker = MLPAttacker(**cfg, learning_rate=learning_rate, batch_size=batch_size, epochs=epochs,
@@ -576,12 +582,7 @@ def _run_attackers(h_train, y_train, h_val, y_val, h_test, y_test, *, seed, grid
     unknown = [a for a in attackers if a not in ATTACKERS]
     if unknown or len(set(attackers)) != len(attackers):
         raise _invalid("attackers", f"distinct names from {sorted(ATTACKERS)}", f"attackers={tuple(attackers)!r}")
-    h_train = _check_h(h_train, "h_train")
-    y_train = _check_labels(y_train, len(h_train), "y_train")
-    classes = _fit_classes(y_train, "y_train")
-    h_val = _check_h(h_val, "h_val", h_train.shape[1])
-    y_val = _check_labels(y_val, len(h_val), "y_val")
-    _encode(classes, y_val, "y_val")
+    h_train, y_train, classes, h_val, y_val = _check_train_val(h_train, y_train, h_val, y_val)
     h_test = _check_h(h_test, "h_test", h_train.shape[1])
     y_test = _check_labels(y_test, len(h_test), "y_test")
     _encode(classes, y_test, "y_test")

@@ -134,6 +134,17 @@ def _caps(names, max_lengths: Mapping[str, int | None] | None) -> dict[str, int 
     return caps
 
 
+def _check_inputs(inputs, indices, batch_size) -> tuple[int, np.ndarray]:
+    """Validate the modality inputs, the rows to serve and the batch size; returns (batch_size, rows)."""
+    if not isinstance(inputs, Mapping) or not inputs:
+        raise _invalid("inputs", "a non-empty dict modality -> sequence of arrays", type(inputs).__name__)
+    batch_size = _check_batch_size(batch_size)
+    rows = _as_rows(indices)
+    for name, values in inputs.items():
+        _check_container(f"inputs[{name!r}]", values, rows)
+    return batch_size, rows
+
+
 def batch_order(
     lengths: np.ndarray, batch_size: int, *, shuffle: bool, seed: int = 0, bucket: bool = True, epoch: int = 0
 ) -> list[np.ndarray]:
@@ -203,12 +214,7 @@ def make_dataset(
     """
     import tensorflow as tf
 
-    if not isinstance(inputs, Mapping) or not inputs:
-        raise _invalid("inputs", "a non-empty dict modality -> sequence of arrays", type(inputs).__name__)
-    batch_size = _check_batch_size(batch_size)
-    rows = _as_rows(indices)
-    for name, values in inputs.items():
-        _check_container(f"inputs[{name!r}]", values, rows)
+    batch_size, rows = _check_inputs(inputs, indices, batch_size)
     if targets is not None:
         if not isinstance(targets, Mapping) or not targets:
             raise _invalid("targets", "a non-empty dict output name -> labels, or None", type(targets).__name__)
@@ -304,12 +310,7 @@ def predict(
     Returns:
         The model's output structure (array, list or dict of arrays), each with one row per entry of ``indices``.
     """
-    if not isinstance(inputs, Mapping) or not inputs:
-        raise _invalid("inputs", "a non-empty dict modality -> sequence of arrays", type(inputs).__name__)
-    batch_size = _check_batch_size(batch_size)
-    rows = _as_rows(indices)
-    for name, values in inputs.items():
-        _check_container(f"inputs[{name!r}]", values, rows)
+    batch_size, rows = _check_inputs(inputs, indices, batch_size)
     caps = _caps(inputs, max_lengths)
     key = _sort_key({m: _lengths(v, rows, caps[m]) for m, v in inputs.items()})
     dims = {m: int(np.asarray(v[int(rows[0])]).shape[-1]) for m, v in inputs.items()}
