@@ -196,34 +196,46 @@ def _check_positive_int(value: Any, name: str) -> int:
 # The paper's MLP attacker
 
 
-def _early_stopping_callback(keras, x_val: np.ndarray, y_val: np.ndarray, patience: int):
-    """Whole-validation-set UAR after each epoch; keeps the best weights, stops after `patience` epochs without gain."""
+_TRAINERS: dict[tuple, tuple] = {}  # compiled attacker networks of this process, see _trainer
+_TRAINERS_MAX = 16
 
-    class _ValidationUAREarlyStopping(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.history: list[float] = []
-            self.best = -np.inf
-            self.best_epoch = 0
-            self.best_weights = None
 
-        def on_epoch_end(self, epoch, logs=None):
-            probs = _predict_chunks(self.model, x_val)
-            score = uar(y_val, probs.argmax(axis=1))
-            self.history.append(score)
-            if logs is not None:
-                logs["val_uar"] = score
-            if score > self.best:
-                self.best, self.best_epoch = score, epoch + 1
-                self.best_weights = self.model.get_weights()
-            elif epoch + 1 - self.best_epoch >= patience:
-                self.model.stop_training = True
+def _trainer(keras, build: Callable[[], Any], key: tuple):
+    """A network ``build()`` makes, with an Adam optimizer and a compiled one-epoch training function, reused within the
+    process for the same architecture (key: n_features, n_classes, layers, width, learning rate).
 
-        def on_train_end(self, logs=None):
-            if self.best_weights is not None:
-                self.model.set_weights(self.best_weights)
+    Tracing a training function costs seconds on a CPU, more than training a small MLP; a reused network gets the new
+    attacker's initial weights and a freshly reset optimizer, so training is the same as on a new network. Returns
+    (network, optimizer, initial optimizer state, run_epoch, predict) where ``run_epoch(x, y, w, order, batch_size)``
+    takes one Adam step per mini-batch of ``order`` on the class-weighted cross-entropy (Keras' "sum_over_batch_size"
+    reduction, as ``model.fit`` with ``sample_weight``) and ``predict(x)`` returns the network's probabilities.
+    """
+    cached = _TRAINERS.get(key)
+    if cached is None:
+        import tensorflow as tf
 
-    return _ValidationUAREarlyStopping()
+        if len(_TRAINERS) >= _TRAINERS_MAX:
+            _TRAINERS.pop(next(iter(_TRAINERS)))
+        model = build()
+        optimizer = keras.optimizers.Adam(learning_rate=key[-1])
+        variables = model.trainable_variables
+        optimizer.build(variables)
+
+        @tf.function(reduce_retracing=True)
+        def run_epoch(x, y, w, order, batch_size):
+            n = tf.shape(order)[0]
+            for start in tf.range(0, n, batch_size):
+                rows = order[start : start + batch_size]
+                with tf.GradientTape() as tape:
+                    probs = model(tf.gather(x, rows), training=True)
+                    losses = keras.losses.sparse_categorical_crossentropy(tf.gather(y, rows), probs)
+                    loss = tf.reduce_sum(losses * tf.gather(w, rows)) / tf.cast(tf.shape(rows)[0], losses.dtype)
+                optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+
+        predict = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        state = [keras.ops.convert_to_numpy(v) for v in optimizer.variables]
+        cached = _TRAINERS[key] = (model, optimizer, state, run_epoch, predict)
+    return cached
 
 
 def _predict_chunks(model, x: np.ndarray) -> np.ndarray:
@@ -242,8 +254,9 @@ class MLPAttacker:
     Adam on standardised inputs (the scaler is fitted on the training representations) with class-balanced sample
     weights. With ``validation_data`` it early-stops on the validation UAR over the whole validation set and restores
     the best epoch's weights; without, it trains for ``epochs`` epochs. Labels may be ints or strings; ``predict``
-    returns them unchanged. Seeded: the same seed and data give the same attacker (``keras.utils.set_random_seed`` is
-    called, which also reseeds Python's, NumPy's and TensorFlow's global generators).
+    returns them unchanged. Seeded: the same seed and data give the same attacker, whatever ran before in the process
+    (``privemo._seed.set_seed`` for the initial weights, a NumPy generator for the batch order). ``model_`` is the
+    trained network (uncompiled; training runs on a per-process compiled copy, see ``_trainer``).
 
     Args:
         dense_layers: number of hidden Dense layers (paper grid {2, 3, 4}).
@@ -295,21 +308,20 @@ class MLPAttacker:
         for i in range(self.dense_layers):
             x = keras.layers.Dense(self.dense_width, activation="relu", name=f"attacker_dense_{i}")(x)
         outputs = keras.layers.Dense(n_classes, activation="softmax", name="attribute")(x)
-        model = keras.Model(inputs, outputs, name="attacker")
-        model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate=self.learning_rate),
-            loss="sparse_categorical_crossentropy",
-        )
-        return model
+        return keras.Model(inputs, outputs, name="attacker")
 
     def fit(
         self, h: np.ndarray, y: np.ndarray, validation_data: tuple[np.ndarray, np.ndarray] | None = None
     ) -> "MLPAttacker":
-        """Train on representations ``h`` (n, features) with labels ``y`` (n,); early-stop on ``validation_data``."""
+        """Train on representations ``h`` (n, features) with labels ``y`` (n,); early-stop on ``validation_data``.
+
+        Mini-batches of ``batch_size`` in a new NumPy-seeded order every epoch, class-balanced sample weights, Adam; with
+        validation data the whole validation set is scored (UAR) after every epoch and the best epoch's weights kept.
+        """
         h = _check_h(h, "h")
         y = _check_labels(y, len(h), "y")
         self.classes_ = _fit_classes(y, "y")
-        y_enc = _encode(self.classes_, y, "y")
+        y_enc = _encode(self.classes_, y, "y").astype(np.int32)
         val = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
@@ -320,24 +332,37 @@ class MLPAttacker:
 
         import keras  # deferred: TensorFlow's import is slow and membership attacks do not need it
 
+        from privemo._seed import set_seed
+
         self.scaler_ = StandardScaler().fit(h)
         x = self.scaler_.transform(h).astype(np.float32)
         weights = compute_sample_weight("balanced", y_enc).astype(np.float32)
-        keras.utils.set_random_seed(self.seed)
-        self.model_ = self._build(keras, h.shape[1], len(self.classes_))
-        callbacks = []
+        set_seed(self.seed)
+        n_classes = len(self.classes_)
+        self.model_ = self._build(keras, h.shape[1], n_classes)  # fresh initial weights under the seed
+        key = (h.shape[1], n_classes, self.dense_layers, self.dense_width, self.learning_rate)
+        trainer, optimizer, optimizer_state, run_epoch, predict = _trainer(
+            keras, lambda: self._build(keras, h.shape[1], n_classes), key)
+        trainer.set_weights(self.model_.get_weights())
+        for variable, value in zip(optimizer.variables, optimizer_state):
+            variable.assign(value)
+        x_val = None if val is None else self.scaler_.transform(val[0]).astype(np.float32)
+        rng = np.random.default_rng(self.seed)
+        history: list[float] = []
+        best, best_epoch, best_weights = -np.inf, 0, None
+        for epoch in range(self.epochs):
+            run_epoch(x, y_enc, weights, rng.permutation(len(x)).astype(np.int32), self.batch_size)
+            if x_val is None:
+                continue
+            score = uar(val[1], np.asarray(predict(x_val)).argmax(axis=1))
+            history.append(score)
+            if score > best:
+                best, best_epoch, best_weights = score, epoch + 1, trainer.get_weights()
+            elif epoch + 1 - best_epoch >= self.patience:
+                break
+        self.model_.set_weights(best_weights if best_weights is not None else trainer.get_weights())
         if val is not None:
-            x_val = self.scaler_.transform(val[0]).astype(np.float32)
-            stopper = _early_stopping_callback(keras, x_val, val[1], self.patience)
-            callbacks.append(stopper)
-        self.model_.fit(
-            x, y_enc, sample_weight=weights, batch_size=self.batch_size, epochs=self.epochs,
-            shuffle=True, verbose=0, callbacks=callbacks,
-        )
-        if val is not None:
-            self.val_uar = float(stopper.best)
-            self.best_epoch_ = stopper.best_epoch
-            self.val_history_ = list(stopper.history)
+            self.val_uar, self.best_epoch_, self.val_history_ = float(best), best_epoch, history
         else:
             self.val_uar, self.best_epoch_, self.val_history_ = None, self.epochs, []
         return self

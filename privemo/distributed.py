@@ -168,19 +168,9 @@ def plan_path(config) -> Path:
 
 def fingerprint(config, jobs: Sequence[Job]) -> dict:
     """The settings every process of a distributed run must share (compared by workers against the chief's plan)."""
-    return {
-        "corpus": config.corpus,
-        "demo_per_speaker": getattr(config, "demo_per_speaker", None),
-        "n_folds": config.n_folds,
-        "seed": config.seed,
-        "grid": {k: list(v) for k, v in config.grid_dict().items()},
-        "epochs": config.resolved_epochs(),
-        "patience": config.resolved_patience(),
-        "learning_rate": config.resolved_learning_rate(),
-        "batch_size": config.batch_size,
-        "embeddings": bool(config.embeddings),
-        "jobs": [job.name for job in jobs],
-    }
+    from .experiment import run_settings
+
+    return {**run_settings(config), "jobs": [job.name for job in jobs]}
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -35,7 +35,8 @@ PATIENCE = {"paper": 5, "quick": 3}
 LEARNING_RATE = {"paper": 1e-3, "quick": 3e-3}
 # Epoch cap of the MLP attackers (None: privemo.attacks.ATTACKER_MAX_EPOCHS); the quick run caps them lower.
 ATTACK_EPOCHS: dict[str, int | None] = {"paper": None, "quick": 40}  # Adam; the quick run's short budget needs the larger step
-BATCH_SIZE = 32
+# The quick grid's larger batch halves the GRU loop iterations per epoch (a CPU's cost), so its 8 epochs fit the budget.
+BATCH_SIZE = {"paper": 32, "quick": 64}
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ class ExperimentConfig:
     epochs: int | None = None  # None: EPOCHS[grid]
     patience: int | None = None  # None: PATIENCE[grid]
     learning_rate: float | None = None  # None: LEARNING_RATE[grid]
-    batch_size: int = BATCH_SIZE
+    batch_size: int | None = None  # None: BATCH_SIZE[grid]
     embeddings: str | None = None
     out_dir: str = "results/demo"
     work_dir: str | None = None  # tuner projects; None: <out_dir>/work
@@ -95,6 +96,9 @@ class ExperimentConfig:
 
     def resolved_epochs(self) -> int:
         return self.epochs if self.epochs is not None else EPOCHS.get(self.grid, EPOCHS["paper"])
+
+    def resolved_batch_size(self) -> int:
+        return self.batch_size if self.batch_size is not None else BATCH_SIZE.get(self.grid, BATCH_SIZE["paper"])
 
     def resolved_learning_rate(self) -> float:
         return self.learning_rate if self.learning_rate is not None else LEARNING_RATE.get(self.grid, LEARNING_RATE["paper"])
@@ -150,6 +154,39 @@ class ExperimentConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def run_settings(config: ExperimentConfig) -> dict:
+    """The settings that decide every (condition, fold) result of a run: stored in each fold record and in
+    ``<work>/settings.json``, and compared on ``--resume``, so a resumed run never mixes results or tuner trials made under
+    other settings. (Which conditions and folds run, worker count and output places do not change a job's result.)"""
+    embeddings = None
+    if config.embeddings:
+        path = Path(config.embeddings)
+        embeddings = {"path": str(path.resolve()), "bytes": path.stat().st_size if path.is_file() else None}
+    return {
+        "corpus": config.corpus,
+        "root": str(Path(config.root).resolve()) if config.root else None,
+        "demo_per_speaker": config.demo_per_speaker,
+        "n_folds": config.n_folds,
+        "seed": config.seed,
+        "grid": {k: list(v) for k, v in config.grid_dict().items()},
+        "attacker_grid": {k: list(v) for k, v in config.attacker_grid().items()},
+        "epochs": config.resolved_epochs(),
+        "patience": config.resolved_patience(),
+        "learning_rate": config.resolved_learning_rate(),
+        "batch_size": config.resolved_batch_size(),
+        "attack_epochs": config.attack_epochs if config.attack_epochs is not None else ATTACK_EPOCHS.get(config.grid),
+        "embeddings": embeddings,
+    }
+
+
+def _settings_differ(found: dict | None, expected: dict) -> str:
+    """'' when equal, else a readable list of what differs."""
+    if found is None:
+        return "it records no settings (made by an older privemo)"
+    keys = sorted(k for k in set(found) | set(expected) if found.get(k) != expected.get(k))
+    return "; ".join(f"{k}: {found.get(k)!r} there, {expected.get(k)!r} now" for k in keys)
 
 
 def log(message: str, config: ExperimentConfig | None = None) -> None:
@@ -302,16 +339,15 @@ class SearchSetup(NamedTuple):
 def search_setup(data: CorpusData, fold_index: int, fold, condition: Condition, config: ExperimentConfig,
                  lexical: Sequence[np.ndarray] | None = None) -> SearchSetup:
     """Seed, inputs, targets, training dataset, validation data and hypermodel of one (condition, fold)."""
-    import keras
-
+    from ._seed import set_seed
     from .pipeline import make_dataset
 
     seed = fold_seed(config, condition, fold_index)
-    keras.utils.set_random_seed(seed)
+    set_seed(seed)
     inputs = _model_inputs(data, condition, lexical)
     lexical_dim = int(lexical[0].shape[1]) if lexical is not None and len(lexical) else 300
     y, w, meta = _targets(data, condition, fold)
-    train_ds = make_dataset(inputs, y, fold.train, batch_size=config.batch_size, shuffle=True, seed=seed,
+    train_ds = make_dataset(inputs, y, fold.train, batch_size=config.resolved_batch_size(), shuffle=True, seed=seed,
                             sample_weights=w)
     # Validation targets: emotion and gender are defined for the (unseen) validation speakers; speaker identity is not.
     # Validation rows of unknown gender cannot score the gender head: the gender condition validates without them.
@@ -392,6 +428,7 @@ def run_fold(
         "test": {"emotion_uar": test_uar, "n": int(len(fold.test))},
         "n": {"train": int(len(fold.train)), "validation": int(len(fold.validation)), "test": int(len(fold.test))},
         "trials": len(tuner.oracle.trials),
+        "settings": run_settings(config),
     }
     timings["represent_s"] = time.perf_counter() - t1
 
@@ -478,10 +515,22 @@ def run_cross_validation(config: ExperimentConfig, table: pd.DataFrame | None = 
     timings.update(data.timings)
     # Condition-major order: a worker's consecutive jobs tend to share a network, which it then need not trace again.
     jobs = [(k, c) for c in conditions for k in fold_ids]
+    settings = run_settings(config)
+    settings_file = Path(config.work_dir or Path(config.out_dir) / "work") / "settings.json"
     finished = {job: result_path(config, job[1], job[0]) for job in jobs}
     finished = {job: path for job, path in finished.items() if config.resume and path.is_file()}
-    pending = [job for job in jobs if job not in finished]
     records: dict[tuple[int, Condition], dict] = {job: read_json(path) for job, path in finished.items()}
+    if config.resume:
+        found = {settings_file: read_json(settings_file) if settings_file.is_file() else settings}
+        found.update({finished[job]: record.get("settings") for job, record in records.items()})
+        for path, theirs in found.items():
+            difference = _settings_differ(theirs, settings)
+            if difference:
+                raise _user_error(
+                    f"{path}: cannot resume: it was made with other settings ({difference}). Rerun without --resume to "
+                    "start over, or pass another --out.")
+    atomic_write_json(settings_file, settings)
+    pending = [job for job in jobs if job not in finished]
     n_jobs = max(1, min(config.n_jobs or default_jobs(), len(pending) or 1))
     log(f"privemo: {data.corpus}: {len(table)} utterances, {table['speaker'].nunique()} speakers, {len(folds)} folds; "
         f"{len(conditions)} conditions x {len(fold_ids)} folds = {len(jobs)} cross-validated trainings "
@@ -513,14 +562,26 @@ def run_cross_validation(config: ExperimentConfig, table: pd.DataFrame | None = 
 
         with cf.ProcessPoolExecutor(n_jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init,
                                     initargs=(data, 1, True)) as pool:
-            started = {}
-            futures = {}
-            for k, c in pending:
-                fut = pool.submit(_run_job, k, folds[k], c, config, lexical.get(k))
-                futures[fut] = (k, c)
-                started[fut] = time.perf_counter()
-            for fut in cf.as_completed(futures):
-                done(futures[fut], fut.result(), time.perf_counter() - started[fut])
+            queue = _AffinityQueue(pending)
+            futures: dict = {}
+
+            def submit(pid: int | None) -> None:
+                job = queue.take(pid)
+                if job is not None:
+                    k, c = job
+                    futures[pool.submit(_run_job_in_worker, k, folds[k], c, config, lexical.get(k))] = \
+                        (job, time.perf_counter())
+
+            for _ in range(n_jobs):
+                submit(None)
+            while futures:
+                finished_now, _ = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
+                for fut in finished_now:
+                    job, t2 = futures.pop(fut)
+                    record, pid = fut.result()
+                    queue.ran(pid, job)
+                    done(job, record, time.perf_counter() - t2)
+                    submit(pid)  # the worker that just finished is the idle one: give it a network it has traced
     timings["training_and_attacks_s"] = time.perf_counter() - t1
     timings["cross_validation_s"] = time.perf_counter() - t0
     run_cross_validation.last_timings = timings  # type: ignore[attr-defined]
@@ -543,6 +604,13 @@ def _worker_init(data: CorpusData, threads: int, parallel: bool) -> None:
             tf.config.threading.set_inter_op_parallelism_threads(threads)
         except RuntimeError:  # already initialised in this process
             pass
+        # NumPy's OpenBLAS and scikit-learn's OpenMP start one thread per core in every worker, and their idle threads
+        # spin: with a worker per core they take CPU time from the other workers' training.
+        from threadpoolctl import threadpool_limits
+
+        from . import attacks  # noqa: F401  (loads scikit-learn's OpenMP runtime, so the limit below covers it)
+
+        _WORKER["thread_limits"] = threadpool_limits(limits=threads)
     tf.config.experimental.enable_op_determinism()
     _WORKER["data"] = data
     if parallel:
@@ -569,6 +637,44 @@ def _run_job(fold_index: int, fold, condition: Condition, config: ExperimentConf
     record = run_fold(_WORKER["data"], fold_index, fold, condition, config, lexical)
     atomic_write_json(result_path(config, condition, fold_index), record)
     return record
+
+
+def _run_job_in_worker(fold_index: int, fold, condition: Condition, config: ExperimentConfig, lexical) -> tuple[dict, int]:
+    import os
+
+    return _run_job(fold_index, fold, condition, config, lexical), os.getpid()
+
+
+def network_key(condition: Condition) -> tuple:
+    """What decides a condition's network (the task and a fixed lambda do not): conditions with the same key reuse one
+    traced network within a worker process (see ``EmotionPrivacyHyperModel.model_cache``)."""
+    return condition.modality, condition.adversary, condition.placement
+
+
+class _AffinityQueue:
+    """Pending jobs handed to workers so that each tends to get networks it has already traced (tracing a new network
+    costs seconds on a CPU). Only the order in which jobs run changes: every job has its own seed, so results do not."""
+
+    def __init__(self, jobs: Sequence[tuple[int, Condition]]):
+        self.jobs = list(jobs)
+        self.traced: dict[int, set] = {}  # worker pid -> network keys it has run
+        self.handed: set = set()  # network keys handed to any worker so far
+
+    def take(self, pid: int | None) -> tuple[int, Condition] | None:
+        """The next job for worker ``pid`` (None: a worker that has run nothing yet): one of its networks, else a
+        network no worker has had, else the first pending job."""
+        if not self.jobs:
+            return None
+        mine = self.traced.get(pid, set())
+        for wanted in (lambda key: key in mine, lambda key: key not in self.handed, lambda key: True):
+            for i, job in enumerate(self.jobs):
+                if wanted(network_key(job[1])):
+                    self.handed.add(network_key(job[1]))
+                    return self.jobs.pop(i)
+        return None  # pragma: no cover - the last rule takes anything
+
+    def ran(self, pid: int, job: tuple[int, Condition]) -> None:
+        self.traced.setdefault(pid, set()).add(network_key(job[1]))
 
 
 def run(config: ExperimentConfig) -> str:

@@ -41,6 +41,7 @@ import numpy as np
 import keras
 from keras import ops
 
+from privemo._seed import set_seed
 from privemo.layers import LambdaSchedule, check_lambda
 from privemo.metrics import uar
 from privemo.models import ADVERSARIES, build_model, classifier_head, representation_model
@@ -565,7 +566,7 @@ def build_removal_model(
         removal: one of ``REMOVALS``: "grl" (``build_model`` as is), "grl_dann" (``ScheduledGRLModel``: DANN lambda ramp
             up to ``grl_lambda``), "alternating" / "ensemble" (``AlternatingAdversarialModel``; ``grl_lambda`` is not used),
             "inlp" (the baseline without adversary; apply ``fit_inlp`` + ``apply_projection`` after training).
-        seed: if given, ``keras.utils.set_random_seed(seed)`` before building.
+        seed: if given, ``privemo._seed.set_seed(seed)`` (as ``keras.utils.set_random_seed``) before building.
         k: adversary steps per encoder step (alternating / ensemble).
         adversary_loss: "reverse" or "confusion" (alternating / ensemble).
         n_adversaries: heads per adversary output; default 1 for "alternating", ``ENSEMBLE_SIZE`` for "ensemble".
@@ -584,7 +585,7 @@ def build_removal_model(
     if removal not in REMOVALS:
         raise _invalid("removal", f"one of {REMOVALS}", removal)
     if seed is not None:
-        keras.utils.set_random_seed(int(seed))
+        set_seed(int(seed))
     if removal == "grl":
         return build_model(**build_model_kwargs)
     if removal == "inlp":

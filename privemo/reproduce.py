@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run only these outer folds (0-based), e.g. to spread folds over machines")
     p.add_argument("--epochs", type=int, default=None, help="maximum epochs per trial (default: by grid, see README)")
     p.add_argument("--patience", type=int, default=None, help="early-stopping patience in epochs (default: by grid)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="training batch size of the emotion networks (default: by grid, see README)")
     p.add_argument("--no-sweep", action="store_true", help="skip the lambda sweep")
     p.add_argument("--jobs", type=int, default=None,
                    help="worker processes for the fold loop (default: one per CPU core); results do not depend on it")
@@ -74,7 +76,7 @@ def config_from_args(args: argparse.Namespace):
         raise UserError(f"--corpus {args.corpus} needs --root: the folder holding your licensed copy of the corpus")
     if args.folds < 2:
         raise UserError(f"--folds must be at least 2 for cross-validation (got {args.folds})")
-    for name in ("epochs", "patience", "jobs", "demo_size"):
+    for name in ("epochs", "patience", "batch_size", "jobs", "demo_size"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UserError(f"--{name.replace('_', '-')} must be a positive integer (got {value})")
@@ -108,6 +110,7 @@ def config_from_args(args: argparse.Namespace):
         n_jobs=args.jobs,
         epochs=args.epochs,
         patience=args.patience,
+        batch_size=args.batch_size,
         embeddings=args.embeddings,
         out_dir=str(out),
         resume=args.resume,

@@ -20,7 +20,10 @@ from typing import Mapping, Sequence
 import keras
 import keras_tuner
 from keras_tuner.src.engine import trial as trial_module
+from keras_tuner.src import utils as tuner_io
+from keras_tuner.src.engine import tuner_utils
 
+from privemo._seed import set_seed
 from privemo.grids import PAPER_GRID
 from privemo.layers import check_lambda
 from privemo.models import check_int, build_model
@@ -81,7 +84,7 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
         learning_rate, jit_compile: passed to ``compile_model``.
         epochs, patience: training budget per trial (``fit`` keyword arguments override them).
         objective_weight: weight of the attribute UAR's excess over chance in ``objective``.
-        seed: ``keras.utils.set_random_seed(seed)`` before every build, so every configuration starts from the same seed.
+        seed: ``privemo._seed.set_seed(seed)`` (``keras.utils.set_random_seed`` without its kernel-cache flush) before every build, so every configuration starts from the same seed.
         model_cache: optional dict shared between hypermodels (e.g. across the folds a worker process runs). A network
             whose architecture is already in it is reused: the cached model receives the freshly initialised weights of
             this build (same seed, so the same values a new model would have) and its optimizer state is reset to the
@@ -148,13 +151,12 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
     def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
         """A built, compiled model for the configuration ``hp`` selects."""
         if self.seed is not None:
-            keras.utils.set_random_seed(int(self.seed))
+            set_seed(int(self.seed))
         values = self.values(hp)
         model = build_model(**self.model_kwargs, **values)
         key = None
         if self.model_cache is not None:
-            architecture = {**self.model_kwargs, **{k: v for k, v in values.items() if k != "grl_lambda"}}
-            key = repr(sorted(architecture.items())) + f"|lr={self.learning_rate}|jit={self.jit_compile}"
+            key = self._cache_key(values)
             cached = self.model_cache.get(key)
             if cached is not None:
                 reused, optimizer_state = cached
@@ -168,6 +170,18 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
         if key is not None:
             self.model_cache[key] = (model, [keras.ops.convert_to_numpy(v) for v in model.optimizer.variables])
         return model
+
+    def _cache_key(self, values: dict) -> str:
+        architecture = {**self.model_kwargs, **{k: v for k, v in values.items() if k != "grl_lambda"}}
+        return repr(sorted(architecture.items())) + f"|lr={self.learning_rate}|jit={self.jit_compile}"
+
+    def cached_model(self, hp: keras_tuner.HyperParameters) -> keras.Model | None:
+        """The cached network of the configuration ``hp`` selects, as it is (weights of whatever it ran last), or None:
+        for loading a checkpoint into, without building a network only to overwrite its weights."""
+        if self.model_cache is None:
+            return None
+        cached = self.model_cache.get(self._cache_key(self.values(hp)))
+        return None if cached is None else cached[0]
 
     def fit(
         self, hp, model, train_ds, val_data, val_targets=None, *, callbacks=(), verbose=0, epochs=None, patience=None,
@@ -202,12 +216,52 @@ def search_space_size(tuner: keras_tuner.Tuner) -> int:
 
 
 class GridSearch(keras_tuner.GridSearch):
-    """keras-tuner's GridSearch, minus its unconditional TensorBoard import.
+    """keras-tuner's GridSearch, minus its unconditional TensorBoard import, its session reset before every build and its
+    checkpoint at every improving epoch (one per trial instead).
 
     keras-tuner 1.4.8 imports ``tensorboard`` in every trial on the TensorFlow backend, although it only uses it to patch a
     ``TensorBoard`` callback; TensorFlow 2.16+ no longer installs tensorboard. This subclass only does that patching when
     such a callback is present, so tensorboard stays optional.
     """
+
+    def _try_build(self, hp):
+        # keras-tuner calls keras.backend.clear_session() and gc.collect() before every build (trial and load_model).
+        # clear_session also empties TensorFlow's kernel cache, so every traced function of the cached networks
+        # (EmotionPrivacyHyperModel.model_cache) would be instantiated again: seconds per build on a CPU. Without a
+        # model cache the networks of finished trials are unreferenced and freed as usual.
+        model = self._build_hypermodel(hp)
+        if not isinstance(model, keras.models.Model):
+            raise keras_tuner.errors.FatalTypeError(
+                "Expected the model-building function, or HyperModel.build() to return a valid Keras Model instance. "
+                f"Received: {model} of type {type(model)}."
+            )
+        return model
+
+    def load_model(self, trial):
+        # The trial's checkpoint holds every weight (the GRL's lambda included), so a cached network of the same
+        # architecture can take it directly.
+        cached = self.hypermodel.cached_model(trial.hyperparameters) if isinstance(
+            self.hypermodel, EmotionPrivacyHyperModel) else None
+        if cached is None:
+            return super().load_model(trial)
+        cached.load_weights(self._get_checkpoint_fname(trial.trial_id))
+        return cached
+
+    def run_trial(self, trial, *args, **kwargs):
+        # keras-tuner writes the weights at every improving epoch (SaveBestEpoch); privemo.training.fit ends with the best
+        # epoch's weights restored, so one write after training leaves the same checkpoint (0.2 s per write on a CPU).
+        if self.executions_per_trial != 1 or not isinstance(self.hypermodel, EmotionPrivacyHyperModel):
+            return super().run_trial(trial, *args, **kwargs)
+        callbacks = self._deepcopy_callbacks(kwargs.pop("callbacks", []))
+        self._configure_tensorboard_dir(callbacks, trial, 0)
+        callbacks.append(tuner_utils.TunerCallback(self, trial))
+        hp = trial.hyperparameters
+        model = self._try_build(hp)
+        results = self.hypermodel.fit(hp, model, *args, callbacks=callbacks, **kwargs)
+        tuner_io.save_json(self._get_build_config_fname(trial.trial_id), model.get_build_config())
+        tuner_utils.validate_trial_results(results, self.oracle.objective, "HyperModel.fit()")
+        model.save_weights(self._get_checkpoint_fname(trial.trial_id))
+        return [results]
 
     def _configure_tensorboard_dir(self, callbacks, trial, execution=0):
         if any(cb.__class__.__name__ == "TensorBoard" for cb in callbacks):

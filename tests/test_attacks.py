@@ -106,9 +106,16 @@ def test_seeded_attackers_are_deterministic():
     h_va, y_va = planted(60, shift=1.0, seed=13)
     h_te, _ = planted(50, seed=14)
     a = train_attacker(h_tr, y_tr, h_va, y_va, SMALL_GRID, seed=3, epochs=5, patience=5)
+    before = a.predict_proba(h_te)
+    # Same architecture, other seed and data in between: the process's reused trainer must neither leak its state into
+    # the next attacker nor change the weights of an attacker already returned.
+    h_other, y_other = planted(120, shift=2.0, seed=21)
+    other = train_attacker(h_other, y_other, h_va, y_va, SMALL_GRID, seed=7, epochs=5, patience=5)
     b = train_attacker(h_tr, y_tr, h_va, y_va, SMALL_GRID, seed=3, epochs=5, patience=5)
+    np.testing.assert_array_equal(a.predict_proba(h_te), before)
     np.testing.assert_array_equal(a.predict_proba(h_te), b.predict_proba(h_te))
     assert a.search == b.search
+    assert not np.array_equal(other.predict_proba(h_te), before)
     s1 = SklearnAttacker("svm", seed=3).fit(h_tr, y_tr, (h_va, y_va))
     s2 = SklearnAttacker("svm", seed=3).fit(h_tr, y_tr, (h_va, y_va))
     assert s1.search == s2.search and s1.config == s2.config

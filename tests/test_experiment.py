@@ -244,3 +244,42 @@ def test_bad_fold_index_is_a_user_error(world):
         run_cross_validation(tiny_config(world.base / "bad", modalities=("lexical",)), table=no_text)
     assert getattr(info.value, "user_error", False)
     assert not (world.base / "bad" / "folds").exists()
+
+
+def test_resume_refuses_results_made_with_other_settings(world):
+    out = world.base / "out"
+    paths = [result_path(world.config, c, 0) for c in world.config.conditions()]
+    before = [(p.stat().st_ino, p.stat().st_mtime_ns) for p in paths]
+    with pytest.raises(ValueError, match=r"settings\.json: cannot resume: .*epochs: 1 there, 2 now") as info:
+        run_cross_validation(tiny_config(out, resume=True, epochs=2), table=world.table)
+    assert getattr(info.value, "user_error", False)
+    # Without the run's settings file, each finished fold record still carries its own.
+    settings = out / "work" / "settings.json"
+    saved = settings.read_text(encoding="utf-8")
+    settings.unlink()
+    try:
+        with pytest.raises(ValueError, match=r"fold0\.json: cannot resume: .*learning_rate: 0\.003 there, 0\.01 now"):
+            run_cross_validation(tiny_config(out, resume=True, learning_rate=0.01), table=world.table)
+    finally:
+        settings.write_text(saved, encoding="utf-8")
+    assert [(p.stat().st_ino, p.stat().st_mtime_ns) for p in paths] == before  # nothing rewritten
+    assert all(read_json(p)["settings"]["epochs"] == 1 for p in paths)
+
+
+def test_affinity_queue_gives_workers_the_networks_they_traced():
+    from privemo.experiment import _AffinityQueue, network_key
+
+    a = Condition("acoustic", "activation", None)
+    b = Condition("lexical", "activation", None)
+    a_valence = Condition("acoustic", "valence", None)
+    jobs = [(k, a) for k in range(3)] + [(k, b) for k in range(2)] + [(0, a_valence)]
+    queue = _AffinityQueue(jobs)
+    first, second = queue.take(None), queue.take(None)
+    assert network_key(first[1]) != network_key(second[1])  # two fresh workers start on different networks
+    queue.ran(11, first)
+    queue.ran(22, second)
+    taken = [queue.take(11) for _ in range(3)]  # worker 11 traced the acoustic network: it gets the acoustic jobs
+    assert [network_key(j[1]) for j in taken] == [network_key(a)] * 3 and (0, a_valence) in taken
+    assert queue.take(22) == (1, b)
+    assert queue.take(11) is None and queue.take(22) is None
+    assert sorted(map(str, jobs)) == sorted(map(str, [first, second, *taken, (1, b)]))

@@ -154,3 +154,25 @@ def test_model_cache_reuses_the_network_with_fresh_weights_and_optimizer_state()
     EmotionPrivacyHyperModel(dict(grid, dense_width=(64,)), adversary="gender", seed=1,
                              model_cache=cache).build(keras_tuner.HyperParameters())
     assert len(cache) == 2
+
+
+def test_search_and_load_model_keep_tensorflow_kernel_cache(tmp_path, monkeypatch):
+    """keras-tuner resets the Keras session (and TensorFlow's kernel cache) before every build; privemo's GridSearch
+    must not, or every cached network's traced functions are instantiated again (seconds per trial on a CPU)."""
+    from tensorflow.python.eager import context
+
+    flushes = []
+    monkeypatch.setattr(context.Context, "clear_kernel_cache", lambda self: flushes.append("clear_kernel_cache"))
+    monkeypatch.setattr(context.Context, "_set_global_seed", lambda self, seed: flushes.append("set_global_seed"))
+    rng = np.random.default_rng(1)
+    inputs = {"acoustic": [rng.normal(size=(int(k), 40)).astype("float32") for k in rng.integers(4, 12, 10)]}
+    targets = {"emotion": rng.integers(0, 3, 10).astype("int32")}
+    train_ds = make_dataset(inputs, targets, np.arange(6), batch_size=6)
+    val_ds = make_dataset(inputs, targets, np.arange(6, 10), batch_size=4)
+    tiny = {"conv_layers": (1,), "conv_kernels": (4,), "gru_layers": (1,), "gru_width": (4,), "dense_width": (4, 8)}
+    hypermodel = EmotionPrivacyHyperModel(tiny, epochs=1, patience=0, model_cache={})
+    tuner = make_tuner(hypermodel, tmp_path, "no_flush", overwrite=True)
+    tuner.search(train_ds, val_ds, verbose=0)
+    model = tuner.load_model(tuner.oracle.get_best_trials(1)[0])
+    assert isinstance(model, keras.Model) and len(tuner.oracle.trials) == 2
+    assert flushes == []
