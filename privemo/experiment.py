@@ -385,6 +385,8 @@ def run_fold(
     train_ds, val_inputs, val_targets = setup.train_ds, setup.val_inputs, setup.val_targets
     work = Path(config.work_dir or Path(config.out_dir) / "work") / "tuning" / condition.key
     tuner = make_tuner(hypermodel, str(work), f"fold{fold_index}", seed=seed, overwrite=not config.resume)
+    if config.verbose:
+        tuner.report, tuner.report_label = (lambda line: log(line, config)), f"  fold {fold_index}: {condition.key}: "
     tuner.search(train_ds, val_inputs, val_targets, verbose=0)
     best_trial = tuner.oracle.get_best_trials(1)[0]
     model = tuner.load_model(best_trial)
@@ -559,9 +561,10 @@ def run_cross_validation(config: ExperimentConfig, table: pd.DataFrame | None = 
     else:
         import concurrent.futures as cf
         import multiprocessing as mp
+        import os
 
         with cf.ProcessPoolExecutor(n_jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init,
-                                    initargs=(data, 1, True)) as pool:
+                                    initargs=(data, 1, True, os.getpid())) as pool:
             queue = _AffinityQueue(pending)
             futures: dict = {}
 
@@ -591,10 +594,13 @@ def run_cross_validation(config: ExperimentConfig, table: pd.DataFrame | None = 
 _WORKER: dict = {}
 
 
-def _worker_init(data: CorpusData, threads: int, parallel: bool) -> None:
-    """Per-process setup: the shared corpus data, TensorFlow threads (one per worker when several run) and determinism."""
+def _worker_init(data: CorpusData, threads: int, parallel: bool, parent: int | None = None) -> None:
+    """Per-process setup: the shared corpus data, TensorFlow threads (one per worker when several run) and determinism.
+    A worker process (``parent``: the main process's pid) first starts watching for the main process's death."""
     import os
 
+    if parallel:
+        _exit_with_parent(parent if parent is not None else os.getppid())
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
@@ -613,17 +619,14 @@ def _worker_init(data: CorpusData, threads: int, parallel: bool) -> None:
         _WORKER["thread_limits"] = threadpool_limits(limits=threads)
     tf.config.experimental.enable_op_determinism()
     _WORKER["data"] = data
-    if parallel:
-        _exit_with_parent()
 
 
-def _exit_with_parent() -> None:
-    """Make this worker exit as soon as its parent is gone (SIGKILL, crash), rather than finish its job unsupervised:
-    a rerun with --resume would otherwise train the same (condition, fold) in the same tuner project at the same time."""
+def _exit_with_parent(parent: int) -> None:
+    """Make this worker exit as soon as its parent (pid ``parent``) is gone (SIGKILL, crash), rather than finish its job
+    unsupervised: a rerun with --resume would otherwise train the same (condition, fold) in the same tuner project at the
+    same time. The pid comes from the parent itself, so a parent killed before this worker got here is noticed too."""
     import os
     import threading
-
-    parent = os.getppid()
 
     def watch() -> None:
         while os.getppid() == parent:

@@ -21,6 +21,7 @@ import keras
 import keras_tuner
 from keras_tuner.src.engine import trial as trial_module
 from keras_tuner.src import utils as tuner_io
+from keras_tuner.src.engine import tuner as tuner_module
 from keras_tuner.src.engine import tuner_utils
 
 from privemo._seed import set_seed
@@ -39,7 +40,7 @@ from privemo.training import (
 )
 
 __all__ = ["objective", "EmotionPrivacyHyperModel", "make_tuner", "search_space_size", "OBJECTIVE", "GridSearch",
-           "ConcurrentGridSearch", "ConcurrentGridSearchOracle"]
+           "EpochProgress", "ConcurrentGridSearch", "ConcurrentGridSearchOracle"]
 
 GRID_KEYS = tuple(PAPER_GRID)  # the tunable build_model arguments, in declaration order
 ARCHITECTURE_KEYS = tuple(k for k in GRID_KEYS if k != "grl_lambda")
@@ -209,6 +210,20 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
         return result
 
 
+class EpochProgress(keras.callbacks.Callback):
+    """Reports "<label> epoch e/E: val_objective ..., val_emotion_uar ..." at the end of every epoch (after the
+    validation scores are in the logs)."""
+
+    def __init__(self, report, label: str):
+        super().__init__()
+        self.report, self.label = report, label
+
+    def on_epoch_end(self, epoch, logs=None):
+        scores = ", ".join(f"{k} {v:.3f}" for k, v in (logs or {}).items() if k.startswith("val_") and k.endswith(
+            ("_uar", "objective")))
+        self.report(f"{self.label} epoch {epoch + 1}/{self.params.get('epochs', '?')}: {scores}")
+
+
 def search_space_size(tuner: keras_tuner.Tuner) -> int:
     """Number of configurations in a tuner's search space (every hyper-parameter is a Choice)."""
     space = tuner.oracle.get_space().space
@@ -235,6 +250,9 @@ class GridSearch(keras_tuner.GridSearch):
                 "Expected the model-building function, or HyperModel.build() to return a valid Keras Model instance. "
                 f"Received: {model} of type {type(model)}."
             )
+        size = tuner_module.maybe_compute_model_size(model)
+        if self.max_model_size and size > self.max_model_size:
+            raise keras_tuner.errors.FailedTrialError(f"Oversized model: {size} parameters. Skip model.")
         return model
 
     def load_model(self, trial):
@@ -247,6 +265,11 @@ class GridSearch(keras_tuner.GridSearch):
         cached.load_weights(self._get_checkpoint_fname(trial.trial_id))
         return cached
 
+    #: set to a function of one line of text to get a progress line at the end of every epoch of every trial
+    report = None
+    #: what those lines start with (e.g. the fold and condition)
+    report_label = ""
+
     def run_trial(self, trial, *args, **kwargs):
         # keras-tuner writes the weights at every improving epoch (SaveBestEpoch); privemo.training.fit ends with the best
         # epoch's weights restored, so one write after training leaves the same checkpoint (0.2 s per write on a CPU).
@@ -255,6 +278,9 @@ class GridSearch(keras_tuner.GridSearch):
         callbacks = self._deepcopy_callbacks(kwargs.pop("callbacks", []))
         self._configure_tensorboard_dir(callbacks, trial, 0)
         callbacks.append(tuner_utils.TunerCallback(self, trial))
+        if self.report is not None:
+            trial_no = len(self.oracle.trials)
+            callbacks.append(EpochProgress(self.report, f"{self.report_label}trial {trial_no}/{self.hypermodel.size}"))
         hp = trial.hyperparameters
         model = self._try_build(hp)
         results = self.hypermodel.fit(hp, model, *args, callbacks=callbacks, **kwargs)

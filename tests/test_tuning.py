@@ -172,7 +172,11 @@ def test_search_and_load_model_keep_tensorflow_kernel_cache(tmp_path, monkeypatc
     tiny = {"conv_layers": (1,), "conv_kernels": (4,), "gru_layers": (1,), "gru_width": (4,), "dense_width": (4, 8)}
     hypermodel = EmotionPrivacyHyperModel(tiny, epochs=1, patience=0, model_cache={})
     tuner = make_tuner(hypermodel, tmp_path, "no_flush", overwrite=True)
+    lines: list[str] = []
+    tuner.report, tuner.report_label = lines.append, "fold 0: "  # progress: one line per epoch of every trial
     tuner.search(train_ds, val_ds, verbose=0)
     model = tuner.load_model(tuner.oracle.get_best_trials(1)[0])
     assert isinstance(model, keras.Model) and len(tuner.oracle.trials) == 2
     assert flushes == []
+    assert [line.split(":")[1] for line in lines] == [" trial 1/2 epoch 1/1", " trial 2/2 epoch 1/1"]
+    assert all("val_emotion_uar" in line and "val_objective" in line for line in lines)
