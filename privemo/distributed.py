@@ -64,6 +64,7 @@ import keras_tuner
 from keras_tuner.src.engine import trial as trial_module
 
 from ._io import atomic_write_json, atomic_write_text, read_json
+from .experiment import work_dir
 from .tuning import OBJECTIVE, ConcurrentGridSearch, ConcurrentGridSearchOracle, GridSearch
 
 # assumption (README assumptions table): default base port of the chief's oracles (the gRPC convention's 50051); project
@@ -129,32 +130,11 @@ def _user_error(message: str) -> Exception:
 
 def load_run(config) -> tuple[Any, list, list[Job]]:
     """The corpus table, its folds and the run's full job list (conditions x folds, the reproduce command's order)."""
-    from .corpora import load_corpus
-    from .experiment import _jobs
-    from .folds import speaker_folds
+    from .experiment import plan_run
 
-    options = {}
-    if config.corpus == "demo" and getattr(config, "demo_per_speaker", None) is not None:
-        options["n_per_speaker"] = config.demo_per_speaker
-    table = load_corpus(config.corpus, config.root, **options)
-    try:
-        folds = speaker_folds(table, n_folds=config.n_folds, seed=config.seed)
-    except ValueError as exc:
-        raise _user_error(f"{config.corpus}: cannot make {config.n_folds} speaker-independent folds: {exc}") from None
-    fold_ids = list(range(len(folds))) if config.folds is None else list(config.folds)
-    bad = [k for k in fold_ids if not 0 <= k < len(folds)]
-    if bad:
-        raise _user_error(f"invalid fold index {bad}: the corpus has folds 0..{len(folds) - 1}")
-    conditions = _jobs(config)
-    if any("lexical" in c.modalities for c in conditions) and table["transcript"].isna().any():
-        raise _user_error(f"{config.corpus}: some utterances have no transcript, so the lexical modality cannot run; "
-                          "pass --modality acoustic")
+    table, folds, fold_ids, conditions = plan_run(config)
     pairs = [(k, c) for c in conditions for k in fold_ids]  # experiment.run_cross_validation's (condition-major) order
     return table, folds, [Job(i, c, k) for i, (k, c) in enumerate(pairs)]
-
-
-def work_dir(config) -> Path:
-    return Path(config.work_dir or Path(config.out_dir) / "work")
 
 
 def project_location(config, job: Job) -> tuple[Path, str]:
@@ -531,11 +511,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .reproduce import UserError, config_from_args
+    from .reproduce import UserError, config_from_args, run_command
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
+    args = build_parser().parse_args(argv)
+
+    def body() -> str:
         if args.role is None:
             raise UserError(f"--role chief|worker is required (or set ${ENV_TUNER_ID})")
         if not 1 <= args.port <= 65535:
@@ -547,31 +527,16 @@ def main(argv: list[str] | None = None) -> int:
             summary = run_chief(config, host=args.host, port=args.port, search_only=args.search_only,
                                 linger_s=args.linger)
             text = summary.pop("reproduce", None)
-            print(json.dumps(summary, sort_keys=True))
-            if text:
-                print(text)
-        else:
-            worker_id = args.worker_id
-            if worker_id is None:
-                env_id = os.environ.get(ENV_TUNER_ID)
-                worker_id = env_id if env_id and "chief" not in env_id else 0
-            summary = run_worker(config, worker_id=worker_id, host=args.host, threads=args.threads,
-                                 plan_wait_s=args.plan_wait)
-            print(json.dumps(summary, sort_keys=True))
-    except UserError as exc:
-        print(f"privemo.distributed: error: {exc}", file=sys.stderr)
-        return 2
-    except (ValueError, FileNotFoundError) as exc:
-        from .corpora import CorpusFormatError
+            return "\n".join(filter(None, [json.dumps(summary, sort_keys=True), text]))
+        worker_id = args.worker_id
+        if worker_id is None:
+            env_id = os.environ.get(ENV_TUNER_ID)
+            worker_id = env_id if env_id and "chief" not in env_id else 0
+        summary = run_worker(config, worker_id=worker_id, host=args.host, threads=args.threads,
+                             plan_wait_s=args.plan_wait)
+        return json.dumps(summary, sort_keys=True)
 
-        if isinstance(exc, (CorpusFormatError, FileNotFoundError)) or getattr(exc, "user_error", False):
-            print(f"privemo.distributed: error: {exc}", file=sys.stderr)
-            return 2
-        raise
-    except KeyboardInterrupt:
-        print("privemo.distributed: interrupted; rerun the chief with --resume to continue", file=sys.stderr)
-        return 130
-    return 0
+    return run_command("privemo.distributed", body, "rerun the chief with --resume to continue")
 
 
 if __name__ == "__main__":

@@ -383,7 +383,7 @@ def run_fold(
     setup = search_setup(data, fold_index, fold, condition, config, lexical)
     seed, inputs, y, hypermodel = setup.seed, setup.inputs, setup.targets, setup.hypermodel
     train_ds, val_inputs, val_targets = setup.train_ds, setup.val_inputs, setup.val_targets
-    work = Path(config.work_dir or Path(config.out_dir) / "work") / "tuning" / condition.key
+    work = work_dir(config) / "tuning" / condition.key
     tuner = make_tuner(hypermodel, str(work), f"fold{fold_index}", seed=seed, overwrite=not config.resume)
     if config.verbose:
         tuner.report, tuner.report_label = (lambda line: log(line, config)), f"  fold {fold_index}: {condition.key}: "
@@ -482,22 +482,23 @@ def _user_error(message: str) -> ValueError:
     return exc
 
 
-def run_cross_validation(config: ExperimentConfig, table: pd.DataFrame | None = None) -> list[dict]:
-    """Every (condition, fold) of the run, resuming from finished per-fold JSON files when ``config.resume`` is set.
+def work_dir(config: ExperimentConfig) -> Path:
+    """Where tuner projects and the run's settings live: ``config.work_dir``, else ``<out_dir>/work``."""
+    return Path(config.work_dir or Path(config.out_dir) / "work")
 
-    Jobs are independent (each has its own seed, see ``fold_seed``), so they run in ``config.n_jobs`` worker processes
-    without changing any result; each finished job is written atomically before the next starts.
-    """
+
+def plan_run(config: ExperimentConfig, table: pd.DataFrame | None = None):
+    """The corpus table (loaded unless given), its speaker folds, the fold indices to run and the conditions, with the
+    user errors a run can meet before training (too few speakers, a bad fold index, lexical without transcripts).
+    Shared by ``run_cross_validation`` and ``privemo.distributed``, so both run the same jobs."""
     from .corpora import load_corpus
     from .folds import speaker_folds
 
-    t0 = time.perf_counter()
     if table is None:
         options = {}
         if config.corpus == "demo" and config.demo_per_speaker is not None:
             options["n_per_speaker"] = config.demo_per_speaker
         table = load_corpus(config.corpus, config.root, **options)
-    timings = {"load_corpus_s": time.perf_counter() - t0}
     try:
         folds = speaker_folds(table, n_folds=config.n_folds, seed=config.seed)
     except ValueError as exc:  # too few speakers / sessions for n_folds: a user error, not a bug
@@ -513,12 +514,24 @@ def run_cross_validation(config: ExperimentConfig, table: pd.DataFrame | None = 
             raise _user_error(
                 f"{config.corpus}: {missing} of {len(table)} utterances have no transcript, so the lexical modality cannot "
                 "run on this corpus; pass --modality acoustic.")
+    return table, folds, fold_ids, conditions
+
+
+def run_cross_validation(config: ExperimentConfig, table: pd.DataFrame | None = None) -> list[dict]:
+    """Every (condition, fold) of the run, resuming from finished per-fold JSON files when ``config.resume`` is set.
+
+    Jobs are independent (each has its own seed, see ``fold_seed``), so they run in ``config.n_jobs`` worker processes
+    without changing any result; each finished job is written atomically before the next starts.
+    """
+    t0 = time.perf_counter()
+    table, folds, fold_ids, conditions = plan_run(config, table)
+    timings = {"load_corpus_s": time.perf_counter() - t0}
     data = prepare_corpus(table, config)
     timings.update(data.timings)
     # Condition-major order: a worker's consecutive jobs tend to share a network, which it then need not trace again.
     jobs = [(k, c) for c in conditions for k in fold_ids]
     settings = run_settings(config)
-    settings_file = Path(config.work_dir or Path(config.out_dir) / "work") / "settings.json"
+    settings_file = work_dir(config) / "settings.json"
     finished = {job: result_path(config, job[1], job[0]) for job in jobs}
     finished = {job: path for job, path in finished.items() if config.resume and path.is_file()}
     records: dict[tuple[int, Condition], dict] = {job: read_json(path) for job, path in finished.items()}

@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Callable
 
 from .grids import GRIDS, grid_size
 
@@ -130,30 +131,40 @@ def _check_writable(out: Path) -> None:
         raise UserError(f"--out: cannot write to {out} ({exc.strerror or exc})") from None
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def run_command(prog: str, body: Callable[[], str | None], interrupted: str) -> int:
+    """Run a command's ``body`` and print what it returns. User errors (bad flags, corpora, labels, files) become one
+    stderr line "<prog>: error: ..." and exit status 2, never a traceback; Ctrl-C says how to continue (``interrupted``)
+    and exits 130."""
     try:
-        config = config_from_args(args)
-        from .experiment import run
-
-        summary = run(config)
+        text = body()
     except UserError as exc:
-        print(f"privemo.reproduce: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     except (ValueError, FileNotFoundError) as exc:
         # Bad corpora, labels and files are reported by the loaders with the file and line; keep that one line.
         from .corpora import CorpusFormatError
 
         if isinstance(exc, (CorpusFormatError, FileNotFoundError)) or getattr(exc, "user_error", False):
-            print(f"privemo.reproduce: error: {exc}", file=sys.stderr)
+            print(f"{prog}: error: {exc}", file=sys.stderr)
             return 2
         raise
     except KeyboardInterrupt:
-        print("privemo.reproduce: interrupted; rerun with --resume to continue", file=sys.stderr)
+        print(f"{prog}: interrupted; {interrupted}", file=sys.stderr)
         return 130
-    print(summary)
+    if text:
+        print(text)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+
+    def body() -> str:
+        from .experiment import run
+
+        return run(config_from_args(args))
+
+    return run_command("privemo.reproduce", body, "rerun with --resume to continue")
 
 
 if __name__ == "__main__":
