@@ -71,7 +71,7 @@ def run(n_workers: int, threads: int, grid_values: dict, epochs: int, workdir: P
     out = workdir / f"w{n_workers}t{threads}"
     shutil.rmtree(out, ignore_errors=True)
     port = free_port()
-    flags = ["--corpus", "demo", "--modality", "acoustic", "--task", "activation", "--adversary", "none", "--no-sweep",
+    flags = ["--corpus", "demo", "--modality", "acoustic", "--task", "activation", "--adversary", "none",
              "--only-fold", "0", "--grid", "bench", "--epochs", str(epochs), "--out", str(out), "--port", str(port)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
     for name in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):

@@ -9,7 +9,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from privemo import _quiet, _registration
+
 __version__ = "0.1.0"
+
+# before anything imports TensorFlow: its C++ start-up log off unless asked for (privemo._quiet); privemo's Keras classes
+# registered as soon as Keras is imported, so that its .keras files load after `import privemo` (privemo._registration)
+_quiet.quiet_start()
 
 # public name -> module that defines it (one-way data flow: corpora -> features -> folds -> models -> attacks -> reporting)
 _EXPORTS: dict[str, str] = {
@@ -31,7 +37,15 @@ _EXPORTS: dict[str, str] = {
     "attack_representation": "privemo.attacks",
     "speaker_attack": "privemo.attacks",
     "membership_attack": "privemo.attacks",
+    "membership_inference": "privemo.attacks",
+    "holdout_split": "privemo.attacks",
+    "speaker_verification_attack": "privemo.verification",
     "encode": "privemo.encoder",
+    "utterance_statistics": "privemo.reference",
+    "linear_reference": "privemo.reference",
+    "gender_reference": "privemo.reference",
+    "reference_table": "privemo.reference",
+    "reference_frame": "privemo.reference",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
@@ -48,3 +62,6 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return __all__
+
+
+_registration.install()

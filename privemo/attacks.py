@@ -4,7 +4,7 @@ Every privacy figure privemo reports comes from an attacker trained *afresh* aft
 adversary head's own accuracy during training says little: a jointly trained gradient reversal layer can leave the
 attribute in h while its head is fooled). Everything here works on plain NumPy arrays -- representations h of shape
 (n_utterances, n_features) and the model's emotion probabilities of shape (n_utterances, n_classes) -- so it does not
-depend on how h was produced.
+depend on how h was produced. Linkage of unseen speakers (speaker verification, EER) is in `privemo.verification`.
 
 Attribute attack protocol (gender, or speaker identity)
 -------------------------------------------------------
@@ -14,39 +14,56 @@ Attribute attack protocol (gender, or speaker identity)
   training set; Adam (learning rate 1e-3), batch size 64, class-balanced sample weights; early stopping on the
   validation UAR computed on the whole validation set after every epoch (at most 100 epochs, patience 10), restoring
   the best epoch's weights; the configuration with the best validation UAR is kept.
-- Beyond the paper: logistic regression (C picked on validation from {0.01, 0.1, 1, 10}) and an RBF support vector
-  machine (C from {0.1, 1, 10} x gamma from {1/4, 1, 4} / n_features, picked on validation; trained on at most 10000
-  utterances, a stratified seeded subsample beyond that), both on standardised inputs with balanced class weights.
+- Beyond the paper: logistic regression (C picked on validation UAR from {0.01, 0.1, 1, 10}), an RBF support vector
+  machine (C from {0.1, 1, 10} x gamma from {1/4, 1, 4} / n_features, picked on validation UAR; trained on at most
+  10000 utterances, a stratified seeded subsample beyond that; probabilities by Platt scaling on out-of-fold decision
+  values) and histogram gradient boosting (one small fixed configuration `HGB_PARAMS`, no early stopping), all on
+  standardised inputs with balanced class weights.
 - Data (default of `attack_representation`, design assumption): attackers are trained on the training speakers'
-  representations, selected / early-stopped on the validation speakers and scored (UAR) on the test speakers.
-  Attackers are not refit on train + validation after selection.
-- Worst case: ``strongest`` is the attacker with the highest *validation* UAR (honest model selection) and its test
-  UAR is the reported leakage; the highest *test* UAR over all attackers is also reported, labelled an optimistic
+  representations and tuned / early-stopped on the validation speakers (within each attacker family, by validation
+  UAR as above).
+- Selection among the attackers: each family's tuned attacker gets its validation log-loss (scikit-learn ``log_loss``
+  of its class probabilities, clipped to [1e-7, 1]); ``strongest`` is the one with the lowest (ties to the earlier
+  name in ``attackers``). Log-loss uses every probability, so it separates attackers that UAR on a few hundred
+  validation utterances cannot (selection by validation UAR can favour an attacker that fit the validation noise).
+- Refit: the selected attacker is retrained with its chosen hyper-parameters on training + validation speakers (the
+  MLP for its best epoch count, the epoch index + 1, without early stopping; sklearn attackers with their chosen
+  setting) and then scored (UAR) on the test speakers: that test UAR is the reported leakage, with a seeded
+  percentile bootstrap 95 % interval over the test utterances (1000 resamples; the attacker is not retrained, so it
+  covers test-set sampling only). The training-only fit's test UAR is kept too. The other attackers are scored as
+  trained on the training speakers; the highest test UAR over all attackers is reported, labelled an optimistic
   upper bound (it selects on the test set). Chance UAR is 1 / n_classes (0.5 for gender).
+- Without validation data (``h_val`` None or empty) attackers are tuned and selected on the training data (optimistic)
+  and the refit retrains on the same data, which reproduces the training fit exactly.
 - Speaker identity (`speaker_attack`): test speakers are unseen in training, so speaker identity can only be attacked
   among a set's own speakers. The utterances of each speaker in the given set (by default the test speakers) are split
   at random (seeded, per speaker, so the split is stratified) into 50 % attacker-train / 25 % attacker-validation /
-  25 % attacker-test, and the same attackers are trained and scored; chance UAR is 1 / n_speakers. Each speaker needs
-  at least 3 utterances.
+  25 % attacker-test, and the same attackers are trained, selected, refit and scored; chance UAR is 1 / n_speakers.
+  Each speaker needs at least 3 utterances.
 
 Membership identification (MI) protocol
 ---------------------------------------
 Question: from the emotion model's output probabilities alone, can an attacker tell whether an utterance was in the
 model's training set? (The paper reports an MI column without stating its protocol; this is privemo's assumption.)
 
-- Members are training utterances; non-members are held-out utterances the model never trained on (the caller
-  chooses: privemo's experiment uses the test speakers' utterances; validation speakers also work but were used for
-  early stopping and selection). Both groups are scored by the frozen model and passed as probability matrices with
-  their true emotion labels.
+- Members are training utterances; non-members are held-out utterances the model never trained on. The caller
+  chooses them. Non-members of the *same* speakers measure memorisation of utterances: `holdout_split` holds out a
+  fixed share (default 20 %, at least one) of every training speaker's utterances before training, and
+  `membership_inference` attacks with them. Non-members from other speakers (privemo's experiment used the test
+  speakers' utterances, `membership_attack`) add the shift between speakers to the figure. Both groups are scored by
+  the frozen model and passed as probability matrices with their true emotion labels.
 - Balanced sets: the larger group is subsampled (seeded) to the size n of the smaller, so chance accuracy is 0.5.
 - Each group is split at random into two halves, giving two balanced halves A and B. Every attack is fitted on one
   half and evaluated on the other, in both directions (two-fold cross-fitting); accuracy is computed over all 2n
-  predictions, AUC is the mean of the two evaluation halves' AUCs.
+  predictions, AUC (scikit-learn ``roc_auc_score``) and TPR at 10 % FPR (the highest true-positive rate among
+  thresholds with a false-positive rate of at most 0.10 on scikit-learn's ``roc_curve``) are the means over the two
+  evaluation halves.
 - Attacks: (a) loss threshold -- per-utterance cross-entropy of the true label, "member" when below a threshold picked
   to maximise accuracy on the fitting half; (b) confidence threshold -- the same on the maximum probability ("member"
   when above); (c) a learned attack -- a logistic regression (C = 1, standardised inputs) on the probability vector
   sorted in decreasing order, the loss, the one-hot true label and loss x one-hot label (a per-class loss threshold).
-- Reported: accuracy and AUC per attack, and the best accuracy over the three attacks (0.5 = nothing leaks; the max
+- Reported: accuracy, AUC and TPR at 10 % FPR per attack; ``auc`` = the highest AUC over the three attacks (0.5 =
+  nothing leaks), with that attack's TPR at 10 % FPR and accuracy; and the best accuracy over the attacks (the max
   over three attacks evaluated on the same data is slightly optimistic, i.e. conservative for privacy), with the
   number of members and non-members used (and available). The standard deviation of accuracy at chance,
   0.5 / sqrt(2n), is given to judge whether a figure differs from 0.5.
@@ -54,14 +71,16 @@ model's training set? (The paper reports an MI column without stating its protoc
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import train_test_split
+from sklearn.metrics import log_loss, roc_auc_score, roc_curve
+from sklearn.model_selection import StratifiedKFold, cross_val_predict, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
@@ -78,10 +97,14 @@ __all__ = [
     "train_attacker",
     "train_logreg_attacker",
     "train_svm_attacker",
+    "train_hgb_attacker",
     "attack_representation",
     "speaker_attack",
     "split_by_speaker",
     "membership_attack",
+    "membership_inference",
+    "holdout_split",
+    "bootstrap_uar_ci",
     "ATTACKERS",
     "DEFAULT_ATTACKERS",
 ]
@@ -97,8 +120,16 @@ SVM_CS: tuple[float, ...] = (0.1, 1.0, 10.0)  # assumption: see README assumptio
 SVM_GAMMA_SCALES: tuple[float, ...] = (0.25, 1.0, 4.0)  # assumption: see README assumptions table (x 1/n_features)
 SVM_MAX_TRAIN = 10000  # assumption: see README assumptions table (RBF SVM cost grows ~quadratically with n)
 SPEAKER_SPLIT: tuple[float, float, float] = (0.5, 0.25, 0.25)  # assumption: see README assumptions table
+HGB_PARAMS: dict[str, Any] = {  # assumption: one small fixed gradient-boosting configuration, no early stopping
+    "max_iter": 100, "learning_rate": 0.1, "max_leaf_nodes": 15, "min_samples_leaf": 20, "l2_regularization": 1.0,
+    "max_bins": 63,  # 63 bins instead of 255: ~4x faster on a few thousand utterances
+}
 MI_CLASSIFIER_C = 1.0  # assumption: see README assumptions table (learned MI attack's logistic regression)
-DEFAULT_ATTACKERS: tuple[str, ...] = ("mlp", "logreg", "svm")  # assumption: see README assumptions table
+MI_LOW_FPR = 0.10  # the false-positive rate at which the membership attacks' true-positive rate is reported
+DEFAULT_ATTACKERS: tuple[str, ...] = ("mlp", "logreg", "svm", "hgb")  # assumption: see README assumptions table
+BOOTSTRAP_RESAMPLES = 1000  # resamples of the test utterances for the selected attacker's 95 % UAR interval
+PROBA_CLIP = 1e-7  # probabilities are clipped to [PROBA_CLIP, 1] (rows renormalised) before the validation log-loss
+HOLDOUT_SHARE = 0.2  # default share of every speaker's utterances held out as same-speaker non-members
 
 _PREDICT_CHUNK = 8192
 _EPS = 1e-12
@@ -371,6 +402,19 @@ class MLPAttacker:
         if not hasattr(self, "model_"):
             raise RuntimeError("This MLPAttacker is not fitted yet: call fit(h, y, validation_data=...) first.")
 
+    def refit(self, h: np.ndarray, y: np.ndarray) -> "MLPAttacker":
+        """A new attacker of this configuration trained on (h, y) for exactly ``best_epoch_`` epochs, same seed.
+
+        Used to refit a selected attacker on training + validation data, where no held-out data are left to early-stop
+        on: the epoch count is the one at which this attacker's validation UAR peaked (``best_epoch_`` counts epochs
+        from 1, i.e. the best epoch's index + 1). Refitting on this attacker's own training data reproduces it exactly.
+        """
+        self._check_fitted()
+        new = MLPAttacker(self.dense_layers, self.dense_width, learning_rate=self.learning_rate,
+                          batch_size=self.batch_size, epochs=max(1, int(self.best_epoch_)), patience=self.patience,
+                          seed=self.seed)
+        return new.fit(h, y)
+
     def predict_proba(self, h: np.ndarray) -> np.ndarray:
         """Class probabilities (n, n_classes), columns ordered as ``classes_``."""
         self._check_fitted()
@@ -431,12 +475,16 @@ def train_attacker(
 class SklearnAttacker:
     """A scikit-learn attacker (standardisation + classifier, balanced class weights) tuned on validation UAR.
 
-    ``kind`` is "logreg" (LogisticRegression over ``Cs``) or "svm" (RBF SVC over ``Cs`` x ``gamma_scales`` /
-    n_features).
+    ``kind`` is "logreg" (LogisticRegression over ``Cs``), "svm" (RBF SVC over ``Cs`` x ``gamma_scales`` / n_features)
+    or "hgb" (HistGradientBoostingClassifier, the single fixed configuration ``HGB_PARAMS``, no early stopping).
     `fit` trains one pipeline per parameter setting on the training data and keeps the best on ``validation_data``
-    (ties to the earlier setting). Attributes after `fit`: ``classes_``, ``estimator_``, ``val_uar``, ``config``,
+    (ties to the earlier setting; without validation data the settings are compared on the training data). The kept SVM
+    gets Platt-scaled probabilities (``calibrator_``, see `_calibrate`; its predictions stay the SVM's) so that every
+    attacker has `predict_proba`. Attributes after `fit`: ``classes_``, ``estimator_``, ``val_uar``, ``config``,
     ``search`` (list of (params, val_uar)).
     """
+
+    KINDS = ("logreg", "svm", "hgb")
 
     def __init__(
         self,
@@ -447,8 +495,8 @@ class SklearnAttacker:
         max_train: int | None = SVM_MAX_TRAIN,
         seed: int = 0,
     ) -> None:
-        if kind not in ("logreg", "svm"):
-            raise _invalid("kind", "one of 'logreg', 'svm'", f"kind={kind!r}")
+        if kind not in self.KINDS:
+            raise _invalid("kind", "one of 'logreg', 'svm', 'hgb'", f"kind={kind!r}")
         self.kind = kind
         self.Cs = tuple(Cs) if Cs is not None else (LOGREG_CS if kind == "logreg" else SVM_CS)
         self.gamma_scales = tuple(gamma_scales)
@@ -460,51 +508,138 @@ class SklearnAttacker:
         self.val_uar: float | None = None
         self.config: dict[str, Any] | None = None
 
-    def _settings(self, n_features: int) -> list[dict[str, float]]:
+    def _threads(self):
+        """One OpenMP thread for gradient boosting: privemo runs one worker per core, and OpenMP threads competing for
+        busy cores made a 1.3 s fit take 9.6 s (600 x 32 inputs, 255 bins, 2 busy cores)."""
+        if self.kind != "hgb":
+            return contextlib.nullcontext()
+        from threadpoolctl import threadpool_limits  # a scikit-learn dependency
+
+        return threadpool_limits(limits=1, user_api="openmp")
+
+    def _settings(self, n_features: int) -> list[dict[str, Any]]:
         if self.kind == "logreg":
             return [{"C": float(c)} for c in self.Cs]
+        if self.kind == "hgb":
+            return [dict(HGB_PARAMS)]
         return [{"C": float(c), "gamma": float(g) / n_features} for c in self.Cs for g in self.gamma_scales]
 
-    def _make(self, params: dict[str, float]):
+    def _make(self, params: dict[str, Any]):
         if self.kind == "logreg":
             clf = LogisticRegression(C=params["C"], class_weight="balanced", max_iter=5000, random_state=self.seed)
+        elif self.kind == "hgb":
+            # class_weight exists since scikit-learn 1.2 (privemo needs >= 1.4)
+            clf = HistGradientBoostingClassifier(**params, early_stopping=False, class_weight="balanced",
+                                                 random_state=self.seed)
         else:
             clf = SVC(C=params["C"], gamma=params["gamma"], kernel="rbf", class_weight="balanced",
                       random_state=self.seed)
         return make_pipeline(StandardScaler(), clf)
 
-    def fit(self, h: np.ndarray, y: np.ndarray, validation_data: tuple[np.ndarray, np.ndarray]) -> "SklearnAttacker":
-        """Fit every parameter setting on (h, y) and keep the one with the best UAR on ``validation_data``."""
+    def _calibrate(self, params: dict[str, Any], h: np.ndarray, y_enc: np.ndarray) -> None:
+        """Platt scaling of the SVM (``calibrator_``): a logistic regression on its decision values.
+
+        Fitted on out-of-fold decision values (seeded stratified k-fold, k = min(5, smallest class count)) so that the
+        probabilities, and the validation log-loss they give, are not those of the SVM's own training points; only when
+        a class has a single training utterance are the in-sample decision values used. Predictions stay the SVM's.
+        """
+        counts = np.bincount(y_enc)
+        k = int(min(5, counts[counts > 0].min()))
+        if k >= 2:
+            folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=self.seed)
+            d = cross_val_predict(self._make(params), h, y_enc, cv=folds, method="decision_function")
+        else:
+            d = self.estimator_.decision_function(h)
+        self.calibrator_ = LogisticRegression(max_iter=5000).fit(np.reshape(d, (len(h), -1)), y_enc)
+
+    def _subsample(self, h: np.ndarray, y_enc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The SVM's training set: at most ``max_train`` utterances, a stratified seeded subsample beyond that."""
+        if self.kind == "svm" and self.max_train is not None and len(h) > self.max_train:
+            counts = np.bincount(y_enc)
+            stratify = y_enc if counts[counts > 0].min() >= 2 else None
+            keep, _ = train_test_split(np.arange(len(h)), train_size=self.max_train, stratify=stratify,
+                                       random_state=self.seed)
+            h, y_enc = h[np.sort(keep)], y_enc[np.sort(keep)]
+        return h, y_enc
+
+    def fit(self, h: np.ndarray, y: np.ndarray,
+            validation_data: tuple[np.ndarray, np.ndarray] | None = None) -> "SklearnAttacker":
+        """Fit every parameter setting on (h, y) and keep the one with the best UAR on ``validation_data``.
+
+        Without ``validation_data`` the settings are compared on the training data (optimistic; used for a single
+        setting or when there is nothing else to select on).
+        """
         h = _check_h(h, "h")
         y = _check_labels(y, len(h), "y")
         self.classes_ = _fit_classes(y, "y")
         y_enc = _encode(self.classes_, y, "y")
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            raise _invalid("validation_data", "a tuple (h_val, y_val)", f"{type(validation_data).__name__}")
-        h_val = _check_h(validation_data[0], "h_val", h.shape[1])
-        y_val = _encode(self.classes_, _check_labels(validation_data[1], len(h_val), "y_val"), "y_val")
-        if self.kind == "svm" and self.max_train is not None and len(h) > self.max_train:
-            counts = np.bincount(y_enc)
-            stratify = y_enc if counts.min() >= 2 else None
-            keep, _ = train_test_split(np.arange(len(h)), train_size=self.max_train, stratify=stratify,
-                                       random_state=self.seed)
-            h, y_enc = h[np.sort(keep)], y_enc[np.sort(keep)]
+        if validation_data is None:
+            h_val, y_val = h, y_enc
+        else:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise _invalid("validation_data", "a tuple (h_val, y_val)", f"{type(validation_data).__name__}")
+            h_val = _check_h(validation_data[0], "h_val", h.shape[1])
+            y_val = _encode(self.classes_, _check_labels(validation_data[1], len(h_val), "y_val"), "y_val")
+        h, y_enc = self._subsample(h, y_enc)
+        settings = self._settings(h.shape[1])
         best, self.search = None, []
-        for params in self._settings(h.shape[1]):
-            est = self._make(params).fit(h, y_enc)
-            score = uar(y_val, est.predict(h_val))
+        for params in settings:
+            with self._threads():
+                est = self._make(params).fit(h, y_enc)
+                score = uar(y_val, est.predict(h_val))
             self.search.append((dict(params), score))
             if best is None or score > best[1]:
                 best = (params, score, est)
         self.config, self.val_uar, self.estimator_ = dict(best[0]), float(best[1]), best[2]
+        if self.kind == "svm":
+            self._calibrate(best[0], h, y_enc)
         return self
+
+    def refit(self, h: np.ndarray, y: np.ndarray) -> "SklearnAttacker":
+        """A new attacker with this one's kept setting (``config``) fitted on (h, y), e.g. training + validation data.
+
+        Nothing is selected again (``val_uar`` is None, ``search`` empty); the SVM keeps its ``max_train`` cap.
+        """
+        if self.config is None:
+            raise RuntimeError("This SklearnAttacker is not fitted yet: call fit(h, y, validation_data=...) first.")
+        new = SklearnAttacker(self.kind, Cs=self.Cs, gamma_scales=self.gamma_scales, max_train=self.max_train,
+                              seed=self.seed)
+        h = _check_h(h, "h")
+        y = _check_labels(y, len(h), "y")
+        new.classes_ = _fit_classes(y, "y")
+        x, y_enc = new._subsample(h, _encode(new.classes_, y, "y"))
+        with new._threads():
+            new.estimator_ = new._make(self.config).fit(x, y_enc)
+        if new.kind == "svm":
+            new._calibrate(self.config, x, y_enc)
+        new.config, new.val_uar, new.search = dict(self.config), None, []
+        return new
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "estimator_"):
+            raise RuntimeError("This SklearnAttacker is not fitted yet: call fit(h, y, validation_data=...) first.")
+
+    def predict_proba(self, h: np.ndarray) -> np.ndarray:
+        """Class probabilities (n, n_classes), columns ordered as ``classes_`` (the SVM's are Platt-scaled)."""
+        self._check_fitted()
+        h = _check_h(h, "h", self.estimator_.n_features_in_)
+        if self.kind == "svm":
+            est = self.calibrator_
+            raw = est.predict_proba(np.reshape(self.estimator_.decision_function(h), (len(h), -1)))
+        else:
+            est = self.estimator_
+            with self._threads():
+                raw = est.predict_proba(h)
+        proba = np.zeros((len(h), len(self.classes_)))
+        proba[:, est.classes_] = raw  # a class absent from the SVM's subsample gets probability 0
+        return proba
 
     def predict(self, h: np.ndarray) -> np.ndarray:
         """Predicted labels (n,), in the label space of the training ``y``."""
-        if not hasattr(self, "estimator_"):
-            raise RuntimeError("This SklearnAttacker is not fitted yet: call fit(h, y, validation_data=...) first.")
+        self._check_fitted()
         h = _check_h(h, "h", self.estimator_.n_features_in_)
-        return self.classes_[self.estimator_.predict(h)]
+        with self._threads():
+            return self.classes_[self.estimator_.predict(h)]
 
     def score(self, h: np.ndarray, y: np.ndarray) -> float:
         """UAR of the attacker on (h, y)."""
@@ -524,15 +659,25 @@ def train_logreg_attacker(h_train, y_train, h_val, y_val, *, seed: int = 0,
 def train_svm_attacker(h_train, y_train, h_val, y_val, *, seed: int = 0, Cs: Sequence[float] = SVM_CS,
                        gamma_scales: Sequence[float] = SVM_GAMMA_SCALES,
                        max_train: int | None = SVM_MAX_TRAIN) -> SklearnAttacker:
-    """RBF-SVM attacker (standardised, balanced), C and gamma picked on validation UAR."""
+    """RBF-SVM attacker (standardised, balanced), C and gamma picked on validation UAR; Platt-scaled probabilities."""
     return SklearnAttacker("svm", Cs=Cs, gamma_scales=gamma_scales, max_train=max_train, seed=seed).fit(
         h_train, y_train, validation_data=(h_val, y_val))
+
+
+def train_hgb_attacker(h_train, y_train, h_val, y_val, *, seed: int = 0) -> SklearnAttacker:
+    """Histogram gradient-boosting attacker (balanced class weights, the fixed configuration ``HGB_PARAMS``).
+
+    Nothing is tuned: the validation data only give the attacker's ``val_uar`` (and, in `attack_representation`, its
+    validation log-loss for the selection among attackers).
+    """
+    return SklearnAttacker("hgb", seed=seed).fit(h_train, y_train, validation_data=(h_val, y_val))
 
 
 ATTACKERS: dict[str, Callable[..., Any]] = {
     "mlp": train_attacker,
     "logreg": train_logreg_attacker,
     "svm": train_svm_attacker,
+    "hgb": train_hgb_attacker,
 }
 
 
@@ -542,12 +687,17 @@ ATTACKERS: dict[str, Callable[..., Any]] = {
 
 @dataclass
 class AttackReport:
-    """Result of attacking one representation for one attribute.
+    """Result of attacking one representation for one attribute (protocol in the module docstring).
 
-    ``results[name]`` = {"val_uar", "test_uar", "config"} per attacker. ``strongest`` is the attacker with the best
-    validation UAR (honest selection) and ``strongest_test_uar`` its test UAR -- the reported leakage.
-    ``max_test_uar`` / ``max_test_attacker`` is the best test UAR over all attackers: an optimistic upper bound.
-    ``fitted`` holds the fitted attackers (not serialised by `to_dict`).
+    ``results[name]`` = {"val_uar", "val_log_loss", "test_uar", "config", "refit"} per attacker. ``strongest`` is the
+    attacker with the lowest validation log-loss (honest selection; ``selection`` says on which data), refit on training
+    + validation data (``refit_on``, ``n_refit`` utterances) before it is scored: ``strongest_test_uar`` is the refit
+    attacker's test UAR -- the reported leakage -- also in ``results[strongest]["test_uar"]``, with the training-only
+    fit's test UAR in ``strongest_test_uar_before_refit`` (and ``results[strongest]["test_uar_before_refit"]``).
+    ``test_uar_ci`` = [low, high] is a percentile bootstrap interval (``test_uar_ci_level``, ``n_bootstrap`` resamples
+    of the test utterances) for ``strongest_test_uar``. ``max_test_uar`` / ``max_test_attacker`` is the best test UAR
+    over all attackers (the others are training-only fits): an optimistic upper bound. ``fitted`` holds the fitted
+    attackers, the strongest one refit (not serialised by `to_dict`).
     """
 
     results: dict[str, dict[str, Any]]
@@ -562,6 +712,14 @@ class AttackReport:
     n_val: int
     n_test: int
     protocol: str = "train/val/test"
+    selection: str = "validation log-loss"
+    strongest_val_log_loss: float | None = None
+    strongest_test_uar_before_refit: float | None = None
+    refit_on: str = "train+validation"
+    n_refit: int = 0
+    test_uar_ci: list[float] | None = None
+    test_uar_ci_level: float = 0.95
+    n_bootstrap: int = 0
     fitted: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -575,9 +733,10 @@ class AttackReport:
 class MIReport:
     """Result of a membership-identification attack (see the module docstring for the protocol).
 
-    ``attacks[name]`` = {"accuracy", "auc", ...}; ``best_attack`` / ``best_accuracy`` is the max accuracy over attacks
-    (0.5 = nothing leaks). ``chance_std`` = 0.5 / sqrt(n_members + n_nonmembers) is accuracy's standard deviation at
-    chance.
+    ``attacks[name]`` = {"accuracy", "auc", "tpr_at_10fpr", ...} per attack. ``auc`` is the highest AUC over attacks
+    (0.5 = nothing leaks), ``auc_attack`` that attack, and ``tpr_at_10fpr`` / ``accuracy`` are the same attack's.
+    ``best_attack`` / ``best_accuracy`` is the max accuracy over attacks (kept for the tables). ``chance_std`` =
+    0.5 / sqrt(n_members + n_nonmembers) is accuracy's standard deviation at chance.
     """
 
     attacks: dict[str, dict[str, Any]]
@@ -589,9 +748,13 @@ class MIReport:
     n_nonmembers_available: int
     chance: float = 0.5
     chance_std: float = float("nan")
+    auc: float = float("nan")
+    auc_attack: str = ""
+    tpr_at_10fpr: float = float("nan")
+    accuracy: float = float("nan")
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable dict."""
+        """JSON-serialisable dict (``auc`` at the top level)."""
         return asdict(self)
 
 
@@ -599,15 +762,83 @@ class MIReport:
 # Attribute attacks
 
 
+def _val_log_loss(attacker, h: np.ndarray, y: np.ndarray) -> float:
+    """Log-loss (scikit-learn's ``log_loss``) of an attacker's probabilities on (h, y), clipped to [PROBA_CLIP, 1]."""
+    proba = np.clip(np.asarray(attacker.predict_proba(h), dtype=np.float64), PROBA_CLIP, 1.0)
+    proba /= proba.sum(axis=1, keepdims=True)
+    y_enc = _encode(attacker.classes_, y, "y")
+    return float(log_loss(y_enc, proba, labels=np.arange(len(attacker.classes_))))
+
+
+def bootstrap_uar_ci(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    *,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval for the UAR of fixed predictions, resampling utterances with replacement.
+
+    Each of ``n_resamples`` seeded resamples draws len(y_true) utterances with replacement and computes UAR over the
+    classes present in the resample (as `privemo.metrics.uar`, i.e. scikit-learn's balanced accuracy, does; vectorised
+    here because 1000 calls would cost more than the attack). Returns the (1 - level) / 2 and (1 + level) / 2 quantiles.
+    The attacker is not retrained, so the interval covers test-set sampling only.
+    """
+    y_true = _check_labels(y_true, len(np.asarray(y_true)), "y_true")
+    if y_true.size == 0:
+        raise _invalid("y_true", "at least one label", "an empty array")
+    y_pred = _check_labels(y_pred, len(y_true), "y_pred")
+    n_resamples = _check_positive_int(n_resamples, "n_resamples")
+    if not isinstance(level, (int, float)) or not 0.0 < level < 1.0:
+        raise _invalid("level", "a coverage in (0, 1)", f"level={level!r}")
+    _, codes = np.unique(np.concatenate([y_true, y_pred]), return_inverse=True)
+    t, p = codes[: len(y_true)], codes[len(y_true):]
+    k, n = int(codes.max()) + 1, len(t)
+    correct = (t == p).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    stats = np.empty(n_resamples)
+    chunk = max(1, 2_000_000 // n)
+    for start in range(0, n_resamples, chunk):
+        b = min(chunk, n_resamples - start)
+        idx = rng.integers(0, n, size=(b, n))
+        flat = (np.arange(b)[:, None] * k + t[idx]).ravel()
+        support = np.bincount(flat, minlength=b * k).reshape(b, k)
+        hits = np.bincount(flat, weights=correct[idx].ravel(), minlength=b * k).reshape(b, k)
+        recall = np.divide(hits, support, out=np.full((b, k), np.nan), where=support > 0)
+        stats[start : start + b] = np.nanmean(recall, axis=1)
+    low, high = np.quantile(stats, [(1.0 - level) / 2.0, (1.0 + level) / 2.0])
+    return float(low), float(high)
+
+
+def _absent(h: Any) -> bool:
+    return h is None or (np.ndim(h) >= 1 and np.shape(h)[0] == 0)
+
+
 def _run_attackers(h_train, y_train, h_val, y_val, h_test, y_test, *, seed, grid, attackers, epochs, patience,
-                   learning_rate, batch_size, protocol) -> AttackReport:
+                   learning_rate, batch_size, protocol, refit=True, n_bootstrap=BOOTSTRAP_RESAMPLES) -> AttackReport:
     if isinstance(attackers, str) or not attackers:
         raise _invalid("attackers", f"a non-empty sequence of names from {sorted(ATTACKERS)}",
                        f"attackers={attackers!r}")
+    attackers = tuple(attackers)
     unknown = [a for a in attackers if a not in ATTACKERS]
     if unknown or len(set(attackers)) != len(attackers):
-        raise _invalid("attackers", f"distinct names from {sorted(ATTACKERS)}", f"attackers={tuple(attackers)!r}")
-    h_train, y_train, classes, h_val, y_val = _check_train_val(h_train, y_train, h_val, y_val)
+        raise _invalid("attackers", f"distinct names from {sorted(ATTACKERS)}", f"attackers={attackers!r}")
+    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)) or n_bootstrap < 0:
+        raise _invalid("n_bootstrap", "a non-negative integer (0 = no interval)", f"n_bootstrap={n_bootstrap!r}")
+    has_val = not _absent(h_val)
+    if has_val:
+        h_train, y_train, classes, h_val, y_val = _check_train_val(h_train, y_train, h_val, y_val)
+        h_sel, y_sel = h_val, y_val
+    else:  # no validation speakers: select on the training data; the refit then retrains on the same data
+        if not _absent(y_val):
+            raise _invalid("y_val", "no labels (or None) when `h_val` is absent or empty",
+                           f"{np.shape(y_val)[0]} labels")
+        h_train = _check_h(h_train, "h_train")
+        y_train = _check_labels(y_train, len(h_train), "y_train")
+        classes = _fit_classes(y_train, "y_train")
+        h_val, y_val = h_train[:0], y_train[:0]
+        h_sel, y_sel = h_train, y_train
     h_test = _check_h(h_test, "h_test", h_train.shape[1])
     y_test = _check_labels(y_test, len(h_test), "y_test")
     _encode(classes, y_test, "y_test")
@@ -615,15 +846,36 @@ def _run_attackers(h_train, y_train, h_val, y_val, h_test, y_test, *, seed, grid
     results, fitted = {}, {}
     for name in attackers:
         if name == "mlp":
-            att = train_attacker(h_train, y_train, h_val, y_val, grid, seed=seed, epochs=epochs, patience=patience,
+            att = train_attacker(h_train, y_train, h_sel, y_sel, grid, seed=seed, epochs=epochs, patience=patience,
                                  learning_rate=learning_rate, batch_size=batch_size)
         else:
-            att = ATTACKERS[name](h_train, y_train, h_val, y_val, seed=seed)
+            att = ATTACKERS[name](h_train, y_train, h_sel, y_sel, seed=seed)
         fitted[name] = att
         results[name] = {
-            "val_uar": float(att.val_uar), "test_uar": att.score(h_test, y_test), "config": dict(att.config)
+            "val_uar": float(att.val_uar),
+            "val_log_loss": _val_log_loss(att, h_sel, y_sel),
+            "test_uar": att.score(h_test, y_test),
+            "config": dict(att.config),
+            "refit": False,
         }
-    strongest = max(attackers, key=lambda a: results[a]["val_uar"])  # first among ties, in `attackers` order
+    # lowest validation log-loss; ties to the earlier name in `attackers`
+    strongest = min(attackers, key=lambda a: (results[a]["val_log_loss"], attackers.index(a)))
+    before = results[strongest]["test_uar"]
+    n_refit = len(h_train)
+    if refit:
+        h_all, y_all = (np.concatenate([h_train, h_val]), np.concatenate([y_train, y_val])) if has_val \
+            else (h_train, y_train)
+        chosen = fitted[strongest].refit(h_all, y_all)
+        fitted[strongest] = chosen
+        n_refit = len(h_all)
+        results[strongest].update(test_uar=chosen.score(h_test, y_test), test_uar_before_refit=before, refit=True,
+                                  refit_config=dict(chosen.config))
+    ci = None
+    if n_bootstrap:
+        low, high = bootstrap_uar_ci(_encode(classes, y_test, "y_test"),
+                                     _encode(classes, fitted[strongest].predict(h_test), "y_pred"),
+                                     n_resamples=n_bootstrap, seed=seed)
+        ci = [low, high]
     upper = max(attackers, key=lambda a: results[a]["test_uar"])
     return AttackReport(
         results=results,
@@ -637,7 +889,15 @@ def _run_attackers(h_train, y_train, h_val, y_val, h_test, y_test, *, seed, grid
         n_train=len(h_train),
         n_val=len(h_val),
         n_test=len(h_test),
-        protocol=protocol,
+        protocol=protocol if has_val else f"{protocol} (no validation data: selected on the training data)",
+        selection="validation log-loss" if has_val else "training log-loss (no validation data)",
+        strongest_val_log_loss=results[strongest]["val_log_loss"],
+        strongest_test_uar_before_refit=before,
+        refit_on=("train+validation" if has_val else "train (no validation data)") if refit else "not refit",
+        n_refit=n_refit,
+        test_uar_ci=ci,
+        test_uar_ci_level=0.95,
+        n_bootstrap=int(n_bootstrap),
         fitted=fitted,
     )
 
@@ -645,8 +905,8 @@ def _run_attackers(h_train, y_train, h_val, y_val, h_test, y_test, *, seed, grid
 def attack_representation(
     h_train: np.ndarray,
     y_train: np.ndarray,
-    h_val: np.ndarray,
-    y_val: np.ndarray,
+    h_val: np.ndarray | None,
+    y_val: np.ndarray | None,
     h_test: np.ndarray,
     y_test: np.ndarray,
     *,
@@ -657,17 +917,23 @@ def attack_representation(
     patience: int = ATTACKER_PATIENCE,
     learning_rate: float = ATTACKER_LEARNING_RATE,
     batch_size: int = ATTACKER_BATCH_SIZE,
+    refit: bool = True,
+    n_bootstrap: int = BOOTSTRAP_RESAMPLES,
 ) -> AttackReport:
     """Attack an attribute (e.g. gender) in frozen representations with several fresh attackers.
 
-    Each attacker is trained on (h_train, y_train), selected / early-stopped on (h_val, y_val) and scored (UAR) on
-    (h_test, y_test). ``attackers`` names entries of `ATTACKERS` ("mlp" = the paper's grid-searched MLP, "logreg",
-    "svm"). Validation and test labels must all occur in the training labels. ``grid``, ``epochs``, ``patience``,
+    Each attacker is trained on (h_train, y_train) and tuned / early-stopped on (h_val, y_val); the attacker with the
+    lowest validation log-loss is selected, refit with its chosen hyper-parameters on training + validation data
+    (``refit=False`` skips this) and scored (UAR) on (h_test, y_test), with a seeded percentile bootstrap 95 % interval
+    over the test utterances (``n_bootstrap`` resamples, 0 = none). ``attackers`` names entries of `ATTACKERS` ("mlp"
+    = the paper's grid-searched MLP, "logreg", "svm", "hgb"). ``h_val`` / ``y_val`` may be None or empty: attackers are
+    then tuned and selected on the training data and the refit retrains on the same data (it changes nothing).
+    Validation and test labels must all occur in the training labels. ``grid``, ``epochs``, ``patience``,
     ``learning_rate`` and ``batch_size`` configure the MLP. See `AttackReport` for the fields.
     """
     return _run_attackers(h_train, y_train, h_val, y_val, h_test, y_test, seed=seed, grid=grid, attackers=attackers,
                           epochs=epochs, patience=patience, learning_rate=learning_rate, batch_size=batch_size,
-                          protocol="train/val/test")
+                          protocol="train/val/test", refit=refit, n_bootstrap=n_bootstrap)
 
 
 def split_by_speaker(
@@ -720,6 +986,8 @@ def speaker_attack(
     patience: int = ATTACKER_PATIENCE,
     learning_rate: float = ATTACKER_LEARNING_RATE,
     batch_size: int = ATTACKER_BATCH_SIZE,
+    refit: bool = True,
+    n_bootstrap: int = BOOTSTRAP_RESAMPLES,
 ) -> AttackReport:
     """Speaker-identity attack among the speakers of one set (e.g. the test speakers).
 
@@ -727,7 +995,9 @@ def speaker_attack(
     training speakers, so identity leakage is measured within the set itself. Each speaker's utterances are split at
     random (seeded) into attacker-train / -validation / -test by ``split`` (default 50/25/25 %, at least one utterance
     per part, so at least 3 per speaker); the same attackers as `attack_representation` are trained, selected on the
-    validation part and scored by UAR over speakers on the test part. Chance UAR = 1 / n_speakers.
+    validation part (log-loss), refit on train + validation parts and scored by UAR over speakers on the test part.
+    Chance UAR = 1 / n_speakers. For identity linkage across speakers unseen by the attacker see
+    `privemo.verification.speaker_verification_attack`.
     """
     h = _check_h(h, "h")
     speakers = _check_labels(speakers, len(h), "speakers")
@@ -735,7 +1005,7 @@ def speaker_attack(
     return _run_attackers(h[train], speakers[train], h[val], speakers[val], h[test], speakers[test], seed=seed,
                           grid=grid, attackers=attackers, epochs=epochs, patience=patience,
                           learning_rate=learning_rate, batch_size=batch_size,
-                          protocol=f"within-set per-speaker split {split}")
+                          protocol=f"within-set per-speaker split {split}", refit=refit, n_bootstrap=n_bootstrap)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -794,32 +1064,22 @@ def _safe_auc(member: np.ndarray, scores: np.ndarray) -> float:
     return float(roc_auc_score(member, scores)) if np.unique(member).size == 2 else float("nan")
 
 
-def membership_attack(
-    member_probs: np.ndarray,
-    member_labels: np.ndarray,
-    nonmember_probs: np.ndarray,
-    nonmember_labels: np.ndarray,
-    *,
-    seed: int = 0,
-) -> MIReport:
-    """Membership identification from the model's output probabilities (protocol in the module docstring).
+def _tpr_at_fpr(member: np.ndarray, scores: np.ndarray, max_fpr: float = MI_LOW_FPR) -> float:
+    """Highest true-positive rate among the score thresholds whose false-positive rate is at most ``max_fpr``.
 
-    Args:
-        member_probs: (n_m, n_classes) emotion probabilities of utterances the model trained on.
-        member_labels: (n_m,) their true class indices.
-        nonmember_probs: (n_n, n_classes) probabilities of held-out utterances (e.g. the test speakers).
-        nonmember_labels: (n_n,) their true class indices.
-        seed: seeds the balancing subsample, the half split and the learned attack.
-
-    Returns an `MIReport`: accuracy (over all cross-fitted predictions) and AUC per attack ("loss_threshold",
-    "confidence_threshold", "learned"), the best accuracy, and the numbers of members / non-members used.
+    An operating point an attacker can actually pick (no interpolation between ROC points).
     """
-    pm, ym = _check_probs(member_probs, member_labels, "member_probs", "member_labels")
-    pn, yn = _check_probs(nonmember_probs, nonmember_labels, "nonmember_probs", "nonmember_labels", pm.shape[1])
+    if np.unique(member).size != 2:
+        return float("nan")
+    fpr, tpr, _ = roc_curve(member, scores)
+    return float(tpr[fpr <= max_fpr + 1e-12].max())
+
+
+_MI_ATTACKS = ("loss_threshold", "confidence_threshold", "learned")
+
+
+def _membership(pm, ym, pn, yn, seed: int) -> MIReport:
     n = min(len(pm), len(pn))
-    if n < 4:
-        raise _invalid("member_probs", "at least 4 members and 4 non-members (two per half after balancing)",
-                       f"{len(pm)} members and {len(pn)} non-members")
     rng = np.random.default_rng(seed)
     sel_m = np.sort(rng.choice(len(pm), n, replace=False))
     sel_n = np.sort(rng.choice(len(pn), n, replace=False))
@@ -833,8 +1093,9 @@ def membership_attack(
         half[perm[: n // 2]] = 1
     feats = _mi_features(p, y)
 
-    preds = {name: np.zeros(2 * n, dtype=np.int64) for name in ("loss_threshold", "confidence_threshold", "learned")}
+    preds = {name: np.zeros(2 * n, dtype=np.int64) for name in _MI_ATTACKS}
     aucs: dict[str, list[float]] = {name: [] for name in preds}
+    tprs: dict[str, list[float]] = {name: [] for name in preds}
     thresholds: dict[str, list[float]] = {"loss_threshold": [], "confidence_threshold": []}
     for fit_half in (0, 1):
         fit, ev = half == fit_half, half != fit_half
@@ -842,20 +1103,28 @@ def membership_attack(
             t = _fit_threshold(score[fit], member[fit])
             preds[name][ev] = score[ev] > t
             aucs[name].append(_safe_auc(member[ev], score[ev]))
+            tprs[name].append(_tpr_at_fpr(member[ev], score[ev]))
             thresholds[name].append(-t if name == "loss_threshold" else t)
         clf = make_pipeline(StandardScaler(), LogisticRegression(C=MI_CLASSIFIER_C, max_iter=5000, random_state=seed))
         clf.fit(feats["learned"][fit], member[fit])
         preds["learned"][ev] = clf.predict(feats["learned"][ev])
-        aucs["learned"].append(_safe_auc(member[ev], clf.predict_proba(feats["learned"][ev])[:, 1]))
+        score = clf.predict_proba(feats["learned"][ev])[:, 1]
+        aucs["learned"].append(_safe_auc(member[ev], score))
+        tprs["learned"].append(_tpr_at_fpr(member[ev], score))
 
     attacks: dict[str, dict[str, Any]] = {}
     for name, pred in preds.items():
-        attacks[name] = {"accuracy": float(np.mean(pred == member)), "auc": float(np.nanmean(aucs[name]))}
+        attacks[name] = {
+            "accuracy": float(np.mean(pred == member)),
+            "auc": float(np.nanmean(aucs[name])),
+            "tpr_at_10fpr": float(np.nanmean(tprs[name])),
+        }
         if name in thresholds:
             key = "loss_thresholds" if name == "loss_threshold" else "confidence_thresholds"
             # one threshold per fitting half; None where the best rule was "everyone" / "no one" is a member
             attacks[name][key] = [float(t) if np.isfinite(t) else None for t in thresholds[name]]
-    best = max(attacks, key=lambda a: attacks[a]["accuracy"])
+    best = max(attacks, key=lambda a: attacks[a]["accuracy"])  # first among ties, in _MI_ATTACKS order
+    strongest = max(attacks, key=lambda a: attacks[a]["auc"])
     return MIReport(
         attacks=attacks,
         best_attack=best,
@@ -866,4 +1135,105 @@ def membership_attack(
         n_nonmembers_available=len(pn),
         chance=0.5,
         chance_std=float(0.5 / np.sqrt(2 * n)),
+        auc=attacks[strongest]["auc"],
+        auc_attack=strongest,
+        tpr_at_10fpr=attacks[strongest]["tpr_at_10fpr"],
+        accuracy=attacks[strongest]["accuracy"],
     )
+
+
+def _check_mi_inputs(pm, ym, pn, yn, names: tuple[str, str, str, str]):
+    pm, ym = _check_probs(pm, ym, names[0], names[1])
+    pn, yn = _check_probs(pn, yn, names[2], names[3], pm.shape[1])
+    if min(len(pm), len(pn)) < 4:
+        raise _invalid(names[0], "at least 4 members and 4 non-members (two per half after balancing)",
+                       f"{len(pm)} members and {len(pn)} non-members")
+    return pm, ym, pn, yn
+
+
+def membership_attack(
+    member_probs: np.ndarray,
+    member_labels: np.ndarray,
+    nonmember_probs: np.ndarray,
+    nonmember_labels: np.ndarray,
+    *,
+    seed: int = 0,
+) -> MIReport:
+    """Membership identification from the model's output probabilities (protocol in the module docstring).
+
+    Args:
+        member_probs: (n_m, n_classes) emotion probabilities of utterances the model trained on.
+        member_labels: (n_m,) their true class indices.
+        nonmember_probs: (n_n, n_classes) probabilities of held-out utterances (e.g. the test speakers, or the training
+            speakers' own held-out utterances, see `holdout_split` and `membership_inference`).
+        nonmember_labels: (n_n,) their true class indices.
+        seed: seeds the balancing subsample, the half split and the learned attack.
+
+    Returns an `MIReport`: accuracy (over all cross-fitted predictions), AUC and TPR at 10 % FPR per attack
+    ("loss_threshold", "confidence_threshold", "learned"), the best accuracy, the highest AUC (``auc``) and the numbers
+    of members / non-members used.
+    """
+    pm, ym, pn, yn = _check_mi_inputs(member_probs, member_labels, nonmember_probs, nonmember_labels,
+                                      ("member_probs", "member_labels", "nonmember_probs", "nonmember_labels"))
+    return _membership(pm, ym, pn, yn, seed)
+
+
+def membership_inference(
+    probs_members: np.ndarray,
+    y_members: np.ndarray,
+    probs_nonmembers: np.ndarray,
+    y_nonmembers: np.ndarray,
+    *,
+    seed: int = 0,
+) -> MIReport:
+    """Membership inference against non-members of the *same* speakers (the attack of `membership_attack`).
+
+    Intended use: hold out a share of every training speaker's utterances before training (`holdout_split`), train
+    on the rest, and pass the model's probabilities of its training utterances as members and of the held-out
+    utterances as non-members. Members and non-members then come from the same speakers, so the figure measures
+    memorisation of utterances, not the shift between speakers that test-speaker non-members add. Each attack (loss
+    threshold, confidence threshold, learned logistic regression) is fitted on one balanced half and tested on the
+    other, both ways; the report gives per attack ROC AUC, TPR at 10 % FPR and accuracy, and at the top level the
+    highest AUC over attacks (``auc``; 0.5 = nothing leaks) with that attack's ``tpr_at_10fpr`` and ``accuracy``.
+
+    Args:
+        probs_members: (n_m, n_classes) output probabilities of the utterances the model trained on.
+        y_members: (n_m,) their true class indices.
+        probs_nonmembers: (n_n, n_classes) output probabilities of held-out utterances.
+        y_nonmembers: (n_n,) their true class indices.
+        seed: seeds the balancing subsample, the half split and the learned attack.
+    """
+    pm, ym, pn, yn = _check_mi_inputs(probs_members, y_members, probs_nonmembers, y_nonmembers,
+                                      ("probs_members", "y_members", "probs_nonmembers", "y_nonmembers"))
+    return _membership(pm, ym, pn, yn, seed)
+
+
+def holdout_split(
+    speakers: np.ndarray, share: float = HOLDOUT_SHARE, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hold out a fixed share of every speaker's utterances, e.g. as same-speaker non-members (`membership_inference`).
+
+    For each speaker with c >= 2 utterances, max(1, round(share * c)) of them (at most c - 1, so every speaker keeps
+    one) are drawn at random without replacement; a speaker with a single utterance keeps it. Deterministic per
+    ``seed`` (one NumPy generator, speakers in sorted order). Returns (kept_idx, heldout_idx): sorted int64 positions
+    into ``speakers``, disjoint and together covering every position. Every label is a speaker, including "" -- drop
+    utterances of unknown speakers first.
+    """
+    arr = np.asarray(speakers)
+    speakers = _check_labels(arr, len(arr) if arr.ndim == 1 else -1, "speakers")
+    if speakers.size == 0:
+        raise _invalid("speakers", "a non-empty 1-D array of speaker labels", "an empty array")
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 < share < 1.0:
+        raise _invalid("share", "a fraction in (0, 1) of every speaker's utterances to hold out", f"share={share!r}")
+    _, inverse = np.unique(speakers, return_inverse=True)
+    rng = np.random.default_rng(seed)
+    held: list[np.ndarray] = []
+    for k in range(int(inverse.max()) + 1):
+        idx = np.flatnonzero(inverse == k)
+        if idx.size < 2:
+            continue
+        n_out = min(idx.size - 1, max(1, int(round(share * idx.size))))
+        held.append(rng.choice(idx, n_out, replace=False))
+    heldout = np.sort(np.concatenate(held)).astype(np.int64) if held else np.zeros(0, dtype=np.int64)
+    kept = np.setdiff1d(np.arange(speakers.size, dtype=np.int64), heldout)
+    return kept, heldout

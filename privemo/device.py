@@ -87,6 +87,31 @@ def describe_devices() -> dict[str, Any]:
     }
 
 
+def device_summary() -> str:
+    """One line, in privemo's words, saying where training runs, e.g. "privemo: training on the CPU (TensorFlow sees no
+    GPU)" or "privemo: training on GPU 0 (NVIDIA H100 80GB HBM3), cuDNN GRU kernels".
+
+    Commands print it once at start-up instead of TensorFlow's own device log (off by default, see ``privemo._quiet``).
+    Only the physical devices are listed: the TensorFlow runtime is not started, so no GPU memory is taken in the
+    calling process (worker processes may need all of it).
+    """
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "privemo: training on the CPU (TensorFlow sees no GPU)"
+    names = []
+    for gpu in gpus:
+        try:
+            details = tf.config.experimental.get_device_details(gpu)
+        except Exception:  # pragma: no cover - details unavailable on some platforms
+            details = {}
+        index = gpu.name.rsplit(":", 1)[-1]
+        names.append(f"{index} ({details.get('device_name', gpu.name)})")
+    kernels = "cuDNN GRU kernels" if tf.test.is_built_with_cuda() else "generic GRU kernels"
+    return f"privemo: training on GPU {', '.join(names)}, {kernels}"
+
+
 def cudnn_gru_problems(model) -> list[str]:
     """Reasons why a GRU layer of ``model`` would not use the cuDNN kernel on a GPU (empty list: all would).
 

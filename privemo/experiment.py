@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ._io import atomic_write_json, read_json
+from ._progress import Progress
 from .grids import GRIDS, grid_size
 
 MODALITY_SETS: dict[str, tuple[str, ...]] = {
@@ -29,14 +30,18 @@ MODALITY_SETS: dict[str, tuple[str, ...]] = {
 }
 GENDER_IDS = {"F": 0, "M": 1}
 
-# assumption (README assumptions table): training budget of the tuned networks.
-EPOCHS = {"paper": 30, "quick": 8}
-PATIENCE = {"paper": 5, "quick": 3}
-LEARNING_RATE = {"paper": 1e-3, "quick": 3e-3}
+# assumption (README assumptions table): training budget of the tuned networks. Baseline and adversarial trials get
+# the same budget. The quick grid's settings were chosen so that runs converge on the demo corpus (best epoch well
+# inside the allowed range), not to favour either answer.
+EPOCHS = {"paper": 40, "quick": 40}
+PATIENCE = {"paper": 10, "quick": 6}
+LEARNING_RATE = {"paper": 1e-3, "quick": 1e-3}
 # Epoch cap of the MLP attackers (None: privemo.attacks.ATTACKER_MAX_EPOCHS); the quick run caps them lower.
-ATTACK_EPOCHS: dict[str, int | None] = {"paper": None, "quick": 40}  # Adam; the quick run's short budget needs the larger step
-# The quick grid's larger batch halves the GRU loop iterations per epoch (a CPU's cost), so its 8 epochs fit the budget.
-BATCH_SIZE = {"paper": 32, "quick": 64}
+ATTACK_EPOCHS: dict[str, int | None] = {"paper": None, "quick": 40}
+BATCH_SIZE = {"paper": 32, "quick": 32}
+# assumption (README assumptions table): share of every training speaker's utterances held out of training, the
+# same-speaker non-members of the membership-inference attack (the same rows for every condition of a fold).
+MI_HOLDOUT = 0.2
 
 
 @dataclass(frozen=True)
@@ -47,7 +52,7 @@ class Condition:
     task: str  # "activation" | "valence"
     adversary: str | None  # None | "gender" | "speaker"
     placement: str = "fused"  # "fused" | "per_modality"
-    grl_lambda: float | None = None  # fixed lambda (lambda sweep); None = tuned over the grid
+    repeat: int = 0  # repetition with a new seed (``--repeats``); paired across adversaries within one repeat
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -58,8 +63,8 @@ class Condition:
         parts = [self.modality, self.task, self.adversary or "baseline"]
         if self.adversary:
             parts.append(self.placement)
-        if self.grl_lambda is not None:
-            parts.append(f"lambda{self.grl_lambda:g}")
+        if self.repeat:
+            parts.append(f"r{self.repeat}")
         return "-".join(parts)
 
 
@@ -84,9 +89,9 @@ class ExperimentConfig:
     out_dir: str = "results/demo"
     work_dir: str | None = None  # tuner projects; None: <out_dir>/work
     resume: bool = False
-    lambda_sweep: bool = True
-    sweep_modality: str = "acoustic"
-    sweep_task: str = "activation"
+    repeats: int = 1  # repetitions of every (condition, fold) with new seeds; paired tests run over folds x repeats
+    selection: str = "probe"  # "probe" (fresh probe on h) | "head" (the adversary head, two-sided); privemo.selection
+    mi_holdout: float = MI_HOLDOUT
     folds: tuple[int, ...] | None = None  # run only these outer folds (None: all)
     n_jobs: int | None = None  # worker processes (None: one per core)
     attack_epochs: int | None = None  # None: ATTACK_EPOCHS[grid]
@@ -112,40 +117,23 @@ class ExperimentConfig:
         return GRIDS[self.grid]
 
     def conditions(self) -> list[Condition]:
-        """The table conditions; per_modality placement only for multimodal rows (it needs two branches)."""
+        """The table conditions (every repeat); per_modality placement only for multimodal rows (it needs two
+        branches)."""
         out = []
-        for modality in self.modalities:
-            if modality not in MODALITY_SETS:
-                raise ValueError(f"Invalid modality {modality!r}. Expected one of {sorted(MODALITY_SETS)}.")
-            for task in self.tasks:
-                for adversary in self.adversaries:
-                    if adversary is None:
-                        out.append(Condition(modality, task, None))
-                        continue
-                    for placement in self.placements:
-                        if placement == "per_modality" and len(MODALITY_SETS[modality]) < 2:
+        for repeat in range(self.repeats):
+            for modality in self.modalities:
+                if modality not in MODALITY_SETS:
+                    raise ValueError(f"Invalid modality {modality!r}. Expected one of {sorted(MODALITY_SETS)}.")
+                for task in self.tasks:
+                    for adversary in self.adversaries:
+                        if adversary is None:
+                            out.append(Condition(modality, task, None, repeat=repeat))
                             continue
-                        out.append(Condition(modality, task, adversary, placement))
+                        for placement in self.placements:
+                            if placement == "per_modality" and len(MODALITY_SETS[modality]) < 2:
+                                continue
+                            out.append(Condition(modality, task, adversary, placement, repeat))
         return out
-
-    def sweep_conditions(self) -> list[Condition]:
-        """Fixed-lambda gender-adversary runs over the paper's lambda values (the lambda sweep)."""
-        if not self.lambda_sweep or "gender" not in self.adversaries:
-            return []
-        from .grids import PAPER_GRID
-
-        reused = self.sweep_reuses()
-        return [Condition(self.sweep_modality, self.sweep_task, "gender", "fused", float(lam))
-                for lam in PAPER_GRID["grl_lambda"] if reused is None or float(lam) != reused[1]]
-
-    def sweep_reuses(self) -> tuple[Condition, float] | None:
-        """The table condition that already is one point of the sweep, with its lambda: when the main grid fixes lambda to
-        one value, the table's gender run of the sweep's modality and task is exactly that sweep point and is not rerun."""
-        lambdas = self.grid_dict().get("grl_lambda", ())
-        table_run = Condition(self.sweep_modality, self.sweep_task, "gender", "fused")
-        if not self.lambda_sweep or len(lambdas) != 1 or table_run not in self.conditions():
-            return None
-        return table_run, float(lambdas[0])
 
     def attacker_grid(self) -> dict[str, tuple]:
         from .grids import ATTACKER_GRIDS
@@ -178,6 +166,8 @@ def run_settings(config: ExperimentConfig) -> dict:
         "batch_size": config.resolved_batch_size(),
         "attack_epochs": config.attack_epochs if config.attack_epochs is not None else ATTACK_EPOCHS.get(config.grid),
         "embeddings": embeddings,
+        "selection": config.selection,
+        "mi_holdout": config.mi_holdout,
     }
 
 
@@ -240,31 +230,31 @@ def lexical_inputs(data: CorpusData, train_indices: np.ndarray, config: Experime
     return arrays, report
 
 
-def _targets(data: CorpusData, condition: Condition, fold) -> tuple[dict, dict, dict]:
+def _targets(data: CorpusData, condition: Condition, fold, train_rows: np.ndarray) -> tuple[dict, dict, dict]:
     """Per-output labels and sample weights for every row, plus label metadata (speaker id map)."""
     from .pipeline import class_weights
 
     n = len(data.table)
     y = {"emotion": data.emotion[condition.task].astype(np.int32)}
     w = {"emotion": np.zeros(n, np.float32)}
-    w["emotion"][fold.train] = class_weights(y["emotion"][fold.train], 3)
+    w["emotion"][train_rows] = class_weights(y["emotion"][train_rows], 3)
     w["emotion"][fold.validation] = 1.0
     meta: dict = {}
     if condition.adversary == "gender":
         known = data.gender >= 0
         labels = np.where(known, data.gender, 0).astype(np.int32)
         weights = np.zeros(n, np.float32)
-        train_known = fold.train[known[fold.train]]
+        train_known = train_rows[known[train_rows]]
         weights[train_known] = class_weights(labels[train_known], 2)
         heads = _adversary_heads(condition)
         for head in heads:
             y[head], w[head] = labels, weights
     elif condition.adversary == "speaker":
-        train_speakers = sorted(set(data.speakers[fold.train]) - {""})
+        train_speakers = sorted(set(data.speakers[train_rows]) - {""})
         index = {s: i for i, s in enumerate(train_speakers)}
         labels = np.array([index.get(s, 0) for s in data.speakers], dtype=np.int32)
         weights = np.zeros(n, np.float32)
-        rows = fold.train[[data.speakers[i] in index for i in fold.train]]
+        rows = train_rows[[data.speakers[i] in index for i in train_rows]]
         weights[rows] = class_weights(labels[rows], len(train_speakers))
         for head in _adversary_heads(condition):
             y[head], w[head] = labels, weights
@@ -281,10 +271,27 @@ def _adversary_heads(condition: Condition) -> list[str]:
 
 
 def fold_seed(config: ExperimentConfig, condition: Condition, fold_index: int) -> int:
-    """A per-(condition, fold) seed derived from the run's one seed, so results do not depend on execution order."""
+    """The seed of one (modality, task, fold, repeat), derived from the run's one seed: it sets the initial weights and
+    the batch order. It does not depend on the adversary, so the baseline and every adversarial trial of a fold start
+    from the same weights in the layers they share and see the same batches (paired comparisons); nor on execution
+    order, so results do not depend on scheduling."""
     import zlib
 
-    return (config.seed * 1_000_003 + zlib.crc32(f"{condition.key}/{fold_index}".encode())) % (2**31 - 1)
+    pair = f"{condition.modality}/{condition.task}/{fold_index}/{condition.repeat}"
+    return (config.seed * 1_000_003 + zlib.crc32(pair.encode())) % (2**31 - 1)
+
+
+def holdout_rows(data: CorpusData, fold, config: ExperimentConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(training rows, held-out rows): ``config.mi_holdout`` of every training speaker's utterances are kept out of
+    training as the membership attack's same-speaker non-members. It depends only on the run's seed and the fold, so
+    every condition of a fold trains on the same rows."""
+    from .attacks import holdout_split
+
+    train = np.asarray(fold.train, np.int64)
+    if not config.mi_holdout:
+        return train, train[:0]
+    kept, held = holdout_split(data.speakers[train], share=config.mi_holdout, seed=config.seed)
+    return np.sort(train[kept]), np.sort(train[held])
 
 
 def result_path(config: ExperimentConfig, condition: Condition, fold_index: int) -> Path:
@@ -302,14 +309,12 @@ def _model_inputs(data: CorpusData, condition: Condition, lexical) -> dict[str, 
     return inputs
 
 
-def _hypermodel(condition: Condition, config: ExperimentConfig, meta: dict, seed: int, lexical_dim: int):
+def _hypermodel(condition: Condition, config: ExperimentConfig, meta: dict, seed: int, lexical_dim: int,
+                model_cache: dict | None = None):
     from .tuning import EmotionPrivacyHyperModel
 
-    grid = dict(config.grid_dict())
-    if condition.grl_lambda is not None:
-        grid["grl_lambda"] = (condition.grl_lambda,)
     return EmotionPrivacyHyperModel(
-        grid,
+        config.grid_dict(),
         modalities=condition.modalities,
         adversary=condition.adversary,
         n_speakers=meta.get("n_speakers"),
@@ -319,7 +324,8 @@ def _hypermodel(condition: Condition, config: ExperimentConfig, meta: dict, seed
         patience=config.resolved_patience(),
         learning_rate=config.resolved_learning_rate(),
         seed=seed,
-        model_cache=_WORKER.setdefault("models", {}),
+        model_cache=model_cache,
+        selection=config.selection,
     )
 
 
@@ -334,23 +340,32 @@ class SearchSetup(NamedTuple):
     seed: int
     inputs: dict
     targets: dict
+    probe: Any  # privemo.selection.PrivacyProbe, or None (baseline, head selection)
+    train_rows: np.ndarray  # the rows trained on (fold.train minus the held-out rows)
+    heldout_rows: np.ndarray  # the membership attack's same-speaker non-members
+
+    def search_kwargs(self) -> dict:
+        """Keyword arguments of ``tuner.search`` besides the training dataset."""
+        return {"val_targets": self.val_targets, "probe": self.probe, "verbose": 0}
 
 
 def search_setup(data: CorpusData, fold_index: int, fold, condition: Condition, config: ExperimentConfig,
-                 lexical: Sequence[np.ndarray] | None = None) -> SearchSetup:
-    """Seed, inputs, targets, training dataset, validation data and hypermodel of one (condition, fold)."""
+                 lexical: Sequence[np.ndarray] | None = None, model_cache: dict | None = None) -> SearchSetup:
+    """Seed, inputs, targets, training dataset, validation data, probe and hypermodel of one (condition, fold)."""
     from ._seed import set_seed
     from .pipeline import make_dataset
+    from .selection import PrivacyProbe, probe_rows
 
     seed = fold_seed(config, condition, fold_index)
     set_seed(seed)
     inputs = _model_inputs(data, condition, lexical)
     lexical_dim = int(lexical[0].shape[1]) if lexical is not None and len(lexical) else 300
-    y, w, meta = _targets(data, condition, fold)
-    train_ds = make_dataset(inputs, y, fold.train, batch_size=config.resolved_batch_size(), shuffle=True, seed=seed,
+    train_rows, heldout = holdout_rows(data, fold, config)
+    y, w, meta = _targets(data, condition, fold, train_rows)
+    train_ds = make_dataset(inputs, y, train_rows, batch_size=config.resolved_batch_size(), shuffle=True, seed=seed,
                             sample_weights=w)
     # Validation targets: emotion and gender are defined for the (unseen) validation speakers; speaker identity is not.
-    # Validation rows of unknown gender cannot score the gender head: the gender condition validates without them.
+    # Validation rows of unknown gender cannot score gender: the gender condition validates without them.
     val_rows = fold.validation
     if condition.adversary == "gender":
         val_rows = val_rows[data.gender[val_rows] >= 0]
@@ -358,8 +373,17 @@ def search_setup(data: CorpusData, fold_index: int, fold, condition: Condition, 
     if condition.adversary == "gender":
         val_targets["gender"] = data.gender[val_rows]
     val_inputs = {k: [v[i] for i in val_rows] for k, v in inputs.items()}
-    hypermodel = _hypermodel(condition, config, meta, seed, lexical_dim)
-    return SearchSetup(hypermodel, train_ds, val_inputs, val_targets, seed, inputs, y)
+    probe = None
+    if condition.adversary is not None and config.selection == "probe":
+        if condition.adversary == "gender":
+            labels, rows = data.gender, train_rows[data.gender[train_rows] >= 0]
+        else:
+            labels, rows = data.speakers, train_rows[data.speakers[train_rows] != ""]
+        rows = probe_rows(labels, rows, seed)
+        probe = PrivacyProbe(condition.adversary, {k: [v[i] for i in rows] for k, v in inputs.items()}, labels[rows],
+                             labels[val_rows], seed=seed)
+    hypermodel = _hypermodel(condition, config, meta, seed, lexical_dim, model_cache)
+    return SearchSetup(hypermodel, train_ds, val_inputs, val_targets, seed, inputs, y, probe, train_rows, heldout)
 
 
 def run_fold(
@@ -369,100 +393,180 @@ def run_fold(
     condition: Condition,
     config: ExperimentConfig,
     lexical: Sequence[np.ndarray] | None = None,
+    model_cache: dict | None = None,
+    report: Callable[[str], None] | None = None,
 ) -> dict:
-    """Tune, train, represent and attack one (condition, outer fold); returns the JSON-ready result record."""
-    import keras
+    """Tune, train, represent and attack one (condition, outer fold); returns the JSON-ready result record.
 
-    from .attacks import attack_representation, membership_attack, speaker_attack
-    from .metrics import uar
-    from .pipeline import predict
-    from .tuning import make_tuner
+    Every trial of the search (the grid's configurations, the four lambda values included) is listed in the record
+    with its validation scores and, for the lambda trade-off, the test emotion UAR and a fresh probe's test UAR of its
+    own network; the validation-selected trial is saved and attacked with the full attack suite."""
+    from .tuning import make_tuner, trial_history
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    setup = search_setup(data, fold_index, fold, condition, config, lexical)
-    seed, inputs, y, hypermodel = setup.seed, setup.inputs, setup.targets, setup.hypermodel
-    train_ds, val_inputs, val_targets = setup.train_ds, setup.val_inputs, setup.val_targets
+    setup = search_setup(data, fold_index, fold, condition, config, lexical, model_cache)
     work = work_dir(config) / "tuning" / condition.key
-    tuner = make_tuner(hypermodel, str(work), f"fold{fold_index}", seed=seed, overwrite=not config.resume)
-    if config.verbose:
-        tuner.report, tuner.report_label = (lambda line: log(line, config)), f"  fold {fold_index}: {condition.key}: "
-    tuner.search(train_ds, val_inputs, val_targets, verbose=0)
-    best_trial = tuner.oracle.get_best_trials(1)[0]
-    model = tuner.load_model(best_trial)
-    if config.save_models:  # for privemo.export; written atomically (temporary name in the same folder, then renamed)
-        import os
-
-        saved = Path(config.out_dir) / "models" / condition.key / f"fold{fold_index}.keras"
-        saved.parent.mkdir(parents=True, exist_ok=True)
-        partial = saved.with_name(f".{saved.stem}.{os.getpid()}.partial.keras")
-        model.save(partial)
-        os.replace(partial, saved)
+    tuner = make_tuner(setup.hypermodel, str(work), f"fold{fold_index}", seed=setup.seed, overwrite=not config.resume)
+    if report is not None:
+        tuner.report, tuner.report_label = report, f"  fold {fold_index}: {condition.key}: "
+    tuner.search(setup.train_ds, setup.val_inputs, **setup.search_kwargs())
     timings["tune_s"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
     everything = np.concatenate([fold.train, fold.validation, fold.test])
-    both = getattr(model, "_privemo_outputs_and_h", None)  # cached with the model (see EmotionPrivacyHyperModel)
-    if both is None:
-        both = keras.Model(model.inputs, {"emotion": model.get_layer("emotion").output, "h": model.get_layer("h").output})
-        model._privemo_outputs_and_h = both
-    out = predict(both, inputs, everything)
-    emotion_probs, h_all = np.asarray(out["emotion"]), np.asarray(out["h"])
-    pos = {int(i): k for k, i in enumerate(everything)}
-    take = lambda idx: np.array([pos[int(i)] for i in idx], dtype=np.int64)  # noqa: E731
-    tr, va, te = take(fold.train), take(fold.validation), take(fold.test)
-    y_emo = y["emotion"]
-    test_uar = uar(y_emo[fold.test], emotion_probs[te])
+    trials = sorted(tuner.oracle.trials.values(), key=lambda t: t.trial_id)
+    best_trial = tuner.oracle.get_best_trials(1)[0]
+    trial_records = []
+    selected = None
+    for trial in trials:
+        model = tuner.load_model(trial)
+        out = _represent(model, setup.inputs, everything)
+        trial_records.append(_trial_record(trial, out, data, fold, setup, condition))
+        if trial.trial_id == best_trial.trial_id:
+            selected = out
+            if config.save_models:
+                _save_model(model, Path(config.out_dir) / "models" / condition.key / f"fold{fold_index}.keras")
+    timings["represent_s"] = time.perf_counter() - t1
+    history = trial_history(tuner, best_trial.trial_id)
+    chosen = next(t for t, r in zip(trials, trial_records) if t.trial_id == best_trial.trial_id)
+    chosen_record = trial_records[trials.index(chosen)]
     record: dict = {
         "corpus": data.corpus,
         "fold": fold_index,
+        "repeat": condition.repeat,
         "modalities": list(condition.modalities),
         "modality": condition.modality,
         "task": condition.task,
         "adversary": condition.adversary,
         "placement": condition.placement,
-        "grl_lambda": condition.grl_lambda if condition.grl_lambda is not None else best_trial.hyperparameters.values.get("grl_lambda"),
+        "grl_lambda": best_trial.hyperparameters.values.get("grl_lambda"),
         "condition": condition.key,
-        "seed": seed,
+        "seed": setup.seed,
+        "init_seed": setup.seed,
         "grid": config.grid,
+        "selection": config.selection,
         "best_hp": dict(best_trial.hyperparameters.values),
         "val": {name: float(best_trial.metrics.get_best_value(name)) for name in best_trial.metrics.metrics},
-        "test": {"emotion_uar": test_uar, "n": int(len(fold.test))},
-        "n": {"train": int(len(fold.train)), "validation": int(len(fold.validation)), "test": int(len(fold.test))},
-        "trials": len(tuner.oracle.trials),
+        "best_epoch": chosen_record["best_epoch"],
+        "epochs_run": chosen_record["epochs_run"],
+        "max_epochs": config.resolved_epochs(),
+        "history": history,
+        "trials": trial_records,
+        "test": {"emotion_uar": chosen_record["test_emotion_uar"], "n": int(len(fold.test))},
+        "n": {"train": int(len(setup.train_rows)), "heldout": int(len(setup.heldout_rows)),
+              "validation": int(len(fold.validation)), "test": int(len(fold.test))},
         "settings": run_settings(config),
     }
-    timings["represent_s"] = time.perf_counter() - t1
-
     t2 = time.perf_counter()
-    attack_kw = dict(seed=seed, grid=config.attacker_grid())
-    attack_epochs = config.attack_epochs if config.attack_epochs is not None else ATTACK_EPOCHS.get(config.grid)
-    if attack_epochs is not None:
-        attack_kw["epochs"] = attack_epochs
-    g = data.gender
-    known = lambda rows, idx: rows[g[idx] >= 0]  # noqa: E731
-    tr_g, va_g, te_g = known(tr, fold.train), known(va, fold.validation), known(te, fold.test)
-    gi = lambda idx: g[idx][g[idx] >= 0]  # noqa: E731
-    attacks: dict = {}
-    if len(np.unique(gi(fold.train))) == 2 and len(np.unique(gi(fold.test))) == 2:
-        report = attack_representation(h_all[tr_g], gi(fold.train), h_all[va_g], gi(fold.validation),
-                                       h_all[te_g], gi(fold.test), **attack_kw)
-        attacks["gender"] = report.to_dict()
-    if condition.adversary in (None, "speaker"):
-        spk = data.speakers[fold.test]
-        ok = spk != ""
-        attacks["speaker"] = speaker_attack(h_all[te][ok], spk[ok], **attack_kw).to_dict()
-        mi = membership_attack(emotion_probs[tr], y_emo[fold.train], emotion_probs[te], y_emo[fold.test], seed=seed)
-        record["membership"] = mi.to_dict()
-    record["attacks"] = attacks
+    record.update(_attacks(selected, data, fold, setup, config))
     timings["attack_s"] = time.perf_counter() - t2
     timings["total_s"] = time.perf_counter() - t0
     record["timings"] = timings
     return record
 
 
+class Represented(NamedTuple):
+    """One network's outputs for the rows ``index`` (positions in the corpus table): emotion probabilities and h."""
+
+    index: np.ndarray
+    emotion: np.ndarray
+    h: np.ndarray
+
+    def rows(self, rows: np.ndarray) -> np.ndarray:
+        """Positions in ``emotion`` / ``h`` of the table rows ``rows``."""
+        pos = {int(i): k for k, i in enumerate(self.index)}
+        return np.array([pos[int(i)] for i in rows], dtype=np.int64)
+
+
+def _represent(model, inputs: dict, rows: np.ndarray) -> Represented:
+    from .pipeline import predict
+    from .training import with_representation
+
+    out = predict(with_representation(model), inputs, rows)
+    return Represented(rows, np.asarray(out["emotion"]), np.asarray(out["h"]))
+
+
+def _trial_record(trial, out: Represented, data: CorpusData, fold, setup: SearchSetup, condition: Condition) -> dict:
+    """A trial's hyper-parameters and validation scores, plus its own network's test emotion UAR and the test UAR of a
+    fresh gender probe fitted on its training speakers' h (for the lambda trade-off; never used for selection)."""
+    from .metrics import uar
+    from .selection import gender_probe_uar
+
+    metrics = trial.metrics
+    value = lambda name: float(metrics.get_best_value(name)) if metrics.exists(name) else None  # noqa: E731
+    y = setup.targets["emotion"]
+    train = setup.train_rows[data.gender[setup.train_rows] >= 0]
+    test = fold.test[data.gender[fold.test] >= 0]
+    privacy = value("val_probe") if condition.adversary and value("val_probe") is not None else (
+        value(f"val_{condition.adversary}_uar") if condition.adversary else None)
+    return {
+        "trial_id": trial.trial_id,
+        "hp": dict(trial.hyperparameters.values),
+        "grl_lambda": trial.hyperparameters.values.get("grl_lambda"),
+        "val_objective": value("val_objective"),
+        "val_emotion_uar": value("val_emotion_uar"),
+        "val_privacy": privacy,
+        "best_epoch": int(value("best_epoch")) if value("best_epoch") is not None else None,
+        "epochs_run": int(value("epochs_run")) if value("epochs_run") is not None else None,
+        "test_emotion_uar": float(uar(y[fold.test], out.emotion[out.rows(fold.test)])),
+        "test_probe_uar": gender_probe_uar(out.h[out.rows(train)], data.gender[train], out.h[out.rows(test)],
+                                           data.gender[test]) if len(train) and len(test) else None,
+    }
+
+
+def _save_model(model, saved: Path) -> None:
+    """For privemo.export; written atomically (a temporary name in the same folder, then renamed)."""
+    import os
+
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    partial = saved.with_name(f".{saved.stem}.{os.getpid()}.partial.keras")
+    model.save(partial)
+    os.replace(partial, saved)
+
+
+def _attacks(out: Represented, data: CorpusData, fold, setup: SearchSetup, config: ExperimentConfig) -> dict:
+    """The selected network's privacy figures: fresh gender attackers (train speakers -> validation speakers ->
+    test speakers), speaker verification among the validation + test speakers with a verifier learnt on the training
+    speakers, and membership inference (training rows vs the same speakers' held-out rows)."""
+    from .attacks import attack_representation, membership_inference
+    from .verification import speaker_verification_attack
+
+    attack_kw = dict(seed=setup.seed, grid=config.attacker_grid())
+    attack_epochs = config.attack_epochs if config.attack_epochs is not None else ATTACK_EPOCHS.get(config.grid)
+    if attack_epochs is not None:
+        attack_kw["epochs"] = attack_epochs
+    g = data.gender
+    known = lambda rows: rows[g[rows] >= 0]  # noqa: E731
+    attacks: dict = {}
+    tr, va, te = known(fold.train), known(fold.validation), known(fold.test)
+    if len(np.unique(g[tr])) == 2 and len(np.unique(g[te])) == 2:
+        report = attack_representation(out.h[out.rows(tr)], g[tr], out.h[out.rows(va)], g[va],
+                                       out.h[out.rows(te)], g[te], **attack_kw)
+        attacks["gender"] = report.to_dict()
+    spk = data.speakers
+    train_spk = fold.train[spk[fold.train] != ""]
+    evaluation = np.concatenate([fold.validation, fold.test])
+    names, counts = np.unique(spk[evaluation], return_counts=True)
+    linkable = set(names[counts >= 2]) - {""}  # a trial needs two utterances of a speaker
+    evaluation = evaluation[[s in linkable for s in spk[evaluation]]]
+    if len(set(spk[train_spk])) >= 2 and len(set(spk[evaluation])) >= 2:
+        genders = np.where(g[evaluation] >= 0, g[evaluation], -1)
+        attacks["speaker_verification"] = speaker_verification_attack(
+            out.h[out.rows(train_spk)], spk[train_spk], out.h[out.rows(evaluation)], spk[evaluation],
+            genders_eval=genders if (genders >= 0).all() else None, seed=setup.seed)
+    result: dict = {"attacks": attacks}
+    if len(setup.heldout_rows):
+        y = setup.targets["emotion"]
+        members, nonmembers = setup.train_rows, setup.heldout_rows
+        result["membership"] = membership_inference(out.emotion[out.rows(members)], y[members],
+                                                    out.emotion[out.rows(nonmembers)], y[nonmembers],
+                                                    seed=setup.seed).to_dict()
+    return result
+
+
 def _jobs(config: ExperimentConfig) -> list[Condition]:
-    return config.conditions() + config.sweep_conditions()
+    return config.conditions()
 
 
 def default_jobs() -> int:
@@ -550,6 +654,10 @@ def run_cross_validation(config: ExperimentConfig, table: pd.DataFrame | None = 
     log(f"privemo: {data.corpus}: {len(table)} utterances, {table['speaker'].nunique()} speakers, {len(folds)} folds; "
         f"{len(conditions)} conditions x {len(fold_ids)} folds = {len(jobs)} cross-validated trainings "
         f"({len(finished)} already finished), {n_jobs} worker process(es)", config)
+    if pending:
+        from .device import device_summary
+
+        log(device_summary(), config)
 
     t1 = time.perf_counter()
     lexical: dict[int, list[np.ndarray]] = {}
@@ -558,12 +666,18 @@ def run_cross_validation(config: ExperimentConfig, table: pd.DataFrame | None = 
         log(f"[fold {k}] word vectors: {oov}", config)
     timings["lexical_s"] = time.perf_counter() - t1
 
+    kind = lambda c: (c.modality, c.adversary is None)  # noqa: E731  (a baseline has one trial, an adversary four)
+    progress = Progress([kind(c) for _, c in pending], len(jobs), n_jobs, lambda line: log(line, config))
+
     def done(job, record, seconds):
         records[job] = record
         priv = record["attacks"].get("gender", {}).get("strongest_test_uar")
-        log(f"[{len(records)}/{len(jobs)}] fold {job[0]}: {job[1].key}: emotion UAR {record['test']['emotion_uar']:.3f}"
-            + (f", gender attacker UAR {priv:.3f}" if priv is not None else "")
-            + f" ({record.get('timings', {}).get('total_s', seconds):.0f} s)", config)
+        lam = record.get("grl_lambda")
+        progress.finished(kind(job[1]), record.get("timings", {}).get("total_s", seconds),
+                          f"fold {job[0]}: {job[1].key}: emotion UAR {record['test']['emotion_uar']:.3f}"
+                          + (f" (λ {lam:g})" if lam is not None else "")
+                          + (f", gender attacker UAR {priv:.3f}" if priv is not None else "")
+                          + f" ({record.get('timings', {}).get('total_s', seconds):.0f} s)")
 
     t1 = time.perf_counter()
     if n_jobs == 1:
@@ -573,11 +687,11 @@ def run_cross_validation(config: ExperimentConfig, table: pd.DataFrame | None = 
             done((k, c), _run_job(k, folds[k], c, config, lexical.get(k)), time.perf_counter() - t2)
     else:
         import concurrent.futures as cf
-        import multiprocessing as mp
         import os
 
-        with cf.ProcessPoolExecutor(n_jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init,
-                                    initargs=(data, 1, True, os.getpid())) as pool:
+        from ._processes import process_pool
+
+        with process_pool(n_jobs, initializer=_worker_init, initargs=(data, 1, True, os.getpid())) as pool:
             queue = _AffinityQueue(pending)
             futures: dict = {}
 
@@ -614,9 +728,12 @@ def _worker_init(data: CorpusData, threads: int, parallel: bool, parent: int | N
 
     if parallel:
         _exit_with_parent(parent if parent is not None else os.getppid())
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
+    from ._quiet import verbose
+
+    if not verbose():  # TensorFlow's Python warnings (e.g. retracing notices for new padded lengths) are not ours
+        tf.get_logger().setLevel("ERROR")
     if parallel and threads:
         try:
             tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -650,7 +767,9 @@ def _exit_with_parent(parent: int) -> None:
 
 
 def _run_job(fold_index: int, fold, condition: Condition, config: ExperimentConfig, lexical) -> dict:
-    record = run_fold(_WORKER["data"], fold_index, fold, condition, config, lexical)
+    report = (lambda line: log(line, config)) if config.verbose >= 2 else None
+    record = run_fold(_WORKER["data"], fold_index, fold, condition, config, lexical,
+                      model_cache=_WORKER.setdefault("models", {}), report=report)
     atomic_write_json(result_path(config, condition, fold_index), record)
     return record
 
@@ -694,34 +813,34 @@ class _AffinityQueue:
 
 
 def run(config: ExperimentConfig) -> str:
-    """The whole job: cross-validation, tables, lambda sweep, manifest. Returns a printable summary."""
+    """The whole job: cross-validation, the linear reference, tables, the lambda trade-off, manifest. Returns a
+    printable summary."""
     from . import reporting
+    from ._io import atomic_write_text
+    from .grids import grid_size
     from .manifest import write_manifest
 
     t0 = time.perf_counter()
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    from .grids import grid_size
-
     log(f"privemo: grid '{config.grid}': " + ", ".join(f"{k}={list(v)}" for k, v in config.grid_dict().items())
         + f" ({grid_size(config.grid_dict(), False)} configurations without an adversary, "
-        f"{grid_size(config.grid_dict(), True)} with); attacker grid {dict(config.attacker_grid())}", config)
+        f"{grid_size(config.grid_dict(), True)} with); attacker grid {dict(config.attacker_grid())}; "
+        f"selection by {config.selection}", config)
     records = run_cross_validation(config)
     timings = dict(getattr(run_cross_validation, "last_timings", {}))
-    sweep_keys = {c.key for c in config.sweep_conditions()}
-    reused = config.sweep_reuses()
-    table_records = [r for r in records if r["condition"] not in sweep_keys]
-    sweep_records = [r for r in records if r["condition"] in sweep_keys or (reused and r["condition"] == reused[0].key)]
+    t1 = time.perf_counter()
+    reference = linear_reference_frame(config)
+    atomic_write_text(out / "reference.csv", reference.to_csv(index=False))
+    timings["reference_s"] = time.perf_counter() - t1
     t1 = time.perf_counter()
     atomic_write_json(out / "folds.json", records)
-    tables = reporting.write_tables(table_records, out)
-    if sweep_records:
-        sweep = reporting.lambda_sweep_frame(sweep_records)
-        from ._io import atomic_write_text
-
-        atomic_write_text(out / "lambda_sweep.csv", sweep.to_csv(index=False))
-        baseline = reporting.records_frame([r for r in table_records if r["adversary"] is None])
-        reporting.plot_lambda_sweep(sweep, out / "lambda_sweep.png", baseline=baseline)
+    tables = reporting.write_tables(records, out, reference=reference)
+    trade_off = reporting.lambda_tradeoff_frame(records)
+    if len(trade_off):
+        atomic_write_text(out / "lambda_sweep.csv", trade_off.to_csv(index=False))
+        if (trade_off.adversary != "none").any():
+            reporting.plot_lambda_sweep(trade_off, out / "lambda_sweep.png")
     timings["reporting_s"] = time.perf_counter() - t1
     timings["total_s"] = time.perf_counter() - t0
     write_manifest(out / "manifest.json", config.to_dict(), timings=timings,
@@ -731,3 +850,22 @@ def run(config: ExperimentConfig) -> str:
     for name, table in tables.items():
         lines.append(f"\n{name}:\n{reporting.to_markdown(table)}")
     return "\n".join(lines)
+
+
+def linear_reference_frame(config: ExperimentConfig, table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The linear reference of every (modality, task) row of the run on the same folds and training rows
+    (``privemo.reference``): columns corpus, modality, task, uar_mean, uar_std, n_folds."""
+    from .reference import linear_reference, reference_frame
+
+    table, folds, fold_ids, _ = plan_run(config, table)
+    data = _WORKER.get("data") if _WORKER.get("data") is not None and len(_WORKER["data"].table) == len(table) \
+        else prepare_corpus(table, config)
+    # The same rows as the networks: training speakers minus the membership attack's held-out utterances.
+    chosen = [folds[k]._replace(train=holdout_rows(data, folds[k], config)[0]) for k in fold_ids]
+    rows = []
+    for modality in config.modalities:
+        for task in config.tasks:
+            result = linear_reference(table, data.emotion[task], chosen, modality, acoustic=data.acoustic,
+                                      seed=config.seed)
+            rows.append({"corpus": data.corpus, "modality": modality, "task": task, **result})
+    return reference_frame(rows)

@@ -36,7 +36,7 @@ MARK_UP, MARK_DOWN = "▲", "▼"
 
 
 def records_frame(records: Iterable[dict]) -> pd.DataFrame:
-    """Flatten per-fold result records into one row per (corpus, modality, task, adversary, placement, fold)."""
+    """Flatten per-fold result records into one row per (corpus, modality, task, adversary, placement, fold, repeat)."""
     rows = []
     for r in records:
         rows.append(
@@ -48,11 +48,15 @@ def records_frame(records: Iterable[dict]) -> pd.DataFrame:
                 "placement": r.get("placement", "fused"),
                 "grl_lambda": r.get("grl_lambda"),
                 "fold": int(r["fold"]),
+                "repeat": int(r.get("repeat", 0)),
                 "emotion_uar": r["test"]["emotion_uar"],
                 "gender_uar": _get(r, "attacks", "gender", "strongest_test_uar"),
                 "gender_uar_max": _get(r, "attacks", "gender", "max_test_uar"),
-                "speaker_uar": _get(r, "attacks", "speaker", "strongest_test_uar"),
-                "mi_accuracy": _get(r, "membership", "best_accuracy"),
+                "speaker_eer": _get(r, "attacks", "speaker_verification", "eer"),
+                "speaker_eer_same_gender": _get(r, "attacks", "speaker_verification", "eer_same_gender"),
+                "mi_auc": _get(r, "membership", "auc"),
+                "best_epoch": _get(r, "best_epoch"),
+                "max_epochs": _get(r, "max_epochs"),
             }
         )
     if not rows:
@@ -70,7 +74,8 @@ def _get(record: dict, *keys: str) -> float:
 
 
 def paired_test(baseline: Sequence[float], treated: Sequence[float]) -> tuple[float, int]:
-    """Paired two-sided t-test over folds; returns (p value, sign of the mean difference treated - baseline)."""
+    """Paired two-sided t-test over the (fold, repeat) pairs; returns (p value, sign of the mean difference treated -
+    baseline)."""
     a, b = np.asarray(baseline, float), np.asarray(treated, float)
     ok = ~(np.isnan(a) | np.isnan(b))
     a, b = a[ok], b[ok]
@@ -96,6 +101,11 @@ def _cell(values: pd.Series, baseline: pd.Series | None = None) -> str:
     return text
 
 
+def _lambdas(values: pd.Series) -> str:
+    """The selected lambda of every (fold, repeat), in order: '0.3/1/0.5/...'."""
+    return "/".join(f"{v:g}" for v in values.to_numpy(float) if not math.isnan(v)) or "–"
+
+
 def _row_order(frame: pd.DataFrame) -> list[tuple[str, str]]:
     present = set(map(tuple, frame[["modality", "corpus"]].drop_duplicates().to_numpy()))
     order = [row for row in PAPER_ROWS if row in present]
@@ -104,51 +114,72 @@ def _row_order(frame: pd.DataFrame) -> list[tuple[str, str]]:
     return order
 
 
-def table1(frame: pd.DataFrame, adversary: str, privacy: str, *, placement: str = "fused",
-           extra: Sequence[str] = ()) -> pd.DataFrame:
-    """One of the paper's Table 1 variants, mean ± std over folds, adversarial cells marked against the baseline.
+def table1(frame: pd.DataFrame, adversary: str, privacy: Sequence[str] | str, *, placement: str = "fused",
+           extra: Sequence[str] = (), reference: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One of the paper's Table 1 variants, mean ± std over (fold, repeat) pairs, adversarial cells marked against the
+    paired baseline.
 
     Args:
         frame: ``records_frame`` output.
         adversary: "gender" (Table 1a) or "speaker" (Table 1b).
-        privacy: the attacker column used as "Priv" ("gender_uar" or "speaker_uar"); lower means more private.
+        privacy: the privacy column(s) reported for baseline and adversary ("gender_uar": lower is more private;
+            "speaker_eer": higher is more private).
         placement: which adversary placement to tabulate.
-        extra: further metric columns reported for the adversarial model (e.g. "mi_accuracy" for Table 1b).
+        extra: further metric columns (e.g. "mi_auc").
+        reference: ``privemo.reference.reference_frame`` output: adds the linear reference's emotion UAR per task.
     """
+    privacy = [privacy] if isinstance(privacy, str) else list(privacy)
     out_rows = []
     for modality, corpus in _row_order(frame):
-        row: dict[str, str] = {"modality": modality, "corpus": corpus}
+        row: dict[str, object] = {"modality": modality, "corpus": corpus}
         sel = frame[(frame.modality == modality) & (frame.corpus == corpus)]
         for task in TASKS:
-            base = sel[(sel.task == task) & (sel.adversary == "none")].set_index("fold").sort_index()
+            base = sel[(sel.task == task) & (sel.adversary == "none")].set_index(["fold", "repeat"]).sort_index()
             adv = sel[(sel.task == task) & (sel.adversary == adversary) & (sel.placement == placement)]
-            adv = adv.set_index("fold").sort_index()
+            adv = adv.set_index(["fold", "repeat"]).sort_index()
             common = base.index.intersection(adv.index)
             b, a = base.loc[common], adv.loc[common]
             label = task.capitalize()
+            if reference is not None:
+                ref = reference[(reference.corpus == corpus) & (reference.modality == modality) & (reference.task == task)]
+                row[f"{label} Emo (linear ref.)"] = (f"{ref.uar_mean.iloc[0]:.3f} ± {ref.uar_std.iloc[0]:.3f}"
+                                                     if len(ref) else "–")
             row[f"{label} Emo (baseline)"] = _cell(base["emotion_uar"]) if len(base) else "–"
             row[f"{label} Emo ({adversary} adv.)"] = _cell(a["emotion_uar"], b["emotion_uar"]) if len(a) else "–"
-            row[f"{label} Priv (baseline)"] = _cell(base[privacy]) if len(base) else "–"
-            row[f"{label} Priv ({adversary} adv.)"] = _cell(a[privacy], b[privacy]) if len(a) else "–"
-            for column in extra:
-                row[f"{label} {column} (baseline)"] = _cell(base[column]) if len(base) else "–"
-                row[f"{label} {column} ({adversary} adv.)"] = _cell(a[column], b[column]) if len(a) else "–"
+            for column in [*privacy, *extra]:
+                name = COLUMN_NAMES.get(column, column)
+                row[f"{label} {name} (baseline)"] = _cell(base[column]) if len(base) else "–"
+                row[f"{label} {name} ({adversary} adv.)"] = _cell(a[column], b[column]) if len(a) else "–"
+            row[f"{label} λ per fold ({adversary} adv.)"] = _lambdas(adv["grl_lambda"]) if len(adv) else "–"
+            row[f"{label} n"] = int(len(common))
         out_rows.append(row)
     return pd.DataFrame(out_rows)
 
 
+COLUMN_NAMES = {
+    "gender_uar": "Priv gender UAR",
+    "speaker_eer": "Speaker EER",
+    "speaker_eer_same_gender": "Speaker EER same-gender",
+    "mi_auc": "MI AUC",
+}
+
 TABLE_NOTES = {
     "table1a": (
-        "Table 1a: gender adversary. Emo = emotion UAR on the test speakers (higher is better). Priv = UAR of a fresh gender "
-        "attacker trained on the frozen representation (the strongest attacker by validation UAR; chance 0.5; lower is more "
-        "private). Mean ± std over the speaker-independent folds. {up}/{down}: significantly higher/lower than the baseline "
-        "(paired t-test over folds, p < {alpha})."
+        "Table 1a: gender adversary. Emo = emotion UAR on the test speakers (higher is better); linear ref. = a logistic "
+        "regression on utterance statistics / bag of words on the same folds (a network below it is undertrained). "
+        "Priv gender UAR = UAR of the validation-selected fresh gender attacker, refitted on training + validation "
+        "speakers, on the frozen representation (chance 0.5; lower is more private). λ per fold = the GRL strength "
+        "selected on validation in each (fold, repeat). Mean ± std over n (fold, repeat) pairs; baseline and adversary "
+        "of a pair share initial weights and batch order. {up}/{down}: significantly higher/lower than the baseline "
+        "(paired t-test over the n pairs, p < {alpha})."
     ),
     "table1b": (
-        "Table 1b: speaker-identity adversary. Priv = UAR of a fresh speaker-identity attacker on the test speakers' frozen "
-        "representations (chance 1/number of test speakers; lower is more private); mi_accuracy = best membership-identification "
-        "attack accuracy (0.5 = nothing leaks). Mean ± std over folds. {up}/{down}: significantly higher/lower than the baseline "
-        "(paired t-test over folds, p < {alpha})."
+        "Table 1b: speaker-identity adversary. Speaker EER = equal error rate of a fresh speaker verifier learnt on the "
+        "training speakers' frozen representations, on all same/different-speaker pairs of the validation and test "
+        "speakers (0.5 = nothing links; higher is more private); same-gender = only different-speaker pairs of one "
+        "gender. MI AUC = ROC AUC of the strongest membership-inference attack, members = training utterances, "
+        "non-members = held-out utterances of the same speakers (0.5 = nothing leaks). Mean ± std over n (fold, "
+        "repeat) pairs. {up}/{down}: significantly higher/lower than the baseline (paired t-test, p < {alpha})."
     ),
 }
 
@@ -163,17 +194,19 @@ def to_markdown(table: pd.DataFrame, note: str = "") -> str:
     return (note + "\n\n" + text) if note else text
 
 
-def write_tables(records: Sequence[dict], out_dir: str | Path) -> dict[str, pd.DataFrame]:
+def write_tables(records: Sequence[dict], out_dir: str | Path,
+                 reference: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
     """Write table1a.md/.csv and table1b.md/.csv (when their adversaries were run) into ``out_dir``, atomically."""
     out_dir = Path(out_dir)
     frame = records_frame(records)
     fmt = {"up": MARK_UP, "down": MARK_DOWN, "alpha": SIGNIFICANCE_LEVEL}
     written: dict[str, pd.DataFrame] = {}
-    specs = {"table1a": ("gender", "gender_uar", ()), "table1b": ("speaker", "speaker_uar", ("mi_accuracy",))}
+    specs = {"table1a": ("gender", ["gender_uar"], ()),
+             "table1b": ("speaker", ["gender_uar", "speaker_eer", "speaker_eer_same_gender"], ("mi_auc",))}
     for name, (adversary, privacy, extra) in specs.items():
         if not (frame.adversary == adversary).any():
             continue
-        table = table1(frame, adversary, privacy, extra=extra)
+        table = table1(frame, adversary, privacy, extra=extra, reference=reference)
         atomic_write_text(out_dir / f"{name}.csv", table.to_csv(index=False))
         atomic_write_text(out_dir / f"{name}.md", to_markdown(table, TABLE_NOTES[name].format(**fmt)))
         written[name] = table
@@ -202,8 +235,48 @@ def placement_table(frame: pd.DataFrame) -> pd.DataFrame | None:
     return pd.DataFrame(rows)
 
 
+def lambda_tradeoff_frame(records: Sequence[dict]) -> pd.DataFrame:
+    """The lambda trade-off from the tuned runs' own trials (no separate trainings): for every adversarial row and
+    lambda, mean and std over (fold, repeat) of the trial's test emotion UAR and of a fresh gender probe's test UAR
+    (a logistic regression fitted on the trial's training-speaker h), plus how often that lambda was selected. The
+    baseline's trials appear as adversary "none", lambda 0.
+    Columns: corpus, modality, task, adversary, grl_lambda, emotion_uar_mean/std, gender_uar_mean/std, n_folds,
+    selected."""
+    rows = []
+    for r in records:
+        for trial in r.get("trials", ()):
+            if r.get("adversary") is not None and trial.get("grl_lambda") is None:
+                continue
+            lam = 0.0 if r.get("adversary") is None else float(trial["grl_lambda"])  # the baseline is lambda = 0
+            rows.append({"corpus": r["corpus"], "modality": "+".join(r["modalities"]), "task": r["task"],
+                         "adversary": r["adversary"] or "none", "grl_lambda": lam,
+                         "fold": (int(r["fold"]), int(r.get("repeat", 0))),
+                         "emotion_uar": trial.get("test_emotion_uar"), "gender_uar": trial.get("test_probe_uar"),
+                         "selected": float(trial.get("trial_id") == _selected_trial(r))})
+    columns = ["corpus", "modality", "task", "adversary", "grl_lambda"]
+    if not rows:
+        return pd.DataFrame(columns=columns + ["emotion_uar_mean", "emotion_uar_std", "gender_uar_mean",
+                                               "gender_uar_std", "n_folds", "selected"])
+    frame = pd.DataFrame(rows).astype({"emotion_uar": float, "gender_uar": float})
+    agg = frame.groupby(columns).agg(
+        emotion_uar_mean=("emotion_uar", "mean"), emotion_uar_std=("emotion_uar", "std"),
+        gender_uar_mean=("gender_uar", "mean"), gender_uar_std=("gender_uar", "std"),
+        n_folds=("fold", "nunique"), selected=("selected", "sum"),
+    )
+    return agg.reset_index()
+
+
+def _selected_trial(record: dict) -> str | None:
+    """The trial id whose hyper-parameters are the record's ``best_hp``."""
+    for trial in record.get("trials", ()):
+        if trial.get("hp") == record.get("best_hp"):
+            return trial.get("trial_id")
+    return None
+
+
 def lambda_sweep_frame(records: Sequence[dict]) -> pd.DataFrame:
-    """Mean and std over folds of emotion UAR and gender-attacker UAR per lambda, from the sweep's records."""
+    """Mean and std over folds of emotion UAR and gender-attacker UAR per selected lambda, from fold records (kept for
+    records made with a fixed lambda; ``lambda_tradeoff_frame`` draws the trade-off from every trial)."""
     frame = records_frame(records)
     if frame.grl_lambda.isna().all():
         raise ValueError("The records hold no grl_lambda values: they are not lambda-sweep results.")
@@ -216,17 +289,31 @@ def lambda_sweep_frame(records: Sequence[dict]) -> pd.DataFrame:
 
 
 def plot_lambda_sweep(sweep: pd.DataFrame, path: str | Path, baseline: pd.DataFrame | None = None) -> Path:
-    """Emotion UAR and attacker UAR against lambda (error bars = std over folds), written atomically as PNG."""
+    """Emotion UAR and gender attacker / probe UAR against lambda, one panel per (corpus, modality, task, adversary)
+    (error bars = std over folds), written atomically as PNG. Rows of adversary "none" (``lambda_tradeoff_frame``'s
+    baseline) are drawn at lambda 0 in every panel of their (corpus, modality, task); ``baseline`` (a ``records_frame``
+    of baseline records) adds their means as dotted lines."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     path = Path(path)
-    groups = list(sweep.groupby(["corpus", "modality", "task"]))
-    fig, axes = plt.subplots(1, len(groups), figsize=(4.6 * len(groups), 3.6), squeeze=False)
-    for ax, ((corpus, modality, task), g) in zip(axes[0], groups):
-        g = g.sort_values("grl_lambda")
+    if "adversary" not in sweep:
+        sweep = sweep.assign(adversary="gender")
+    zero = sweep[sweep.adversary == "none"]
+    keys = ["corpus", "modality", "task", "adversary"]
+    groups = list(sweep[sweep.adversary != "none"].groupby(keys))
+    if not groups:
+        raise ValueError("Nothing to plot: the frame holds no adversarial lambda values.")
+    ncols = min(4, len(groups))
+    nrows = math.ceil(len(groups) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.3 * nrows), squeeze=False)
+    for ax in axes.flat[len(groups):]:
+        ax.set_visible(False)
+    for ax, ((corpus, modality, task, adversary), g) in zip(axes.flat, groups):
+        z = zero[(zero.corpus == corpus) & (zero.modality == modality) & (zero.task == task)]
+        g = pd.concat([z, g]).sort_values("grl_lambda")
         ax.errorbar(g.grl_lambda, g.emotion_uar_mean, yerr=g.emotion_uar_std, marker="o", capsize=3, label="emotion UAR")
         ax.errorbar(g.grl_lambda, g.gender_uar_mean, yerr=g.gender_uar_std, marker="s", capsize=3,
                     label="gender attacker UAR")
@@ -236,14 +323,14 @@ def plot_lambda_sweep(sweep: pd.DataFrame, path: str | Path, baseline: pd.DataFr
                 ax.axhline(b.emotion_uar.mean(), color="C0", ls=":", lw=1, label="emotion UAR, no adversary")
                 ax.axhline(b.gender_uar.mean(), color="C1", ls=":", lw=1, label="attacker UAR, no adversary")
         ax.axhline(0.5, color="grey", ls="--", lw=0.8)
-        ax.set_xlabel("GRL λ")
+        ax.set_xlabel("GRL λ (0 = no adversary)" if len(z) else "GRL λ")
         ax.set_ylabel("UAR")
-        ax.set_title(f"{corpus}: {modality}, {task}", fontsize=9)
+        ax.set_title(f"{corpus}: {modality}, {task}, {adversary} adv.", fontsize=9)
         ax.set_ylim(0.0, 1.05)
     axes[0][0].legend(fontsize=7, loc="lower left")
     fig.tight_layout()
     tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=120)
+    fig.savefig(tmp, dpi=110)
     plt.close(fig)
     tmp.replace(path)
     return path

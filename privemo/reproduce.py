@@ -56,7 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=int, default=None, help="early-stopping patience in epochs (default: by grid)")
     p.add_argument("--batch-size", type=int, default=None,
                    help="training batch size of the emotion networks (default: by grid, see README)")
-    p.add_argument("--no-sweep", action="store_true", help="skip the lambda sweep")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="repeat every (condition, fold) with new seeds; paired tests then run over folds x repeats")
+    p.add_argument("--selection", default="probe", choices=["probe", "head"],
+                   help="privacy term of early stopping and lambda selection: 'probe' = a fresh logistic probe (gender) "
+                        "or speaker verifier fitted on the training speakers' representation, scored on the validation "
+                        "speakers; 'head' = the paper-literal adversary head's validation UAR, its distance from "
+                        "chance penalised in both directions")
     p.add_argument("--jobs", type=int, default=None,
                    help="worker processes for the fold loop (default: one per CPU core); results do not depend on it")
     p.add_argument("--seed", type=int, default=0, help="the one seed of the run (folds, initialisation, attackers)")
@@ -67,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run in --out: finished folds and trials are not redone")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--verbose", action="store_true",
+                   help="also a line per epoch of every trial, and TensorFlow's own start-up log")
     return p
 
 
@@ -77,7 +85,7 @@ def config_from_args(args: argparse.Namespace):
         raise UserError(f"--corpus {args.corpus} needs --root: the folder holding your licensed copy of the corpus")
     if args.folds < 2:
         raise UserError(f"--folds must be at least 2 for cross-validation (got {args.folds})")
-    for name in ("epochs", "patience", "batch_size", "jobs", "demo_size"):
+    for name in ("epochs", "patience", "batch_size", "jobs", "demo_size", "repeats"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UserError(f"--{name.replace('_', '-')} must be a positive integer (got {value})")
@@ -115,9 +123,10 @@ def config_from_args(args: argparse.Namespace):
         embeddings=args.embeddings,
         out_dir=str(out),
         resume=args.resume,
-        lambda_sweep=not args.no_sweep,
+        repeats=args.repeats,
+        selection=args.selection,
         demo_per_speaker=args.demo_size,
-        verbose=0 if args.quiet else 1,
+        verbose=0 if args.quiet else (2 if args.verbose else 1),
     )
 
 
@@ -158,6 +167,10 @@ def run_command(prog: str, body: Callable[[], str | None], interrupted: str) -> 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.verbose:
+        from ._quiet import show_tensorflow_log
+
+        show_tensorflow_log()  # TensorFlow's own start-up log, also in the worker processes
 
     def body() -> str:
         from .experiment import run

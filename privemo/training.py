@@ -14,6 +14,7 @@ into the epoch logs, where ``EarlyStopping``, keras-tuner and ``History`` see th
 
 from __future__ import annotations
 
+import weakref
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -31,7 +32,12 @@ VAL_BATCH_SIZE = 64  # validation prediction batch size (no effect on results, o
 
 
 def objective(
-    emotion_uar: float, attribute_uar: float | None = None, chance: float = 0.5, weight: float = OBJECTIVE_WEIGHT
+    emotion_uar: float,
+    attribute_uar: float | None = None,
+    chance: float = 0.5,
+    weight: float = OBJECTIVE_WEIGHT,
+    *,
+    two_sided: bool = False,
 ) -> float:
     """The model-selection objective (higher is better).
 
@@ -40,16 +46,22 @@ def objective(
 
         objective = emotion_uar - weight * max(0, attribute_uar - chance)
 
-    An attribute recognised at or below chance costs nothing (a head that is confidently wrong is not rewarded: it still
-    leaks, see the README); every point of attribute UAR above chance costs ``weight`` points of emotion UAR. Without an
-    adversary (``attribute_uar=None``, the baseline) it is the emotion UAR alone. ``chance`` is 1/K for K attribute classes
-    (0.5 for gender).
+    An attribute recognised at or below chance costs nothing; every point of attribute UAR above chance costs ``weight``
+    points of emotion UAR. Without an adversary (``attribute_uar=None``, the baseline) it is the emotion UAR alone.
+    ``chance`` is 1/K for K attribute classes (0.5 for gender).
+
+    Where the attribute UAR comes from decides whether the rule can be gamed. privemo's default takes it from a *fresh
+    probe* fitted on the training speakers' h each epoch (``privemo.selection.PrivacyProbe``), which cannot be fooled the
+    way a jointly trained head can. The paper-literal rule scores the adversary head itself; a head driven below chance
+    is confidently wrong and still leaks, so with ``two_sided=True`` its distance from chance costs in both directions:
+    ``emotion_uar - weight * |attribute_uar - chance|``.
 
     Args:
         emotion_uar: Validation emotion UAR in [0, 1].
         attribute_uar: Validation gender / speaker UAR in [0, 1], or None.
         chance: The attribute's chance UAR.
         weight: Float >= 0, the trade-off (0: emotion only).
+        two_sided: penalise the distance from chance in both directions (the head-based rule).
     """
     for name, value in (("emotion_uar", emotion_uar), ("chance", chance)):
         if not 0.0 <= float(value) <= 1.0:
@@ -65,7 +77,8 @@ def objective(
             f"Invalid value received for argument `attribute_uar`. Expected a float in [0, 1] or None. "
             f"Received: attribute_uar={attribute_uar!r}"
         )
-    return float(emotion_uar) - float(weight) * max(0.0, float(attribute_uar) - float(chance))
+    excess = float(attribute_uar) - float(chance)
+    return float(emotion_uar) - float(weight) * (abs(excess) if two_sided else max(0.0, excess))
 
 
 _default_objective = objective
@@ -175,6 +188,9 @@ class ValidationUAR(keras.callbacks.Callback):
             output without targets is not scored (e.g. a speaker head on unseen validation speakers).
         objective: ``f(emotion_uar, attribute_uar_or_None, chance) -> float``; default ``objective`` (weight 1).
         batch_size: prediction batch size for raw utterances.
+        probe: a ``privemo.selection.PrivacyProbe``: the attribute term of the objective then comes from a fresh probe
+            fitted on the training speakers' h each epoch (logged as ``val_probe``), not from the adversary head (whose
+            UAR is still logged). Needs raw-utterance ``val_data`` and a model with an "h" layer.
     """
 
     def __init__(
@@ -184,8 +200,12 @@ class ValidationUAR(keras.callbacks.Callback):
         *,
         objective: Callable[[float, float | None, float], float] | None = None,
         batch_size: int = VAL_BATCH_SIZE,
+        probe=None,
     ):
         super().__init__()
+        if probe is not None and (isinstance(val_data, tf.data.Dataset) or callable(val_data)):
+            raise ValueError("ValidationUAR with a `probe` needs the validation utterances as {modality: [arrays]}.")
+        self.probe = probe
         self.val_data = val_data
         self.val_targets = None if val_targets is None else {k: np.asarray(v) for k, v in val_targets.items()}
         self.objective = objective if objective is not None else _default_objective
@@ -194,6 +214,12 @@ class ValidationUAR(keras.callbacks.Callback):
 
     def _predict(self, model):
         data = self.val_data
+        if self.probe is not None:
+            scorer = with_representation(model)
+            preds = predict_sequences(scorer, data, self.batch_size)
+            h_train = predict_sequences(scorer, self.probe.train_inputs, self.batch_size)["h"]
+            preds["probe"] = self.probe.score(h_train, preds.pop("h"))
+            return preds, self.val_targets
         if isinstance(data, tf.data.Dataset):
             preds, targets = predict_dataset(model, data)
         elif callable(data):
@@ -214,6 +240,7 @@ class ValidationUAR(keras.callbacks.Callback):
             raise ValueError("ValidationUAR needs an 'emotion' output and 'emotion' validation targets.")
         emotion = uar(_target_for("emotion", targets), preds["emotion"])
         logs["val_emotion_uar"] = emotion
+        probe = preds.pop("probe", None)
         per_attribute: dict[str, list[tuple[float, float]]] = {}
         for name, scores in preds.items():
             attribute = attribute_of(name)
@@ -229,6 +256,9 @@ class ValidationUAR(keras.callbacks.Callback):
             best = max(values)
             logs[f"val_{attribute}_uar"] = best[0]
             attribute_uar, chance = best
+        if probe is not None:
+            logs["val_probe"] = attribute_uar = float(probe)
+            chance = 0.5
         logs["val_objective"] = float(self.objective(emotion, attribute_uar, chance))
         return logs
 
@@ -236,6 +266,20 @@ class ValidationUAR(keras.callbacks.Callback):
         self.last = self.scores()
         if logs is not None:
             logs.update(self.last)
+
+
+_SCORERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def with_representation(model: keras.Model) -> keras.Model:
+    """``model`` with its representation h (layer "h") as one more output, sharing its weights; one per model, so
+    its prediction function is traced once however many epochs and trials score it."""
+    scorer = _SCORERS.get(model)
+    if scorer is None:
+        outputs = dict(model.output) if isinstance(model.output, dict) else {"emotion": model.get_layer("emotion").output}
+        outputs["h"] = model.get_layer("h").output
+        scorer = _SCORERS[model] = keras.Model(model.inputs, outputs, name=f"{model.name}_with_h")
+    return scorer
 
 
 def align_dataset(dataset: tf.data.Dataset, model: keras.Model) -> tf.data.Dataset:
@@ -296,13 +340,15 @@ def fit(
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int = 0,
     learning_rate: float = LEARNING_RATE,
+    probe=None,
 ) -> dict[str, list[float]]:
     """Train ``model`` on ``train_ds`` (a dataset of (x, y[, sw]); see ``align_dataset``) with whole-set validation UAR
     and early stopping on ``val_objective`` (mode max, ``patience`` epochs, best weights restored at the end).
 
     The model is compiled with ``compile_model(model, learning_rate)`` if it is not compiled yet. ``val_data`` /
     ``val_targets``: see ``ValidationUAR``. Extra ``callbacks`` run after the validation scoring, so they see
-    ``val_objective``. Returns the history dict (one list per log key, one value per epoch run).
+    ``val_objective``. ``probe``: see ``ValidationUAR``. Returns the history dict (one list per log key, one value per
+    epoch run).
     """
     for name, value, low in (("epochs", epochs, 1), ("patience", patience, 0)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
@@ -314,7 +360,7 @@ def fit(
     restart = getattr(train_ds, "privemo_restart_epochs", None)
     if restart is not None:  # every training run starts from epoch 0 of the pipeline's shuffle (see make_dataset)
         restart()
-    validation = ValidationUAR(val_data, val_targets, objective=objective)
+    validation = ValidationUAR(val_data, val_targets, objective=objective, probe=probe)
     stopper = keras.callbacks.EarlyStopping(
         monitor="val_objective", mode="max", patience=int(patience), restore_best_weights=True
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from functools import partial
 from math import prod
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import keras
@@ -24,7 +25,10 @@ from keras_tuner.src import utils as tuner_io
 from keras_tuner.src.engine import tuner as tuner_module
 from keras_tuner.src.engine import tuner_utils
 
+from privemo import _tuner_io  # noqa: F401  (keras-tuner state files written atomically; damaged ones named)
+from privemo._io import atomic_write_json, read_json
 from privemo._seed import set_seed
+from privemo.selection import check_selection
 from privemo.grids import PAPER_GRID
 from privemo.layers import check_lambda
 from privemo.models import check_int, build_model
@@ -85,7 +89,13 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
         learning_rate, jit_compile: passed to ``compile_model``.
         epochs, patience: training budget per trial (``fit`` keyword arguments override them).
         objective_weight: weight of the attribute UAR's excess over chance in ``objective``.
-        seed: ``privemo._seed.set_seed(seed)`` (``keras.utils.set_random_seed`` without its kernel-cache flush) before every build, so every configuration starts from the same seed.
+        selection: "probe" (default: the attribute term comes from a fresh probe on h, ``privemo.selection``; ``fit``
+            then needs ``probe=``) or "head" (the paper-literal rule: the adversary head's validation UAR, its distance
+            from chance penalised in both directions).
+        seed: ``privemo._seed.set_seed(seed)`` (``keras.utils.set_random_seed`` without its kernel-cache flush) before
+            every build, so every configuration starts from the same seed. Layers are created in the same order with
+            and without an adversary (encoder, emotion head, then adversary heads), so a baseline and an adversarial
+            hypermodel with the same seed start from identical weights in every layer they share (paired trials).
         model_cache: optional dict shared between hypermodels (e.g. across the folds a worker process runs). A network
             whose architecture is already in it is reused: the cached model receives the freshly initialised weights of
             this build (same seed, so the same values a new model would have) and its optimizer state is reset to the
@@ -112,8 +122,10 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
         seed: int | None = 0,
         name: str | None = None,
         model_cache: dict | None = None,
+        selection: str = "probe",
     ):
         super().__init__(name=name, tunable=True)
+        self.selection = check_selection(selection)
         self.model_cache = model_cache
         self.grid = _check_grid(grid)
         if adversary is None:
@@ -186,12 +198,25 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
 
     def fit(
         self, hp, model, train_ds, val_data, val_targets=None, *, callbacks=(), verbose=0, epochs=None, patience=None,
-        **kwargs,
+        probe=None, **kwargs,
     ):
         """Train ``model`` with ``privemo.training.fit`` and return the best epoch's scores:
-        {"val_objective", "val_emotion_uar", "val_<attribute>_uar" (when scored), "best_epoch", "epochs_run"}."""
+        {"val_objective", "val_emotion_uar", "val_<attribute>_uar" (when scored), "val_probe" (probe selection with an
+        adversary), "best_epoch", "epochs_run"}."""
+        return self.fit_with_history(hp, model, train_ds, val_data, val_targets, callbacks=callbacks, verbose=verbose,
+                                     epochs=epochs, patience=patience, probe=probe, **kwargs)[0]
+
+    def fit_with_history(
+        self, hp, model, train_ds, val_data, val_targets=None, *, callbacks=(), verbose=0, epochs=None, patience=None,
+        probe=None, **kwargs,
+    ) -> tuple[dict, dict]:
+        """``fit``'s best-epoch scores and the whole per-epoch history (the learning curve)."""
         if kwargs:
             raise TypeError(f"EmotionPrivacyHyperModel.fit() got unexpected keyword arguments: {sorted(kwargs)}")
+        use_probe = self.selection == "probe" and self.adversary is not None
+        if use_probe and probe is None:
+            raise ValueError("EmotionPrivacyHyperModel(selection='probe') with an adversary needs `probe=` (a "
+                             "privemo.selection.PrivacyProbe) in fit / tuner.search.")
         history = train(
             model,
             train_ds,
@@ -199,15 +224,17 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
             val_targets,
             epochs=self.epochs if epochs is None else epochs,
             patience=self.patience if patience is None else patience,
-            objective=partial(objective, weight=self.objective_weight),
+            objective=partial(objective, weight=self.objective_weight, two_sided=self.selection == "head"),
             callbacks=list(callbacks),
             verbose=verbose,
+            probe=probe if use_probe else None,
         )
         best = best_epoch(history, OBJECTIVE)
-        result = {k: v for k, v in best.items() if k == OBJECTIVE or (k.startswith("val_") and k.endswith("_uar"))}
+        result = {k: v for k, v in best.items()
+                  if k in (OBJECTIVE, "val_probe") or (k.startswith("val_") and k.endswith("_uar"))}
         result["best_epoch"] = float(best["epoch"])
         result["epochs_run"] = float(len(history[OBJECTIVE]))
-        return result
+        return result, history
 
 
 class EpochProgress(keras.callbacks.Callback):
@@ -283,7 +310,8 @@ class GridSearch(keras_tuner.GridSearch):
             callbacks.append(EpochProgress(self.report, f"{self.report_label}trial {trial_no}/{self.hypermodel.size}"))
         hp = trial.hyperparameters
         model = self._try_build(hp)
-        results = self.hypermodel.fit(hp, model, *args, callbacks=callbacks, **kwargs)
+        results, history = self.hypermodel.fit_with_history(hp, model, *args, callbacks=callbacks, **kwargs)
+        atomic_write_json(history_path(self, trial.trial_id), history)
         tuner_io.save_json(self._get_build_config_fname(trial.trial_id), model.get_build_config())
         tuner_utils.validate_trial_results(results, self.oracle.objective, "HyperModel.fit()")
         model.save_weights(self._get_checkpoint_fname(trial.trial_id))
@@ -292,6 +320,17 @@ class GridSearch(keras_tuner.GridSearch):
     def _configure_tensorboard_dir(self, callbacks, trial, execution=0):
         if any(cb.__class__.__name__ == "TensorBoard" for cb in callbacks):
             super()._configure_tensorboard_dir(callbacks, trial, execution)
+
+
+def history_path(tuner: keras_tuner.Tuner, trial_id: str) -> Path:
+    """Where ``GridSearch.run_trial`` keeps a trial's per-epoch history (its learning curve) as JSON."""
+    return Path(tuner.get_trial_dir(trial_id)) / "history.json"
+
+
+def trial_history(tuner: keras_tuner.Tuner, trial_id: str) -> dict[str, list[float]] | None:
+    """A finished trial's per-epoch history, or None when it was not recorded (e.g. a keras-tuner default trial)."""
+    path = history_path(tuner, trial_id)
+    return read_json(path) if path.is_file() else None
 
 
 class ConcurrentGridSearchOracle(keras_tuner.oracles.GridSearchOracle):

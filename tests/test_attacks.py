@@ -8,17 +8,27 @@ import json
 import numpy as np
 import pytest
 
+from sklearn.metrics import log_loss
+
+import privemo
+from privemo import attacks as attacks_module
 from privemo.attacks import (
     ATTACKER_GRID,
+    DEFAULT_ATTACKERS,
     MLPAttacker,
     SklearnAttacker,
     _fit_threshold,
+    _tpr_at_fpr,
     attack_representation,
+    bootstrap_uar_ci,
+    holdout_split,
     membership_attack,
+    membership_inference,
     speaker_attack,
     split_by_speaker,
     train_attacker,
 )
+from privemo.metrics import uar
 from privemo.grids import ATTACKER_GRID as GRIDS_ATTACKER_GRID
 
 SMALL_GRID = {"dense_layers": (2,), "dense_width": (16,)}
@@ -63,10 +73,11 @@ def test_attack_representation_planted_signal_all_attackers_high():
     h_va, y_va = planted(100, seed=5)
     h_te, y_te = planted(200, seed=6)
     rep = attack_representation(h_tr, y_tr, h_va, y_va, h_te, y_te, grid=SMALL_GRID, **FAST)
-    assert set(rep.results) == {"mlp", "logreg", "svm"}
+    assert set(rep.results) == {"mlp", "logreg", "svm", "hgb"} == set(DEFAULT_ATTACKERS)
     for name, res in rep.results.items():
         assert res["test_uar"] > 0.9, (name, res)
     assert rep.chance == 0.5 and rep.n_classes == 2 and (rep.n_train, rep.n_val, rep.n_test) == (300, 100, 200)
+    assert rep.n_refit == 400 and rep.refit_on == "train+validation"
 
 
 def test_attack_representation_on_noise_stays_near_chance_and_reports_consistently():
@@ -76,13 +87,26 @@ def test_attack_representation_on_noise_stays_near_chance_and_reports_consistent
     rep = attack_representation(h_tr, y_tr, h_va, y_va, h_te, y_te, grid=SMALL_GRID, **FAST)
     for name, res in rep.results.items():
         assert res["test_uar"] < 0.65, (name, res)
-    vals = {k: v["val_uar"] for k, v in rep.results.items()}
+    losses = {k: v["val_log_loss"] for k, v in rep.results.items()}
     tests = {k: v["test_uar"] for k, v in rep.results.items()}
-    assert rep.strongest_val_uar == max(vals.values()) and rep.strongest_test_uar == tests[rep.strongest]
+    assert rep.strongest == min(losses, key=losses.get) and rep.strongest_val_log_loss == min(losses.values())
+    assert rep.strongest_val_uar == rep.results[rep.strongest]["val_uar"]
+    assert rep.strongest_test_uar == tests[rep.strongest]
     assert rep.max_test_uar == max(tests.values()) >= rep.strongest_test_uar
     assert tests[rep.max_test_attacker] == rep.max_test_uar
-    json.dumps(rep.to_dict())  # serialisable, fitted attackers excluded
-    assert set(rep.fitted) == {"mlp", "logreg", "svm"}
+    assert [k for k, v in rep.results.items() if v["refit"]] == [rep.strongest]
+    d = rep.to_dict()
+    json.dumps(d)  # serialisable, fitted attackers excluded
+    for key in ("strongest", "strongest_val_uar", "strongest_test_uar", "max_test_uar", "max_test_attacker",
+                "test_uar_ci", "strongest_test_uar_before_refit", "strongest_val_log_loss", "selection"):
+        assert key in d, key
+    assert set(rep.fitted) == {"mlp", "logreg", "svm", "hgb"}
+    # the log-losses are scikit-learn's on the validation set (checked for the attackers that were not refit)
+    for name, att in rep.fitted.items():
+        if name != rep.strongest:
+            proba = np.clip(att.predict_proba(h_va), 1e-7, 1.0)
+            expected = log_loss(y_va, proba / proba.sum(axis=1, keepdims=True), labels=[0, 1])
+            assert rep.results[name]["val_log_loss"] == pytest.approx(expected, rel=1e-6), name
 
 
 def test_train_attacker_searches_exactly_the_paper_grid_and_keeps_the_best():
@@ -168,6 +192,173 @@ def test_unfitted_and_bad_constructor_arguments():
         MLPAttacker(2, 0)
     with pytest.raises(ValueError, match="`kind`"):
         SklearnAttacker("forest")
+
+
+class _FakeAttacker:
+    """A stand-in attacker with fixed validation UAR and probabilities (selection logic without training cost)."""
+
+    def __init__(self, name, val_uar, p_true, log):
+        self.name, self.val_uar, self.p_true, self.log = name, val_uar, p_true, log
+        self.classes_ = np.array([0, 1])
+        self.config = {"name": name}
+
+    def predict_proba(self, h):
+        # probability p_true[i] on the label stored in column 0 of h (the tests put the label there)
+        y = np.asarray(h)[:, 0].astype(int)
+        p = np.resize(np.asarray(self.p_true, dtype=float), len(y))
+        out = np.empty((len(y), 2))
+        out[np.arange(len(y)), y] = p
+        out[np.arange(len(y)), 1 - y] = 1 - p
+        return out
+
+    def predict(self, h):
+        return self.predict_proba(h).argmax(axis=1)
+
+    def score(self, h, y):
+        return uar(y, self.predict(h))
+
+    def refit(self, h, y):
+        self.log.append((self.name, len(h)))
+        return _FakeAttacker(self.name + "+refit", None, self.p_true, self.log)
+
+
+def test_selection_is_by_validation_log_loss_not_uar_and_refits_on_train_plus_validation(monkeypatch):
+    # "confident" has the higher validation UAR (0.9) but puts 1e-6 on the true label of every tenth utterance;
+    # "calibrated" has a lower UAR (0.8) and never strays far from the truth: log-loss must pick "calibrated".
+    log = []
+    confident = [0.99] * 9 + [1e-6]
+    calibrated = [0.7] * 8 + [0.45, 0.45]
+    monkeypatch.setitem(attacks_module.ATTACKERS, "logreg", lambda *a, **k: _FakeAttacker("confident", 0.9,
+                                                                                          confident, log))
+    monkeypatch.setitem(attacks_module.ATTACKERS, "svm", lambda *a, **k: _FakeAttacker("calibrated", 0.8,
+                                                                                       calibrated, log))
+    y_tr, y_va, y_te = np.arange(40) % 2, np.arange(20) % 2, np.arange(30) % 2
+    h = lambda y: np.column_stack([y, np.ones(len(y))]).astype(np.float32)  # noqa: E731
+    rep = attack_representation(h(y_tr), y_tr, h(y_va), y_va, h(y_te), y_te, attackers=("logreg", "svm"),
+                                n_bootstrap=50)
+    assert rep.results["logreg"]["val_uar"] > rep.results["svm"]["val_uar"]
+    assert rep.results["svm"]["val_log_loss"] < rep.results["logreg"]["val_log_loss"]
+    assert rep.strongest == "svm" and rep.strongest_val_uar == 0.8 and rep.selection == "validation log-loss"
+    assert log == [("calibrated", 60)]  # refit once, on the 40 training + 20 validation rows
+    assert rep.fitted["svm"].name == "calibrated+refit" and rep.n_refit == 60
+    assert rep.results["svm"]["refit"] and not rep.results["logreg"]["refit"]
+    # ties go to the earlier attacker in `attackers`
+    monkeypatch.setitem(attacks_module.ATTACKERS, "svm", lambda *a, **k: _FakeAttacker("twin", 0.9, confident, log))
+    rep = attack_representation(h(y_tr), y_tr, h(y_va), y_va, h(y_te), y_te, attackers=("svm", "logreg"),
+                                n_bootstrap=0)
+    assert rep.strongest == "svm" and rep.test_uar_ci is None
+    rep = attack_representation(h(y_tr), y_tr, h(y_va), y_va, h(y_te), y_te, attackers=("logreg", "svm"),
+                                n_bootstrap=0, refit=False)
+    assert rep.strongest == "logreg" and rep.refit_on == "not refit" and rep.n_refit == 40
+
+
+def test_refit_uses_train_plus_validation_with_the_chosen_settings():
+    h_tr, y_tr = planted(200, shift=1.0, seed=30)
+    h_va, y_va = planted(80, shift=1.0, seed=31)
+    h_te, y_te = planted(120, shift=1.0, seed=32)
+    rep = attack_representation(h_tr, y_tr, h_va, y_va, h_te, y_te, attackers=("logreg", "svm"), n_bootstrap=0)
+    before = attacks_module.ATTACKERS[rep.strongest](h_tr, y_tr, h_va, y_va)
+    expected = before.refit(np.concatenate([h_tr, h_va]), np.concatenate([y_tr, y_va]))
+    chosen = rep.fitted[rep.strongest]
+    assert chosen.config == before.config == rep.results[rep.strongest]["config"]
+    np.testing.assert_array_equal(chosen.predict_proba(h_te), expected.predict_proba(h_te))
+    assert not np.array_equal(chosen.predict_proba(h_te), before.predict_proba(h_te))  # the refit changed it
+    assert rep.strongest_test_uar_before_refit == pytest.approx(before.score(h_te, y_te))
+    assert rep.strongest_test_uar == pytest.approx(expected.score(h_te, y_te))
+
+
+def test_mlp_refit_trains_for_the_best_epoch_count():
+    # Early-stopped on validation, the attacker keeps the weights of epoch `best_epoch_` (counted from 1). Refitting it
+    # on its own training data for that many epochs must give back exactly those weights: an off-by-one epoch count,
+    # another seed or another batch order would not.
+    h_tr, y_tr = planted(160, shift=0.8, seed=33)
+    h_va, y_va = planted(80, shift=0.8, seed=34)
+    h_te, _ = planted(40, seed=35)
+    att = MLPAttacker(2, 16, seed=4, epochs=30, patience=3, batch_size=16).fit(h_tr, y_tr, validation_data=(h_va, y_va))
+    assert att.best_epoch_ < len(att.val_history_)  # stopped after its best epoch, so the count matters
+    again = att.refit(h_tr, y_tr)
+    assert again.epochs == att.best_epoch_ and again.config["best_epoch"] == att.best_epoch_
+    np.testing.assert_array_equal(again.predict_proba(h_te), att.predict_proba(h_te))
+    longer = MLPAttacker(2, 16, seed=4, epochs=att.best_epoch_ + 1, batch_size=16).fit(h_tr, y_tr)
+    assert not np.array_equal(longer.predict_proba(h_te), att.predict_proba(h_te))
+
+
+@pytest.mark.parametrize("absent", ["none", "empty"])
+def test_the_refit_changes_nothing_when_validation_data_are_absent(absent):
+    h_tr, y_tr = planted(160, shift=1.0, seed=36)
+    h_te, y_te = planted(80, shift=1.0, seed=37)
+    h_va, y_va = (None, None) if absent == "none" else (h_tr[:0], y_tr[:0])
+    rep = attack_representation(h_tr, y_tr, h_va, y_va, h_te, y_te, grid=SMALL_GRID, attackers=("mlp", "logreg"),
+                                n_bootstrap=0, **FAST)
+    assert rep.n_val == 0 and rep.n_refit == 160 and "training" in rep.selection
+    assert rep.strongest_test_uar == rep.strongest_test_uar_before_refit
+    # the refit attacker predicts exactly as the same attacker fitted (and selected) on the training data alone
+    kw = dict(grid=SMALL_GRID, **FAST) if rep.strongest == "mlp" else {}
+    alone = attacks_module.ATTACKERS[rep.strongest](h_tr, y_tr, h_tr, y_tr, **kw)
+    np.testing.assert_array_equal(rep.fitted[rep.strongest].predict_proba(h_te), alone.predict_proba(h_te))
+    for name in ("svm", "hgb"):  # the other families' refits reproduce them too
+        att = attacks_module.ATTACKERS[name](h_tr, y_tr, h_tr, y_tr)
+        np.testing.assert_array_equal(att.refit(h_tr, y_tr).predict_proba(h_te), att.predict_proba(h_te))
+    with pytest.raises(ValueError, match="`y_val`"):
+        attack_representation(h_tr, y_tr, None, y_tr[:5], h_te, y_te, attackers=("logreg",))
+
+
+def test_bootstrap_interval_known_answers():
+    assert bootstrap_uar_ci(np.array([0, 1] * 20), np.array([0, 1] * 20)) == (1.0, 1.0)
+    rng = np.random.default_rng(40)
+
+    def predictions(n):  # a predictor right on 80 % of each class: UAR 0.8
+        y = np.repeat([0, 1], n // 2)
+        wrong = np.concatenate([rng.permutation(n // 2) < n // 10, rng.permutation(n // 2) < n // 10])
+        return y, np.where(wrong, 1 - y, y)
+
+    y, p = predictions(400)
+    low, high = bootstrap_uar_ci(y, p, seed=1)
+    assert uar(y, p) == pytest.approx(0.8) and low < 0.8 < high
+    # sd of UAR = sqrt(0.8 * 0.2 / 200) / sqrt(2) = 0.02, so a 95 % interval about 4 x 0.02 wide
+    assert 0.06 < high - low < 0.10
+    y4, p4 = predictions(1600)
+    low4, high4 = bootstrap_uar_ci(y4, p4, seed=1)
+    assert 0.35 < (high4 - low4) / (high - low) < 0.65  # a quarter of the variance: half the width
+    assert bootstrap_uar_ci(y, p, seed=1) == (low, high) and bootstrap_uar_ci(y, p, seed=2) != (low, high)
+
+
+def test_bootstrap_resamples_score_like_privemo_metrics_uar():
+    # the vectorised UAR of each resample equals privemo.metrics.uar (sklearn's balanced accuracy) on that resample,
+    # also when a class is missing from a resample (3 classes, one of them rare)
+    y = np.array([0] * 20 + [1] * 15 + [2] * 2)
+    p = np.array([0] * 15 + [1] * 5 + [1] * 10 + [2] * 5 + [2, 0])
+    n_res = 7
+    idx = np.random.default_rng(4).integers(0, len(y), size=(n_res, len(y)))  # the function's draws for seed 4
+    stats = [uar(y[i], p[i]) for i in idx]
+    assert any(2 not in y[i] for i in idx)  # seed 4 draws a resample without the rare class
+    low, high = bootstrap_uar_ci(y, p, n_resamples=n_res, level=0.5, seed=4)
+    assert (low, high) == pytest.approx(tuple(np.quantile(stats, [0.25, 0.75])))
+
+
+def test_attack_report_carries_a_bootstrap_interval_around_the_selected_attackers_test_uar():
+    h_tr, y_tr = planted(200, shift=0.8, seed=41)
+    h_va, y_va = planted(80, shift=0.8, seed=42)
+    h_te, y_te = planted(160, shift=0.8, seed=43)
+    rep = attack_representation(h_tr, y_tr, h_va, y_va, h_te, y_te, attackers=("logreg", "hgb"), seed=3)
+    low, high = rep.test_uar_ci
+    assert low <= rep.strongest_test_uar <= high and 0.0 < high - low < 0.25
+    assert rep.n_bootstrap == 1000 and rep.test_uar_ci_level == 0.95
+    chosen = rep.fitted[rep.strongest]
+    assert rep.test_uar_ci == list(bootstrap_uar_ci(y_te, chosen.predict(h_te), n_resamples=1000, seed=3))
+
+
+def test_hgb_and_svm_attackers_give_probabilities_consistent_with_their_predictions():
+    h_tr, y_tr = planted(200, shift=1.5, seed=44, labels=("a", "b"))
+    h_va, y_va = planted(100, shift=1.5, seed=45, labels=("a", "b"))
+    for kind in ("hgb", "svm"):
+        att = SklearnAttacker(kind, seed=1).fit(h_tr, y_tr, (h_va, y_va))
+        proba = att.predict_proba(h_va)
+        assert proba.shape == (100, 2) and np.allclose(proba.sum(axis=1), 1.0)
+        assert att.score(h_va, y_va) == pytest.approx(att.val_uar)  # Platt scaling left the SVM's predictions alone
+        assert att.val_uar > 0.8
+        assert uar(y_va, att.classes_[proba.argmax(axis=1)]) > 0.8
+    assert SklearnAttacker("hgb").fit(h_tr, y_tr, (h_va, y_va)).config["max_bins"] == 63
 
 
 # ---------------------------------------------------------------------------------------------------- speaker identity
@@ -270,3 +461,79 @@ def test_membership_attack_bad_input(change, match):
     args.update(change)
     with pytest.raises(ValueError, match=match):
         membership_attack(**args)
+
+
+# ------------------------------------------------------------------------------- same-speaker membership inference
+
+
+def test_tpr_at_fpr_known_answer():
+    member = np.array([1, 1, 1, 1] + [0] * 10)
+    scores = np.array([0.95, 0.85, 0.05, 0.02] + [i / 10 for i in range(10)])
+    # at most 1 of 10 non-members may be flagged: flag {0.95, 0.9 (non-member), 0.85} -> 2 of 4 members
+    assert _tpr_at_fpr(member, scores, 0.10) == 0.5
+    assert _tpr_at_fpr(member, scores, 0.0) == 0.25
+    assert _tpr_at_fpr(np.array([1, 1, 0, 0]), np.array([0.9, 0.8, 0.2, 0.1]), 0.10) == 1.0
+
+
+def test_membership_inference_detects_a_model_that_memorised_its_members():
+    rng = np.random.default_rng(50)
+    n, k = 400, 4
+    ym, yn = rng.integers(0, k, n), rng.integers(0, k, n)
+    pm = np.full((n, k), 0.01 / (k - 1))
+    pm[np.arange(n), ym] = 0.99  # members: ~0.99 on the true label
+    pn = rng.dirichlet(np.full(k, 3.0), n)  # non-members: flat-ish random distributions
+    rep = membership_inference(pm, ym, pn, yn, seed=0)
+    assert rep.auc >= 0.9 and rep.tpr_at_10fpr >= 0.8 and rep.accuracy > 0.85
+    assert rep.auc == max(a["auc"] for a in rep.attacks.values())
+    assert (rep.tpr_at_10fpr, rep.accuracy) == (rep.attacks[rep.auc_attack]["tpr_at_10fpr"],
+                                                rep.attacks[rep.auc_attack]["accuracy"])
+    d = rep.to_dict()
+    assert d["auc"] == rep.auc and {"tpr_at_10fpr", "accuracy", "n_members", "n_nonmembers"} <= set(d)
+    for res in d["attacks"].values():
+        assert {"auc", "tpr_at_10fpr", "accuracy"} <= set(res)
+    json.dumps(d)
+    assert membership_attack(pm, ym, pn, yn, seed=0).to_dict() == d  # the same attack under the old name
+
+
+def test_membership_inference_identical_distributions_is_near_chance():
+    pm, ym = softmax_outputs(500, true_logit=1.5, seed=51)
+    pn, yn = softmax_outputs(500, true_logit=1.5, seed=52)
+    rep = membership_inference(pm, ym, pn, yn, seed=1)
+    assert abs(rep.auc - 0.5) <= 0.08, rep.attacks
+    for name, res in rep.attacks.items():
+        assert abs(res["auc"] - 0.5) <= 0.08 and res["tpr_at_10fpr"] < 0.25, (name, res)
+
+
+def test_membership_inference_names_its_own_arguments_in_errors():
+    pm, ym = softmax_outputs(20, 1.0, 0)
+    with pytest.raises(ValueError, match="Invalid value received for argument `probs_nonmembers`"):
+        membership_inference(pm, ym, np.full((20, 4), 0.25), np.zeros(20, dtype=int))
+    with pytest.raises(ValueError, match="`y_members`"):
+        membership_inference(pm, np.zeros(5, dtype=int), pm, ym)
+
+
+def test_holdout_split_holds_out_a_share_of_every_speaker():
+    speakers = np.repeat(np.array(["a", "b", "c", "d", "e"]), [50, 10, 3, 2, 1])
+    rng = np.random.default_rng(0)
+    speakers = speakers[rng.permutation(speakers.size)]  # interleaved, as in a real corpus table
+    kept, held = holdout_split(speakers, share=0.2, seed=3)
+    assert np.array_equal(np.sort(np.concatenate([kept, held])), np.arange(speakers.size))
+    assert np.intersect1d(kept, held).size == 0 and kept.dtype == held.dtype == np.int64
+    assert np.all(np.diff(kept) > 0) and np.all(np.diff(held) > 0)
+    counts = {s: int((speakers[held] == s).sum()) for s in "abcde"}
+    assert counts == {"a": 10, "b": 2, "c": 1, "d": 1, "e": 0}  # round(0.2 c), at least 1, never a whole speaker
+    assert set(speakers[kept]) == set("abcde")
+    again = holdout_split(speakers, share=0.2, seed=3)
+    assert all(np.array_equal(x, y) for x, y in zip(again, (kept, held)))
+    assert not np.array_equal(holdout_split(speakers, share=0.2, seed=4)[1], held)
+    assert privemo.holdout_split is holdout_split and privemo.membership_inference is membership_inference
+
+
+@pytest.mark.parametrize("kwargs, match", [({"share": 0.0}, "`share`"), ({"share": 1.0}, "`share`"),
+                                           ({"speakers": np.zeros((3, 2))}, "`speakers`"),
+                                           ({"speakers": np.array([], dtype=str)}, "`speakers`")])
+def test_holdout_split_bad_input(kwargs, match):
+    args = {"speakers": np.array(["a", "a", "b", "b"])}
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        holdout_split(**args)

@@ -137,7 +137,7 @@ def test_chief_hands_each_trial_to_exactly_one_of_two_concurrent_workers(tmp_pat
 def test_command_line_errors(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv(D.ENV_TUNER_ID, raising=False)
     base = ["--out", str(tmp_path / "out"), "--modality", "acoustic", "--task", "activation", "--adversary", "none",
-            "--no-sweep", "--only-fold", "0", "--quiet"]
+            "--only-fold", "0", "--quiet"]
     assert D.main(base) == 2
     assert "--role chief|worker is required" in capsys.readouterr().err
     assert D.main(base + ["--role", "worker", "--worker-id", "mychief"]) == 2
@@ -185,7 +185,7 @@ def test_chief_and_two_workers_on_loopback_equal_a_single_process_run(tmp_path, 
     out = tmp_path / "distributed"
     port = _free_port()
     flags = ["--corpus", "demo", "--demo-size", str(DEMO_SIZE), "--modality", "acoustic", "--task", "activation",
-             "--adversary", "none", "--no-sweep", "--only-fold", "0", "--grid", "tiny", "--epochs", "1", "--out",
+             "--adversary", "none", "--only-fold", "0", "--grid", "tiny", "--epochs", "1", "--out",
              str(out), "--port", str(port)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
     for name in (D.ENV_TUNER_ID, D.ENV_ORACLE_IP, D.ENV_ORACLE_PORT):
@@ -221,7 +221,7 @@ def test_chief_and_two_workers_on_loopback_equal_a_single_process_run(tmp_path, 
 
     def config(where, resume):
         return ExperimentConfig(modalities=("acoustic",), tasks=("activation",), adversaries=(None,),
-                                lambda_sweep=False, folds=(0,), grid="tiny", epochs=1, out_dir=str(where),
+                                folds=(0,), grid="tiny", epochs=1, out_dir=str(where),
                                 resume=resume, n_jobs=1, attack_epochs=1, demo_per_speaker=DEMO_SIZE, verbose=0)
 
     single = run_cross_validation(config(tmp_path / "single", False))[0]

@@ -33,7 +33,7 @@ SMALL = 6  # utterances per speaker: 60 utterances, 10 speakers, 5 sessions
 
 def tiny_config(out_dir, **kw) -> ExperimentConfig:
     base = dict(modalities=("acoustic",), tasks=("activation",), adversaries=(None, "gender"), folds=(0,), epochs=1,
-                patience=1, n_jobs=1, lambda_sweep=False, out_dir=str(out_dir), attack_epochs=3, demo_per_speaker=SMALL,
+                patience=1, n_jobs=1, out_dir=str(out_dir), attack_epochs=3, demo_per_speaker=SMALL,
                 verbose=0)
     base.update(kw)
     return ExperimentConfig(**base)
@@ -60,17 +60,16 @@ def world(tmp_path_factory):
 
 # -- conditions and seeds (no training) -------------------------------------------------------------------------------
 def test_condition_keys_are_unique_and_readable():
-    config = ExperimentConfig(placements=("fused", "per_modality"), adversaries=(None, "gender", "speaker"))
-    conditions = config.conditions() + config.sweep_conditions()
+    config = ExperimentConfig(placements=("fused", "per_modality"), adversaries=(None, "gender", "speaker"), repeats=2)
+    conditions = config.conditions()
     keys = [c.key for c in conditions]
-    assert len(keys) == len(set(keys))
+    assert len(keys) == len(set(keys)) == 2 * len(ExperimentConfig(placements=("fused", "per_modality")).conditions())
     assert Condition("acoustic", "valence", None).key == "acoustic-valence-baseline"
     assert Condition("acoustic+lexical", "activation", "speaker", "per_modality").key == \
         "acoustic+lexical-activation-speaker-per_modality"
-    assert Condition("acoustic", "activation", "gender", "fused", 0.75).key == "acoustic-activation-gender-fused-lambda0.75"
-    # the placement is irrelevant without an adversary, so it is not part of the key; lambda is
+    assert Condition("acoustic", "activation", "gender", "fused", repeat=2).key == "acoustic-activation-gender-fused-r2"
+    # the placement is irrelevant without an adversary, so it is not part of the key
     assert Condition("lexical", "valence", None, "per_modality").key == Condition("lexical", "valence", None).key
-    assert len({c.key for c in config.sweep_conditions()}) == 3  # quick grid: lambda 1 is the table's own gender run
 
 
 def test_conditions_skip_per_modality_for_a_single_modality():
@@ -88,31 +87,26 @@ def test_conditions_skip_per_modality_for_a_single_modality():
         ExperimentConfig(grid="huge").grid_dict()
 
 
-def test_sweep_conditions_only_with_a_gender_adversary():
-    assert ExperimentConfig(adversaries=(None, "speaker")).sweep_conditions() == []
-    assert ExperimentConfig(lambda_sweep=False).sweep_conditions() == []
-    sweep = ExperimentConfig(grid="paper").sweep_conditions()
-    assert [c.grl_lambda for c in sweep] == [0.3, 0.5, 0.75, 1.0]
-    assert ExperimentConfig(grid="paper").sweep_reuses() is None
-    assert {(c.modality, c.task, c.adversary, c.placement) for c in sweep} == {("acoustic", "activation", "gender", "fused")}
-    # The quick grid fixes lambda = 1: the table's gender run is that sweep point and is reused, not rerun.
-    quick = ExperimentConfig()
-    assert [c.grl_lambda for c in quick.sweep_conditions()] == [0.3, 0.5, 0.75]
-    assert quick.sweep_reuses() == (Condition("acoustic", "activation", "gender", "fused"), 1.0)
-    assert ExperimentConfig(tasks=("valence",)).sweep_reuses() is None
+def test_quick_grid_tunes_the_papers_four_lambdas():
+    from privemo.grids import PAPER_GRID
+
+    assert QUICK_GRID["grl_lambda"] == PAPER_GRID["grl_lambda"] == (0.3, 0.5, 0.75, 1.0)
 
 
-def test_fold_seed_depends_on_condition_fold_and_seed_not_on_order():
-    config = ExperimentConfig()
+def test_fold_seed_pairs_adversaries_and_depends_on_modality_task_fold_repeat_and_seed_only():
+    config = ExperimentConfig(repeats=2)
     jobs = [(k, c) for k in range(5) for c in config.conditions()]
     forward = {(k, c.key): fold_seed(config, c, k) for k, c in jobs}
     backward = {(k, c.key): fold_seed(config, c, k) for k, c in reversed(jobs)}
     assert forward == backward
-    assert len(set(forward.values())) == len(forward)  # distinct per job
+    pairs = {(k, c.modality, c.task, c.repeat): set() for k, c in jobs}
+    for k, c in jobs:
+        pairs[(k, c.modality, c.task, c.repeat)].add(fold_seed(config, c, k))
+    assert all(len(seeds) == 1 for seeds in pairs.values())  # baseline, gender and speaker share one seed
+    assert len({next(iter(s)) for s in pairs.values()}) == len(pairs)  # distinct per (modality, task, fold, repeat)
     assert all(0 <= s < 2**31 - 1 for s in forward.values())
     c = config.conditions()[0]
-    other = ExperimentConfig(seed=1)
-    assert fold_seed(other, c, 0) != fold_seed(config, c, 0)
+    assert fold_seed(ExperimentConfig(seed=1), c, 0) != fold_seed(config, c, 0)
     assert fold_seed(ExperimentConfig(modalities=("acoustic",)), c, 0) == fold_seed(config, c, 0)  # not the job set
 
 
@@ -131,26 +125,34 @@ def test_records_have_the_expected_content(world):
     base, adv = world.records
     assert (base["condition"], adv["condition"]) == ("acoustic-activation-baseline", "acoustic-activation-gender-fused")
     for r, condition in zip(world.records, world.config.conditions()):
-        assert {"corpus", "fold", "modalities", "modality", "task", "adversary", "placement", "grl_lambda", "condition",
-                "seed", "grid", "best_hp", "val", "test", "n", "trials", "attacks", "timings"} <= set(r)
+        assert {"corpus", "fold", "repeat", "modalities", "modality", "task", "adversary", "placement", "grl_lambda",
+                "condition", "seed", "init_seed", "grid", "selection", "best_hp", "val", "test", "n", "trials",
+                "history", "best_epoch", "epochs_run", "max_epochs", "attacks", "membership", "timings"} <= set(r)
         assert r["corpus"] == "demo" and r["fold"] == 0 and r["task"] == "activation" and r["grid"] == "quick"
-        assert r["seed"] == fold_seed(world.config, condition, 0)
-        assert r["trials"] == 1  # the quick grid has one configuration
+        assert r["init_seed"] == r["seed"] == fold_seed(world.config, condition, 0) and r["repeat"] == 0
         assert 0.0 <= r["test"]["emotion_uar"] <= 1.0 and r["test"]["n"] == len(world.fold.test)
         assert 0.0 <= r["val"]["val_emotion_uar"] <= 1.0
         assert {"tune_s", "represent_s", "attack_s", "total_s"} <= set(r["timings"])
+        assert r["max_epochs"] == 1 and r["best_epoch"] == 0 and len(r["history"]["val_objective"]) == 1
         gender = r["attacks"]["gender"]
         assert {"mlp", "logreg", "svm"} <= set(gender["results"])
-        assert gender["strongest_test_uar"] == gender["results"][gender["strongest"]]["test_uar"]
-        assert gender["max_test_uar"] >= gender["strongest_test_uar"]
-    assert base["adversary"] is None and base["grl_lambda"] is None
+        assert gender["max_test_uar"] >= gender["strongest_test_uar"] - 1e-12
+        verification = r["attacks"]["speaker_verification"]
+        assert 0.0 <= verification["eer"] <= 1.0 and 0.0 <= verification["eer_same_gender"] <= 1.0
+        assert 0.0 <= r["membership"]["auc"] <= 1.0  # for every condition, whatever its adversary
+        selected = [t for t in r["trials"] if t["hp"] == r["best_hp"]]
+        assert len(selected) == 1 and selected[0]["test_emotion_uar"] == r["test"]["emotion_uar"]
+    # the baseline has its one configuration; the adversary tries the paper's four lambda values, selected on validation
+    assert base["adversary"] is None and base["grl_lambda"] is None and len(base["trials"]) == 1
     assert base["best_hp"] == {k: v[0] for k, v in QUICK_GRID.items() if k != "grl_lambda"}
-    assert adv["adversary"] == "gender" and adv["grl_lambda"] == 1.0 and adv["best_hp"]["grl_lambda"] == 1.0
-    assert "val_gender_uar" in adv["val"]
-    # speaker-identity and membership attacks run for the baseline (Table 1b's comparison), not for a gender adversary
-    assert "speaker" in base["attacks"] and 0.0 <= base["membership"]["best_accuracy"] <= 1.0
-    assert "speaker" not in adv["attacks"] and "membership" not in adv
-    assert base["seed"] != adv["seed"]
+    assert sorted(t["grl_lambda"] for t in adv["trials"]) == [0.3, 0.5, 0.75, 1.0]
+    assert adv["grl_lambda"] == adv["best_hp"]["grl_lambda"]
+    best = max(adv["trials"], key=lambda t: t["val_objective"])
+    assert best["grl_lambda"] == adv["grl_lambda"]
+    for t in adv["trials"]:  # the probe-based objective: emotion minus the fresh probe's excess over chance
+        assert t["val_objective"] == pytest.approx(t["val_emotion_uar"] - max(0.0, t["val_privacy"] - 0.5))
+    assert "val_probe" in adv["val"] and "val_gender_uar" in adv["val"]
+    assert base["seed"] == adv["seed"]  # paired: same initial weights of the shared layers and the same batch order
     assert {"acoustic_features_s", "training_and_attacks_s", "cross_validation_s"} <= set(world.timings)
 
 
@@ -160,13 +162,16 @@ def test_fold_is_speaker_disjoint_and_attackers_use_its_parts(world):
     assert not (spk["train"] & spk["validation"]) and not (spk["train"] & spk["test"]) and not (spk["validation"] & spk["test"])
     assert spk["test"] == {"Ses01F", "Ses01M"}  # demo folds are sessions; fold 0 tests session 1
     for r in world.records:
-        assert r["n"] == {"train": len(fold.train), "validation": len(fold.validation), "test": len(fold.test)}
+        n = r["n"]
+        assert n["train"] + n["heldout"] == len(fold.train) and n["heldout"] > 0
+        assert (n["validation"], n["test"]) == (len(fold.validation), len(fold.test))
         # the gender attacker is trained on training speakers, selected on validation speakers, scored on test speakers
         g = r["attacks"]["gender"]
         assert (g["n_train"], g["n_val"], g["n_test"]) == (len(fold.train), len(fold.validation), len(fold.test))
-    mi = world.records[0]["membership"]
-    assert mi["n_members_available"] == len(fold.train) and mi["n_nonmembers_available"] == len(fold.test)
-    assert mi["n_members"] == mi["n_nonmembers"]  # balanced
+        # membership: members = the rows trained on, non-members = the same speakers' held-out rows
+        mi = r["membership"]
+        assert mi["n_members_available"] == n["train"] and mi["n_nonmembers_available"] == n["heldout"]
+    assert world.records[0]["n"] == world.records[1]["n"]
 
 
 def test_per_fold_json_files_hold_the_records(world):
@@ -197,7 +202,7 @@ def test_a_jobs_result_does_not_depend_on_the_jobs_before_it(world):
     alone = run_cross_validation(tiny_config(world.base / "alone", adversaries=("gender",)), table=world.table)
     assert len(alone) == 1
     a, b = as_json(alone[0]), as_json(world.records[1])
-    for key in ("seed", "best_hp", "val", "test", "n", "grl_lambda"):
+    for key in ("seed", "best_hp", "val", "test", "n", "grl_lambda", "trials", "history"):
         assert a[key] == b[key], key
     for attacker in ("mlp", "logreg", "svm"):
         assert a["attacks"]["gender"]["results"][attacker] == b["attacks"]["gender"]["results"][attacker], attacker
@@ -207,12 +212,19 @@ def test_run_writes_tables_manifest_and_summary(world):
     config = tiny_config(world.base / "out", resume=True)  # the shared run's fold results are reused
     summary = run(config)
     out = world.base / "out"
-    for name in ("table1a.md", "table1a.csv", "manifest.json", "folds.json"):
+    for name in ("table1a.md", "table1a.csv", "manifest.json", "folds.json", "reference.csv", "lambda_sweep.csv",
+                 "lambda_sweep.png"):
         assert (out / name).is_file(), name
     assert not (out / "table1b.md").exists()  # no speaker adversary was run
-    assert not (out / "lambda_sweep.png").exists()
     csv = (out / "table1a.csv").read_text(encoding="utf-8").splitlines()
-    assert csv[0].startswith("modality,corpus,Activation Emo (baseline),Activation Emo (gender adv.)")
+    assert csv[0].startswith("modality,corpus,Activation Emo (linear ref.),Activation Emo (baseline),"
+                             "Activation Emo (gender adv.)")
+    assert "Activation λ per fold (gender adv.)" in csv[0] and "Activation n" in csv[0]
+    reference = (out / "reference.csv").read_text(encoding="utf-8").splitlines()
+    assert reference[0].startswith("corpus,modality,task,uar_mean,uar_std") and reference[1].startswith(
+        "demo,acoustic,activation,")
+    sweep = (out / "lambda_sweep.csv").read_text(encoding="utf-8")
+    assert sweep.count("\ndemo,acoustic,activation,gender,") == 4 and "\ndemo,acoustic,activation,none,0.0," in sweep
     assert csv[1].startswith("acoustic,demo,")
     emo = world.records[0]["test"]["emotion_uar"]
     assert f"{emo:.3f} ± 0.000" in csv[1]
@@ -223,7 +235,8 @@ def test_run_writes_tables_manifest_and_summary(world):
     assert manifest["config"] == as_json(config.to_dict())
     for package in ("privemo", "tensorflow", "keras", "keras-tuner", "numpy"):
         assert manifest["versions"][package], package
-    assert {"load_corpus_s", "acoustic_features_s", "cross_validation_s", "reporting_s", "total_s"} <= set(manifest["timings"])
+    assert {"load_corpus_s", "acoustic_features_s", "cross_validation_s", "reference_s", "reporting_s",
+            "total_s"} <= set(manifest["timings"])
     assert manifest["grid"]["main"] == as_json(QUICK_GRID)
     assert set(manifest["fold_timings"]) == {f"{r['condition']}/fold0" for r in world.records}
     assert any("CPU" in d for d in manifest["devices"])
@@ -258,7 +271,7 @@ def test_resume_refuses_results_made_with_other_settings(world):
     saved = settings.read_text(encoding="utf-8")
     settings.unlink()
     try:
-        with pytest.raises(ValueError, match=r"fold0\.json: cannot resume: .*learning_rate: 0\.003 there, 0\.01 now"):
+        with pytest.raises(ValueError, match=r"fold0\.json: cannot resume: .*learning_rate: 0\.001 there, 0\.01 now"):
             run_cross_validation(tiny_config(out, resume=True, learning_rate=0.01), table=world.table)
     finally:
         settings.write_text(saved, encoding="utf-8")

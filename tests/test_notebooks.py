@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 from ipykernel.kernelspec import write_kernel_spec
 from jupyter_client.kernelspec import KernelSpecManager
@@ -30,8 +31,10 @@ CELL_TIMEOUT_S = 300  # a hung cell fails the test instead of blocking the suite
 N_PER_SPEAKER = 6  # 10 speakers x 6 = 60 utterances: every speaker can still be split 50/25/25 by the speaker attack
 CHECK_MARK = "PRIVEMO-CHECK "
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-# Shared by the run notebooks: one fold of a 2-fold split, acoustic activation only, 1 epoch, short attacker training.
-TINY_RUN = {"N_PER_SPEAKER": N_PER_SPEAKER, "N_FOLDS": 2, "FOLDS": (0,), "EPOCHS": 1, "ATTACK_EPOCHS": 5, "N_JOBS": 1}
+# Shared by the run notebooks: one fold of the 5-fold split (3 training sessions, so that the membership attack has
+# 6 held-out utterances; a 2-fold split of the demo trains on one session, 2 held out), acoustic activation only,
+# 1 epoch, short attacker training.
+TINY_RUN = {"N_PER_SPEAKER": N_PER_SPEAKER, "N_FOLDS": 5, "FOLDS": (0,), "EPOCHS": 1, "ATTACK_EPOCHS": 5, "N_JOBS": 1}
 
 
 @pytest.fixture(scope="session")
@@ -110,23 +113,42 @@ def test_quickstart_trains_one_fold_and_attacks_it(kernel):
     params = {"N_PER_SPEAKER": N_PER_SPEAKER, "EPOCHS": 2, "PATIENCE": 2, "ATTACK_EPOCHS": 5, "ATTACKER_GRID": "quick",
               "FOLD": 1}
     check = ('{"n": len(table), "h": list(h.shape), "epochs": len(history["val_objective"]), "fold": FOLD, '
-             '"test": len(test), "head_test_uar": head_test_uar, "attackers": sorted(report.results), '
+             '"test": len(test), "train": len(train), "fit_rows": len(fit_rows), "heldout": len(heldout), '
+             '"overlap": len(set(fit_rows) & set(heldout)), "covered": sorted(set(fit_rows) | set(heldout)) == '
+             'sorted(train), "train_speakers": int(table.speaker.iloc[train].nunique()), '
+             '"history_keys": sorted(history), "head_test_uar": head_test_uar, "attackers": sorted(report.results), '
              '"attacker_test_uar": report.strongest_test_uar, "emotion_test_uar": emotion_test_uar, '
+             '"eer": verification["eer"], "eer_same_gender": verification["eer_same_gender"], '
+             '"mi_auc": membership.auc, "mi_members": membership.n_members, '
              '"comparison": comparison.to_dict("index")}')
     outputs, state, _ = execute("01_quickstart.ipynb", kernel, params, check)
     assert state["n"] == 10 * N_PER_SPEAKER
     assert state["h"][0] == state["n"] and state["h"][1] > 0
     assert 1 <= state["epochs"] <= 2
-    assert state["attackers"] == ["logreg", "mlp", "svm"]
+    assert state["attackers"] == ["hgb", "logreg", "mlp", "svm"]
     assert state["test"] == 2 * N_PER_SPEAKER  # fold 1 leaves session 2 (one female, one male speaker) out
-    for key in ("head_test_uar", "attacker_test_uar", "emotion_test_uar"):
+    # the membership non-members are held out of training: one utterance of each training speaker at 6 per speaker
+    assert state["overlap"] == 0 and state["covered"] is True
+    assert state["heldout"] == state["train_speakers"] and state["fit_rows"] + state["heldout"] == state["train"]
+    assert state["mi_members"] == state["heldout"]  # balanced: as many members as non-members
+    # selection by the fresh probe (the default): its validation UAR is logged next to the head's
+    assert {"val_probe", "val_gender_uar", "val_emotion_uar", "val_objective"} <= set(state["history_keys"])
+    for key in ("head_test_uar", "attacker_test_uar", "emotion_test_uar", "eer", "eer_same_gender", "mi_auc"):
         assert 0.0 <= state[key] <= 1.0, key
     assert set(state["comparison"]) == {"baseline (no adversary)", "gender adversary (λ = 1)"}
+    for row in state["comparison"].values():
+        assert set(row) == {"emotion UAR (test)", "gender attacker UAR (test)", "best attacker UAR (test, optimistic)",
+                            "speaker EER", "speaker EER same-gender", "MI AUC"}
+    adversarial = state["comparison"]["gender adversary (λ = 1)"]
+    assert adversarial["MI AUC"] == pytest.approx(state["mi_auc"]) and adversarial["speaker EER"] == pytest.approx(
+        state["eer"])
     html = _html(outputs)
-    # the corpus table, the folds, the training history, the attackers and the comparison were displayed
-    for needle in ("utterance_id", "validation", "val_gender_uar", "logreg", "fresh attacker", "gender attacker UAR"):
+    # the corpus table, the folds, the training history, the attackers, linkage / membership and the comparison
+    for needle in ("utterance_id", "validation", "val_gender_uar", "val_probe", "val_log_loss", "hgb", "fresh attacker",
+                   "speaker EER (same-gender pairs only)", "membership-inference AUC", "gender attacker UAR", "MI AUC"):
         assert needle in html, needle
     assert "a fresh attacker trained on the frozen" in _markdown(outputs)
+    assert "held out" in _stream(outputs) and "selection by probe" in _stream(outputs)
 
 
 def test_table1_runs_then_loads_the_run(kernel):
@@ -134,47 +156,89 @@ def test_table1_runs_then_loads_the_run(kernel):
     params = {"RESULTS_DIR": str(results), "MODALITIES": ("acoustic",), "TASKS": ("activation",),
               "ADVERSARIES": (None, "gender", "speaker"), **TINY_RUN}
     check = ('{"records": len(records), "tables": {k: t.to_dict("records") for k, t in tables.items()}, '
-             '"adversaries": sorted(frame.adversary.unique())}')
+             '"adversaries": sorted(frame.adversary.unique()), "columns": list(frame.columns), '
+             '"reference": None if reference is None else reference.to_dict("records"), '
+             '"trial_lambdas": {r["adversary"] or "none": sorted(t["grl_lambda"] or 0 for t in r["trials"]) '
+             'for r in records}, "selected": {r["adversary"] or "none": r["grl_lambda"] for r in records}}')
     outputs, state, _ = execute("02_table1.ipynb", kernel, params, check)
     assert "running 3 conditions" in _stream(outputs)
     assert state["records"] == 3 and state["adversaries"] == ["gender", "none", "speaker"]
-    for name in ("folds.json", "manifest.json", "table1a.csv", "table1a.md", "table1b.csv", "table1b.md"):
+    for name in ("folds.json", "manifest.json", "reference.csv", "lambda_sweep.csv", "lambda_sweep.png", "table1a.csv",
+                 "table1a.md", "table1b.csv", "table1b.md"):
         assert (results / name).is_file(), name
+    # no separate sweep: lambda is tuned inside every adversarial condition over the paper's four values
+    assert state["trial_lambdas"] == {"none": [0], "gender": [0.3, 0.5, 0.75, 1.0], "speaker": [0.3, 0.5, 0.75, 1.0]}
+    assert state["selected"]["none"] is None and state["selected"]["gender"] in (0.3, 0.5, 0.75, 1.0)
+    assert {"speaker_eer", "speaker_eer_same_gender", "mi_auc", "repeat", "best_epoch"} <= set(state["columns"])
+    assert [(r["modality"], r["task"]) for r in state["reference"]] == [("acoustic", "activation")]
     html = _html(outputs)
-    for needle in ("Activation Emo (baseline)", "Activation Priv (gender adv.)", "Activation Priv (speaker adv.)",
-                   "Activation mi_accuracy (speaker adv.)"):
+    for needle in ("Activation Emo (linear ref.)", "Activation Emo (baseline)", "Activation Priv gender UAR (gender adv.)",
+                   "Activation λ per fold (gender adv.)", "Activation Speaker EER (speaker adv.)",
+                   "Activation Speaker EER same-gender (speaker adv.)", "Activation MI AUC (speaker adv.)",
+                   "Activation n"):
         assert needle in html, needle
     row = state["tables"]["table1a"][0]
     assert (row["modality"], row["corpus"]) == ("acoustic", "demo")
     assert row["Activation Emo (baseline)"].count("±") == 1 and row["Valence Emo (baseline)"] == "–"
-    assert "gender adversary, acoustic / demo / activation" in _markdown(outputs)
+    assert row["Activation Emo (linear ref.)"].count("±") == 1
+    assert row["Activation λ per fold (gender adv.)"] == f"{state['selected']['gender']:g}" and row["Activation n"] == 1
+    row = state["tables"]["table1b"][0]
+    assert row["Activation λ per fold (speaker adv.)"] == f"{state['selected']['speaker']:g}"
+    assert row["Activation Speaker EER (speaker adv.)"].count("±") == 1
+    text = _markdown(outputs)
+    for needle in ("gender adversary, acoustic / demo / activation (1 pair; λ selected: ",
+                   "speaker adversary, acoustic / demo / activation (1 pair;", "speaker EER", "no test with one pair",
+                   "linear reference", "Training budget: in "):
+        assert needle in text, needle
 
     # Second run: the folder now has results, so the notebook only loads them (no training) and shows the same tables.
     again, state2, seconds = execute("02_table1.ipynb", kernel, params, check)
     text = _stream(again)
     assert "loading the finished run" in text and "running" not in text
-    assert state2["tables"] == state["tables"]
+    assert state2["tables"] == state["tables"] and _markdown(again) == _markdown(outputs)
 
 
-def test_lambda_tradeoff_runs_the_sweep_and_plots_it(kernel):
-    run_dir = kernel["base"] / "sweep"
-    plot = kernel["base"] / "sweep-plot.png"
+def test_lambda_tradeoff_runs_one_condition_pair_and_plots_the_tuned_trials(kernel):
+    from privemo import reporting
+
+    run_dir = kernel["base"] / "tradeoff"
+    plot = kernel["base"] / "tradeoff-plot.png"
     params = {"RESULTS_DIR": str(kernel["base"] / "no-results"), "RUN_DIR": str(run_dir), "PLOT_PATH": str(plot),
               **TINY_RUN}
-    check = '{"lambdas": sorted(sweep.grl_lambda), "baseline": baseline is not None, "columns": list(sweep.columns)}'
+    check = ('{"lambdas": sorted(sweep.grl_lambda), "adversaries": sorted(sweep.adversary.unique()), '
+             '"columns": list(sweep.columns), "selected": sweep.groupby("adversary").selected.sum().to_dict(), '
+             '"n_folds": sorted(set(sweep.n_folds)), "source": str(source), '
+             '"records": len(read_json(source / "folds.json"))}')
     outputs, state, _ = execute("03_lambda_tradeoff.ipynb", kernel, params, check)
-    assert state["lambdas"] == [0.3, 0.5, 0.75, 1.0]  # the paper's values
-    assert state["baseline"] is True
-    assert {"emotion_uar_mean", "gender_uar_mean", "n_folds"} <= set(state["columns"])
-    assert (run_dir / "lambda_sweep.csv").is_file() and (run_dir / "lambda_sweep.png").is_file()
+    assert "no λ trade-off found: running 2 cross-validated conditions" in _stream(outputs)
+    assert state["source"] == str(run_dir) and state["records"] == 2  # baseline + gender adversary, nothing else
+    assert state["lambdas"] == [0.0, 0.3, 0.5, 0.75, 1.0]  # the baseline at 0, then the paper's values
+    assert state["adversaries"] == ["gender", "none"]
+    assert state["selected"] == {"gender": 1, "none": 1} and state["n_folds"] == [1]  # one fold, one selection each
+    assert {"emotion_uar_mean", "gender_uar_mean", "n_folds", "selected"} <= set(state["columns"])
+    for name in ("lambda_sweep.csv", "lambda_sweep.png", "folds.json"):
+        assert (run_dir / name).is_file(), name
+    # the file is the trade-off drawn from the run's own trials
+    records = json.loads((run_dir / "folds.json").read_text(encoding="utf-8"))
+    expected = reporting.lambda_tradeoff_frame(records)
+    got = pd.read_csv(run_dir / "lambda_sweep.csv")
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False)
     assert plot.is_file() and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert any("image/png" in o.get("data", {}) for o in outputs if o.output_type == "display_data")
+    assert "λ = 0.3" in _html(outputs)  # the table of selections
     discussion = _markdown(outputs)
-    assert "The gender attacker's UAR goes from" in discussion and "Without adversary" in discussion
+    for needle in ("demo, acoustic, activation, gender adversary", "The gender probe's test UAR",
+                   "without adversary it is", "one pair per λ gives no fold-to-fold spread", "Validation selected λ = "):
+        assert needle in discussion, needle
 
-    # A finished run (here: the one just made) is loaded, not rerun, and gives the same discussion.
-    unused = kernel["base"] / "unused"
-    params.update({"RESULTS_DIR": str(run_dir), "RUN_DIR": str(unused)})
+    # A finished run (here: the one just made) is loaded, not rerun, and gives the same discussion; a lambda_sweep.csv
+    # of an older privemo (a fixed-lambda sweep, no `selected` column) in RESULTS_DIR is skipped, not plotted.
+    old = kernel["base"] / "old-sweep"
+    old.mkdir()
+    got.drop(columns=["selected"]).to_csv(old / "lambda_sweep.csv", index=False)
+    params.update({"RESULTS_DIR": str(old), "RUN_DIR": str(run_dir)})
     again, state2, _ = execute("03_lambda_tradeoff.ipynb", kernel, params, check)
-    assert "loading the lambda sweep" in _stream(again) and not unused.exists()
+    text = _stream(again)
+    assert "fixed-λ sweep of an older privemo version: not used" in text
+    assert f"loading the λ trade-off in {run_dir}" in text and "running" not in text
     assert state2["lambdas"] == state["lambdas"] and _markdown(again) == discussion

@@ -17,8 +17,8 @@ from privemo.corpora.demo import synthesize_demo
 
 ROOT = Path(__file__).resolve().parents[1]
 FLAGS = ("--corpus", "--root", "--demo-size", "--modality", "--task", "--adversary", "--placement", "--grid", "--folds",
-         "--only-fold", "--epochs", "--patience", "--no-sweep", "--jobs", "--seed", "--embeddings", "--out", "--resume",
-         "--quiet")
+         "--only-fold", "--epochs", "--patience", "--jobs", "--seed", "--embeddings", "--out", "--resume",
+         "--quiet", "--verbose", "--repeats", "--selection")
 
 
 def reproduce(*args: str, cwd: Path, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:

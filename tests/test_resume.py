@@ -33,7 +33,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = 6  # utterances per speaker
 ARGS = ["--demo-size", str(SMALL), "--modality", "acoustic", "--task", "activation", "--adversary", "none", "gender",
-        "--only-fold", "0", "--epochs", "1", "--patience", "1", "--no-sweep", "--jobs", "1"]
+        "--only-fold", "0", "--epochs", "1", "--patience", "1", "--jobs", "1"]
 BASELINE, GENDER = "acoustic-activation-baseline", "acoustic-activation-gender-fused"
 TIMEOUT = 150  # seconds any one wait may take (a job takes ~15 s on 2 busy cores)
 
@@ -175,7 +175,8 @@ def test_kill_at_four_points_then_resume_matches_an_uninterrupted_run(env):
     records = json.loads((out / "folds.json").read_text())
     assert [r["condition"] for r in records] == [BASELINE, GENDER]
     assert records == [json.loads(base_json.read_text()), json.loads(gender_json.read_text())]
-    assert all(r["trials"] == 1 for r in records)  # the killed trial was retried in place, not added as a second one
+    # the killed trial was retried in place, not added as another one: one trial for the baseline, one per lambda
+    assert [len(r["trials"]) for r in records] == [1, 4]
     assert not (tuning / BASELINE / "fold0" / "trial_0001").exists()
     assert junk.read_text().startswith('{"corpus"')  # left alone, never parsed
     junk.unlink()

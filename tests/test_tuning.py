@@ -86,9 +86,9 @@ class CountingHyperModel(EmotionPrivacyHyperModel):
 
     fits = 0
 
-    def fit(self, hp, model, *args, **kwargs):
+    def fit_with_history(self, hp, model, *args, **kwargs):
         CountingHyperModel.fits += 1
-        return super().fit(hp, model, *args, **kwargs)
+        return super().fit_with_history(hp, model, *args, **kwargs)
 
 
 def test_search_records_results_and_resumes_without_redoing_trials(tmp_path):
@@ -101,7 +101,7 @@ def test_search_records_results_and_resumes_without_redoing_trials(tmp_path):
     tiny = {"conv_layers": (1,), "conv_kernels": (4,), "gru_layers": (1,), "gru_width": (4,), "dense_width": (4, 8), "grl_lambda": (0.5,)}
 
     def tuner(overwrite):
-        hypermodel = CountingHyperModel(tiny, adversary="gender", epochs=1, patience=0)
+        hypermodel = CountingHyperModel(tiny, adversary="gender", epochs=1, patience=0, selection="head")
         return make_tuner(hypermodel, tmp_path, "resume", overwrite=overwrite)
 
     first = tuner(overwrite=True)
@@ -114,7 +114,8 @@ def test_search_records_results_and_resumes_without_redoing_trials(tmp_path):
         assert trial.status == "COMPLETED"
         assert {"val_objective", "val_emotion_uar", "val_gender_uar"} <= set(trial.metrics.metrics)
         assert trial.score == pytest.approx(
-            objective(trial.metrics.get_last_value("val_emotion_uar"), trial.metrics.get_last_value("val_gender_uar"))
+            objective(trial.metrics.get_last_value("val_emotion_uar"), trial.metrics.get_last_value("val_gender_uar"),
+                      two_sided=True)
         )
     assert trials[0].score >= trials[1].score
     assert (tmp_path / "resume" / "trial_0000" / "trial.json").exists()
@@ -180,3 +181,39 @@ def test_search_and_load_model_keep_tensorflow_kernel_cache(tmp_path, monkeypatc
     assert flushes == []
     assert [line.split(":")[1] for line in lines] == [" trial 1/2 epoch 1/1", " trial 2/2 epoch 1/1"]
     assert all("val_emotion_uar" in line and "val_objective" in line for line in lines)
+
+
+@pytest.mark.parametrize("adversary", ["gender", "speaker"])
+def test_baseline_and_adversary_of_one_seed_start_from_identical_shared_weights(adversary):
+    """Pairing: the layers a baseline and an adversarial network share (encoder, emotion head) start from the same
+    values when both hypermodels have the same seed, whatever lambda; the adversary's own layers differ by name only."""
+    grid = {k: (v[0],) for k, v in PAPER_GRID.items() if k != "grl_lambda"}
+    base = EmotionPrivacyHyperModel(grid, seed=7).build(keras_tuner.HyperParameters())
+    for lam in (0.3, 1.0):
+        adv = EmotionPrivacyHyperModel(dict(grid, grl_lambda=(lam,)), adversary=adversary, n_speakers=6, seed=7,
+                                       selection="head").build(keras_tuner.HyperParameters())
+        shared = [layer.name for layer in base.layers if layer.weights]
+        assert shared and all(adv.get_layer(name) is not None for name in shared)
+        for name in shared:
+            for a, b in zip(base.get_layer(name).get_weights(), adv.get_layer(name).get_weights()):
+                np.testing.assert_array_equal(a, b, err_msg=name)
+    other = EmotionPrivacyHyperModel(grid, seed=8).build(keras_tuner.HyperParameters())
+    assert not np.array_equal(other.get_layer("emotion").get_weights()[0], base.get_layer("emotion").get_weights()[0])
+
+
+def test_trial_history_is_kept_for_the_learning_curve(tmp_path):
+    from privemo.tuning import trial_history
+
+    rng = np.random.default_rng(0)
+    n = 12
+    inputs = {"acoustic": [rng.normal(size=(int(k), 40)).astype("float32") for k in rng.integers(4, 12, n)]}
+    targets = {"emotion": rng.integers(0, 3, n).astype("int32")}
+    train_ds = make_dataset(inputs, targets, np.arange(8), batch_size=8)
+    val_ds = make_dataset(inputs, targets, np.arange(8, n), batch_size=4)
+    tiny = {"conv_layers": (1,), "conv_kernels": (4,), "gru_layers": (1,), "gru_width": (4,), "dense_width": (4,)}
+    tuner = make_tuner(EmotionPrivacyHyperModel(tiny, epochs=3, patience=3), tmp_path, "history", overwrite=True)
+    tuner.search(train_ds, val_ds, verbose=0)
+    trial = tuner.oracle.get_best_trials(1)[0]
+    history = trial_history(tuner, trial.trial_id)
+    assert len(history["val_emotion_uar"]) == 3 == int(trial.metrics.get_last_value("epochs_run"))
+    assert max(history["val_objective"]) == pytest.approx(trial.score)

@@ -32,7 +32,6 @@ import contextlib
 import hashlib
 import io
 import json
-import multiprocessing
 import os
 import re
 import shutil
@@ -45,6 +44,7 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
+from .._processes import worker_pool
 from ._common import SAMPLE_RATE, CorpusFormatError
 
 DEMO_SEED = 0
@@ -339,12 +339,6 @@ def _synthesise_speaker(task: tuple[dict, str]) -> list[dict]:
     return results
 
 
-def _pool_context() -> multiprocessing.context.BaseContext:
-    # forkserver: fresh processes without fork()ing a parent that may run threads (TensorFlow); spawn where unavailable
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-
-
 # ---------------------------------------------------------------------------------------------------------------------
 # Label and transcription files (IEMOCAP formats).
 
@@ -537,11 +531,11 @@ def _build(root: Path, seed: int, n_per_speaker: int, progress: bool, n_jobs: in
         bar = tqdm(total=n_total, desc=f"privemo: synthesising demo corpus (seed {seed})", unit="utt",
                    file=sys.stderr, disable=not progress)
         try:
-            ctx = _pool_context()
-            if ctx.get_start_method() == "forkserver":
-                # import the worker's modules once in the server, not in every (per-speaker) child
-                ctx.set_forkserver_preload(["privemo.corpora.demo", "privemo.corpora._espeak", "soxr"])
-            with ctx.Pool(processes=max(1, min(n_jobs, len(tasks))), maxtasksperchild=1) as pool:
+            # forkserver (spawn where unavailable): fresh processes without fork()ing a parent that may run threads
+            # (TensorFlow); the server imports the worker's modules once, not every (per-speaker) child. The pool
+            # never re-runs the caller's script (privemo._processes), so a script without a main guard works.
+            with worker_pool(max(1, min(n_jobs, len(tasks))), method="forkserver", maxtasksperchild=1,
+                             preload=["privemo.corpora.demo", "privemo.corpora._espeak", "soxr"]) as pool:
                 for results in pool.imap_unordered(_synthesise_speaker, tasks):
                     for r in results:
                         rendered[r["utterance_id"]] = r

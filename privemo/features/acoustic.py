@@ -14,8 +14,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from multiprocessing import get_context
+from concurrent.futures import FIRST_COMPLETED, wait
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .._io import atomic_write_json
+from .._processes import process_pool
 from .cache import FileDigests, ShardStore, chunks, default_cache_dir, params_key, safe_name, write_shard
 
 SAMPLE_RATE = 16000  # the paper's rate; other rates are resampled to it
@@ -275,8 +275,9 @@ def extract_acoustic(
         table: utterance table (``privemo.corpora``); uses ``wav_path`` and ``utterance_id``.
         cache_dir: cache folder; default ``$PRIVEMO_CACHE/features`` or ``~/.cache/privemo/features``.
         n_jobs: worker processes; default all available cores (in-process when there is less than
-            ``SERIAL_BELOW_BYTES`` of audio to compute); 1 computes in this process. Workers are forked, or spawned
-            once TensorFlow (or torch, jax) is loaded in this process, which costs a few seconds of start-up.
+            ``SERIAL_BELOW_BYTES`` of audio to compute); 1 computes in this process. Workers are forked, or started from a
+            fork server once TensorFlow (or torch, jax) is loaded in this process (a second or two of start-up); they
+            never re-run the caller's script, so no ``if __name__ == "__main__"`` guard is needed.
         progress: show a tqdm progress bar on stderr while computing.
         max_frames: keep at most this many frames of each utterance (the first ones) when indexing the result; None
             keeps all (the pipeline caps at ``MAX_FRAMES`` by default).
@@ -344,18 +345,8 @@ def extract_acoustic(
     return AcousticFeatures._from_store(store, index, keys, ids, params, max_frames, stats)
 
 
-def _mp_context():
-    """fork where it is safe (fast start, works from any __main__); spawn once a threaded ML runtime is loaded."""
-    import multiprocessing
-
-    runtimes = ("tensorflow", "torch", "jax")
-    if "fork" in multiprocessing.get_all_start_methods() and not any(m in sys.modules for m in runtimes):
-        return get_context("fork")
-    return get_context("spawn")  # fork would copy TensorFlow's threads and locks in an undefined state
-
-
 def _run_chunks(root, work, params, n_jobs, progress, total, after_chunk):
-    """Compute chunks in this process (n_jobs=1 or one chunk) or in a spawn-started process pool; yield manifests."""
+    """Compute chunks in this process (n_jobs=1 or one chunk) or in a process pool; yield manifests."""
     from tqdm.auto import tqdm
 
     bar = tqdm(total=total, desc="log-MFB features", unit="utt", file=sys.stderr, disable=not progress, leave=False)
@@ -370,7 +361,9 @@ def _run_chunks(root, work, params, n_jobs, progress, total, after_chunk):
                     after_chunk(done)
                 yield manifest
             return
-        with ProcessPoolExecutor(max_workers=min(n_jobs, len(work)), mp_context=_mp_context()) as pool:
+        # fork where it is safe (fast start); once a threaded ML runtime such as TensorFlow is loaded, a fork server
+        # (spawn where unavailable). Either way no worker re-runs the caller's script (privemo._processes).
+        with process_pool(min(n_jobs, len(work)), method="auto", preload=["privemo.features.acoustic"]) as pool:
             mel = _analysis(SAMPLE_RATE, params["n_mels"], params["win_length"], params["n_fft"])[1].toarray()
             pending = {pool.submit(_extract_chunk, str(root), items, params, mel) for items in work}
             try:

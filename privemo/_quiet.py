@@ -1,0 +1,149 @@
+"""A quiet start: privemo's commands, scripts and worker processes do not print TensorFlow's C++ start-up log.
+
+On a machine without a GPU, importing TensorFlow 2.21 prints lines such as ``Could not find cuda drivers on your
+machine``, ``oneDNN custom operations are on``, ``All log messages before absl::InitializeLog() is called are written
+to STDERR`` and, at the first operation, ``E0000 ... failed call to cuInit``. They describe no problem and bury
+privemo's own output (which says which device trains, see ``privemo.device.device_summary``).
+
+``quiet_start()`` (called by ``privemo/__init__.py``; it does not import TensorFlow):
+
+* sets ``TF_CPP_MIN_LOG_LEVEL=3`` unless the user set the variable (the user's value always wins). TensorFlow reads it
+  when it is imported, so this must happen before; worker processes inherit it.
+* TensorFlow prints the lines above while it is being imported, before it reads that variable (absl logs everything to
+  stderr until it is initialised; tensorflow/tensorflow#100442). So the first ``import tensorflow`` (also the one
+  inside ``import keras``) runs with the stderr file descriptor pointed at a temporary file; afterwards everything it
+  caught is written back to stderr except TensorFlow's log records below ``TF_CPP_MIN_LOG_LEVEL`` (the level the user
+  asked for, or privemo's 3) and absl's "before InitializeLog" notice. Python warnings and any other output come
+  through, after the import.
+
+``PRIVEMO_VERBOSE=1`` in the environment, or ``show_tensorflow_log()`` (a command's ``--verbose``), turns all of this
+off, also in the worker processes started afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+from typing import Iterator
+
+from ._import_hooks import around_import, remove_hooks
+
+LOG_LEVEL_ENV = "TF_CPP_MIN_LOG_LEVEL"
+VERBOSE_ENV = "PRIVEMO_VERBOSE"
+QUIET_LEVEL = "3"  # TensorFlow's C++ log: 0 all, 1 no INFO, 2 no WARNING, 3 no ERROR (FATAL only)
+
+_SEVERITY = {"I": 0, "W": 1, "E": 2, "F": 3}
+# absl ("I0000 00:00:1795846801.708597    5523 port.cc:153] ...") and older TSL ("2025-09-17 14:44:05.157831: I ...")
+_RECORD = re.compile(rb"^(?:([IWEF])\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [^\]\s]+\]|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: ([IWEF]) )")
+_ABSL_NOTICE = b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
+# the second line of cpu_feature_guard's INFO record
+_CONTINUATION = b"To enable the following instructions:"
+
+_state = {"set_level": False}
+
+
+def verbose() -> bool:
+    """True when the user asked for TensorFlow's own log (``PRIVEMO_VERBOSE`` set to anything but "" or "0")."""
+    return os.environ.get(VERBOSE_ENV, "").strip() not in ("", "0")
+
+
+def quiet_start() -> None:
+    """Set up the quiet start described in the module docstring (environment variables only; no TensorFlow import)."""
+    if verbose():
+        return
+    if LOG_LEVEL_ENV not in os.environ:
+        os.environ[LOG_LEVEL_ENV] = QUIET_LEVEL
+        _state["set_level"] = True
+    if "tensorflow" not in sys.modules:
+        around_import("tensorflow", filtered_stderr)
+
+
+def show_tensorflow_log() -> None:
+    """Let TensorFlow print its start-up log (a command's ``--verbose``): sets ``PRIVEMO_VERBOSE=1`` (inherited by worker
+    processes), removes the ``TF_CPP_MIN_LOG_LEVEL`` privemo set (a value the user set stays) and the stderr filter.
+    Effective only before TensorFlow is imported in this process."""
+    os.environ[VERBOSE_ENV] = "1"
+    if _state["set_level"]:
+        os.environ.pop(LOG_LEVEL_ENV, None)
+        _state["set_level"] = False
+    remove_hooks("tensorflow")
+
+
+def _level() -> int:
+    try:
+        return int(os.environ.get(LOG_LEVEL_ENV, "0"))
+    except ValueError:
+        return 0
+
+
+def is_noise(line: bytes, level: int) -> bool:
+    """Whether one line TensorFlow printed while being imported is below the log level ``level`` (see the module
+    docstring); ``line`` may end with its newline."""
+    if level < 1:
+        return False
+    text = line.rstrip(b"\r\n")
+    if text == _ABSL_NOTICE:
+        return True
+    match = _RECORD.match(text)
+    if match is None:
+        return False
+    return _SEVERITY[(match.group(1) or match.group(2)).decode()] < level
+
+
+def filter_log(data: bytes, level: int) -> bytes:
+    """``data`` without the lines ``is_noise`` drops (and the continuation line of a dropped CPU-feature record)."""
+    kept = []
+    dropped_previous = False
+    for line in data.splitlines(keepends=True):
+        if is_noise(line, level) or (dropped_previous and line.startswith(_CONTINUATION)):
+            dropped_previous = True
+            continue
+        dropped_previous = False
+        kept.append(line)
+    return b"".join(kept)
+
+
+def _flush_python_streams() -> None:
+    for stream in (sys.stderr, sys.__stderr__):
+        with contextlib.suppress(Exception):
+            stream.flush()
+
+
+@contextlib.contextmanager
+def filtered_stderr(name: str = "tensorflow") -> Iterator[None]:
+    """Run the block with file descriptor 2 (C and Python stderr) caught in a temporary file, then write what was caught
+    back to stderr, less ``filter_log``'s lines. Does nothing where fd 2 cannot be redirected, or when the level is 0 or
+    the user asked for verbose output."""
+    level = _level()
+    if level < 1 or verbose():
+        yield
+        return
+    import tempfile
+
+    _flush_python_streams()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr (e.g. pythonw): nothing to filter
+        yield
+        return
+    catch = tempfile.TemporaryFile()
+    os.dup2(catch.fileno(), 2)
+    try:
+        yield
+    finally:
+        _flush_python_streams()
+        os.dup2(saved, 2)
+        os.close(saved)
+        catch.seek(0)
+        out = filter_log(catch.read(), level)
+        catch.close()
+        while out:
+            try:
+                out = out[os.write(2, out):]
+            except OSError:
+                break
+
+
+__all__ = ["quiet_start", "show_tensorflow_log", "filtered_stderr", "filter_log", "is_noise", "verbose"]

@@ -1,0 +1,484 @@
+"""Linear reference: what a regularised linear model gets from simple utterance features, fold by fold.
+
+Every row of Table 1 is a tuned neural network scored with five-fold speaker-independent cross-validation. This module
+scores a plain linear model on the *same* folds, labels and normalised inputs, so that each network can be read against
+it: a network well below the linear reference is undertrained (or mis-specified), not "the task is hard". The gender
+reference (``gender_reference``) measures how much gender a linear model reads off the same voice statistics, which
+checks that gender really lives in the acoustics that the adversary is meant to scrub.
+
+Assumptions (the choices of this reference, not of the paper):
+
+* **Acoustic features** (``utterance_statistics``): from privemo's per-speaker z-normalised log-Mel frames
+  (``extract_acoustic(table).normalized(table, mode="speaker")``), per Mel band the mean, the standard deviation, the
+  mean absolute first difference over frames (how fast the band moves: speaking rate, pitch movement) and the maximum,
+  plus the log of the number of frames: ``4 * n_mels + 1`` values (161 for 40 bands). Frames are used as given: pass
+  the uncapped view to describe whole utterances. Before the classifier they are standardised (``StandardScaler``)
+  with statistics of the training rows only.
+* **Lexical features**: a *binary* bag of words and word bigrams (``CountVectorizer(tokenizer=privemo.tokenize,
+  ngram_range=(1, 2), binary=True)``) over the ``transcript`` column. The vocabulary is fitted on the training rows
+  only (so on train + validation for the refit); n-grams unseen there are ignored. Binary rather than tf-idf because
+  utterances are short (a word rarely occurs twice) and C is tuned anyway, which absorbs the overall feature scale that
+  idf weighting would change.
+* **Acoustic + lexical**: the standardised statistics, times a block weight, next to the bag of n-grams (sparse
+  ``hstack``). The weight (``FUSION_WEIGHTS`` = 1, 0.3, 0.1) is chosen together with C on the validation speakers:
+  with one C for both blocks, 161 dense unit-variance statistics otherwise outweigh the dozen or two active binary
+  n-grams of an utterance, and the fused model fell below the lexical one (demo valence: 0.470 at weight 1, 0.498
+  lexical alone, 0.523 with the weight tuned).
+* **Classifier**: ``LogisticRegression(class_weight="balanced", max_iter=MAX_ITER)`` (lbfgs, multinomial); balanced
+  class weights because the metric is UAR. C is chosen from ``C_GRID`` = (0.01, 0.1, 1, 10) by UAR on the fold's
+  validation speakers, with the model trained on the fold's training speakers (ties go to the smaller C, the stronger
+  regularisation; on the demo a wider grid, 0.001 to 10, moved no acoustic mean by more than 0.01). The model is then
+  refitted with that C on training + validation speakers (features refitted too) and scored by UAR
+  (``privemo.metrics.uar``) on the fold's test speakers. A fold without validation rows uses ``DEFAULT_C`` (1.0,
+  scikit-learn's default) and records ``validation_uar`` as NaN.
+* Rows whose label is negative (e.g. unknown gender, coded -1) are left out of training and scoring.
+* Mean and std over folds: the std is the sample std (``ddof=1``, 0.0 for a single fold), as in ``privemo.reporting``.
+
+Public functions: ``utterance_statistics``, ``linear_reference``, ``gender_reference``, ``reference_table`` and
+``reference_frame``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+MODALITIES: tuple[str, ...] = ("acoustic", "lexical", "acoustic+lexical")
+TASKS: tuple[str, ...] = ("activation", "valence")
+C_GRID: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
+# Weights of the standardised acoustic statistics next to the bag of n-grams (acoustic+lexical only), chosen with C.
+FUSION_WEIGHTS: tuple[float, ...] = (1.0, 0.3, 0.1)
+DEFAULT_C = 1.0  # used only when a fold has no validation rows to choose C on
+MAX_ITER = 10_000
+NGRAM_RANGE = (1, 2)
+GENDER_IDS = {"F": 0, "M": 1}
+FRAME_COLUMNS: tuple[str, ...] = ("corpus", "modality", "task", "uar_mean", "uar_std", "n_folds")
+
+
+def _invalid(name: str, expected: str, value: object) -> ValueError:
+    return ValueError(f"Invalid value received for argument `{name}`. Expected {expected}. Received: {name}={value!r}")
+
+
+# -- features --------------------------------------------------------------------------------------------------------
+def utterance_statistics(frames: Sequence[np.ndarray]) -> np.ndarray:
+    """Fixed-length statistics of variable-length log-Mel utterances: one row per utterance.
+
+    Args:
+        frames: a sequence of ``(n_frames_i, n_mels)`` arrays, e.g. ``extract_acoustic(table).normalized(table)``; every
+            utterance needs at least one frame and all the same ``n_mels``.
+
+    Returns:
+        float64 array ``(len(frames), 4 * n_mels + 1)``: per band mean, std, mean absolute first difference over frames
+        (0 for a one-frame utterance), max; then ``log(n_frames)``. Columns are band-major within each block:
+        ``[mean_0..mean_{d-1}, std_0.., mean|delta|_0.., max_0.., log_frames]``.
+
+    Raises:
+        ValueError: empty sequence, an item that is not 2-D, an utterance without frames, differing band counts.
+    """
+    n = len(frames)
+    if n == 0:
+        raise _invalid("frames", "a non-empty sequence of (n_frames, n_mels) arrays", "an empty sequence")
+    out: np.ndarray | None = None
+    for i in range(n):
+        x = np.asarray(frames[i], dtype=np.float64)
+        if x.ndim != 2:
+            raise ValueError(
+                f"Invalid value received for argument `frames`. Expected (n_frames, n_mels) arrays. "
+                f"Received: frames[{i}] with shape {x.shape}"
+            )
+        t, d = x.shape
+        if out is None:
+            out = np.empty((n, 4 * d + 1), np.float64)
+            n_mels = d
+        if d != n_mels:
+            raise ValueError(
+                f"Invalid value received for argument `frames`. Expected every utterance to have {n_mels} bands. "
+                f"Received: frames[{i}] with shape {x.shape}"
+            )
+        if t == 0:
+            raise ValueError(
+                f"Invalid value received for argument `frames`. Expected at least one frame per utterance. "
+                f"Received: frames[{i}] with shape {x.shape}"
+            )
+        delta = np.abs(np.diff(x, axis=0)).mean(axis=0) if t > 1 else np.zeros(d)
+        out[i, :d] = x.mean(axis=0)
+        out[i, d : 2 * d] = x.std(axis=0)
+        out[i, 2 * d : 3 * d] = delta
+        out[i, 3 * d : 4 * d] = x.max(axis=0)
+        out[i, 4 * d] = np.log(t)
+    assert out is not None
+    return out
+
+
+def _statistics(table: pd.DataFrame, acoustic: Any) -> np.ndarray:
+    """Utterance statistics of every table row from ``acoustic`` (frames, or a precomputed 2-D statistics array)."""
+    if acoustic is None:
+        raise _invalid(
+            "acoustic",
+            "the normalised log-Mel frames of every table row (extract_acoustic(table).normalized(table, mode='speaker')) "
+            "for an acoustic modality",
+            None,
+        )
+    if isinstance(acoustic, np.ndarray) and acoustic.ndim == 2 and acoustic.dtype != object:
+        stats = np.asarray(acoustic, np.float64)  # precomputed utterance_statistics
+    else:
+        if not hasattr(acoustic, "__len__") or not hasattr(acoustic, "__getitem__"):
+            raise _invalid("acoustic", "a sequence of (n_frames, n_mels) arrays, one per table row", type(acoustic).__name__)
+        if len(acoustic) != len(table):
+            raise ValueError(
+                f"Invalid value received for argument `acoustic`. Expected one frame array per table row ({len(table)}). "
+                f"Received: {len(acoustic)} items"
+            )
+        stats = utterance_statistics(acoustic)
+    if len(stats) != len(table):
+        raise ValueError(
+            f"Invalid value received for argument `acoustic`. Expected statistics for every table row ({len(table)}). "
+            f"Received: {len(stats)} rows"
+        )
+    if not np.isfinite(stats).all():
+        raise ValueError("Invalid value received for argument `acoustic`. Expected finite values. Received: NaN or inf")
+    return stats
+
+
+def _transcripts(table: pd.DataFrame) -> np.ndarray:
+    from .features.lexical import _transcripts as checked
+
+    return np.asarray(checked(table, np.arange(len(table), dtype=np.int64)), dtype=object)
+
+
+class _Design:
+    """Builds the feature matrix of some rows with transformers fitted on ``fit_rows`` only."""
+
+    def __init__(
+        self, stats: np.ndarray | None, texts: np.ndarray | None, fit_rows: np.ndarray, weight: float = 1.0
+    ) -> None:
+        from sklearn.feature_extraction.text import CountVectorizer
+        from sklearn.preprocessing import StandardScaler
+
+        from .features.lexical import tokenize
+
+        self.stats, self.texts, self.weight = stats, texts, weight
+        self.scaler = StandardScaler().fit(stats[fit_rows]) if stats is not None else None
+        self.vectorizer = None
+        if texts is not None:
+            self.vectorizer = CountVectorizer(
+                tokenizer=tokenize, lowercase=False, token_pattern=None, ngram_range=NGRAM_RANGE, binary=True,
+                dtype=np.float64,
+            )
+            try:
+                self.vectorizer.fit(list(texts[fit_rows]))
+            except ValueError as error:  # "empty vocabulary": no training transcript has a word
+                raise ValueError(f"lexical reference: the training transcripts have no words ({error})") from None
+
+    @property
+    def n_features(self) -> int:
+        n = 0
+        if self.scaler is not None:
+            n += self.scaler.n_features_in_
+        if self.vectorizer is not None:
+            n += len(self.vectorizer.vocabulary_)
+        return n
+
+    def __call__(self, rows: np.ndarray):
+        from scipy import sparse
+
+        parts = []
+        if self.scaler is not None:
+            parts.append(self.weight * self.scaler.transform(self.stats[rows]))
+        if self.vectorizer is not None:
+            parts.append(self.vectorizer.transform(list(self.texts[rows])))
+        if len(parts) == 1:
+            return parts[0]
+        return sparse.hstack([sparse.csr_matrix(parts[0]), parts[1]], format="csr")
+
+
+# -- classifier ------------------------------------------------------------------------------------------------------
+def _fit(x, y: np.ndarray, c: float, seed: int):
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    if len(np.unique(y)) < 2:
+        raise ValueError(
+            f"linear reference: the training rows hold a single class ({int(y[0])}); a classifier needs at least two"
+        )
+    model = LogisticRegression(C=c, class_weight="balanced", max_iter=MAX_ITER, random_state=seed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        model.fit(x, y)
+    converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    return model, converged
+
+
+def _cross_validate(
+    stats: np.ndarray | None, texts: np.ndarray | None, labels: np.ndarray, folds: list, seed: int, c_grid: Sequence[float],
+    weights: Sequence[float] = (1.0,),
+) -> dict:
+    from .metrics import uar
+
+    fold_uar, chosen, chosen_weight, validation_uar, n_features, converged = [], [], [], [], [], []
+    for k, fold in enumerate(folds):
+        train, validation, test = (np.asarray(getattr(fold, name), np.int64) for name in ("train", "validation", "test"))
+        train, validation, test = (rows[labels[rows] >= 0] for rows in (train, validation, test))
+        if len(train) == 0 or len(test) == 0:
+            raise ValueError(f"fold {k}: no labelled {'training' if len(train) == 0 else 'test'} rows")
+        ok = True
+        if len(validation):
+            candidates, scores = [], []
+            for weight in weights:
+                design = _Design(stats, texts, train, weight)
+                x_train, x_val = design(train), design(validation)
+                for c in c_grid:
+                    model, conv = _fit(x_train, labels[train], c, seed)
+                    ok &= conv
+                    candidates.append((float(c), float(weight)))
+                    scores.append(uar(labels[validation], model.predict(x_val)))
+            best = int(np.argmax(scores))  # first maximum: among ties the first weight, then the smallest C
+            (c_best, w_best), val_score = candidates[best], float(scores[best])
+        else:
+            c_best, w_best, val_score = DEFAULT_C, float(weights[0]), float("nan")
+        fit_rows = np.union1d(train, validation)
+        design = _Design(stats, texts, fit_rows, w_best)
+        model, conv = _fit(design(fit_rows), labels[fit_rows], c_best, seed)
+        fold_uar.append(uar(labels[test], model.predict(design(test))))
+        chosen.append(c_best)
+        chosen_weight.append(w_best)
+        validation_uar.append(val_score)
+        n_features.append(design.n_features)
+        converged.append(bool(ok and conv))
+    scores = np.asarray(fold_uar)
+    return {
+        "fold_uar": [float(s) for s in scores],
+        "uar_mean": float(scores.mean()),
+        "uar_std": float(scores.std(ddof=1)) if len(scores) > 1 else 0.0,
+        "C": chosen,
+        "acoustic_weight": chosen_weight,
+        "validation_uar": validation_uar,
+        "n_features": n_features,
+        "converged": converged,
+        "n_folds": len(scores),
+    }
+
+
+# -- validation of the public arguments --------------------------------------------------------------------------------
+def _check_table(table: Any) -> pd.DataFrame:
+    if not isinstance(table, pd.DataFrame):
+        raise _invalid("table", "a pandas DataFrame (an utterance table, see privemo.corpora)", type(table).__name__)
+    if len(table) == 0:
+        raise _invalid("table", "a non-empty utterance table", "an empty DataFrame")
+    return table
+
+
+def _check_labels(labels: Any, n: int) -> np.ndarray:
+    arr = np.asarray(labels)
+    if arr.ndim != 1 or len(arr) != n or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+        raise ValueError(
+            f"Invalid value received for argument `labels`. Expected a 1-D int array with one class per table row ({n}), "
+            f"e.g. privemo.bin_labels(table[task], corpus). Received: labels with shape {arr.shape}, dtype {arr.dtype}"
+        )
+    return arr.astype(np.int64)
+
+
+def _check_folds(folds: Any, n: int) -> list:
+    if isinstance(folds, (str, bytes)) or not isinstance(folds, Iterable):
+        raise _invalid("folds", "a list of folds with train / validation / test indices (privemo.speaker_folds)", folds)
+    folds = list(folds)
+    if not folds:
+        raise _invalid("folds", "at least one fold (privemo.speaker_folds(table))", folds)
+    for k, fold in enumerate(folds):
+        for name in ("train", "validation", "test"):
+            if not hasattr(fold, name):
+                raise ValueError(
+                    f"Invalid value received for argument `folds`. Expected folds with train / validation / test "
+                    f"indices (privemo.speaker_folds). Received: fold {k} of type {type(fold).__name__} without `{name}`"
+                )
+            idx = np.asarray(getattr(fold, name))
+            if idx.ndim != 1 or (idx.size and (not np.issubdtype(idx.dtype, np.integer) or idx.min() < 0 or idx.max() >= n)):
+                raise ValueError(
+                    f"Invalid value received for argument `folds`. Expected 1-D int table positions in [0, {n}). "
+                    f"Received: fold {k} `{name}` with shape {idx.shape}, dtype {idx.dtype}"
+                )
+    return folds
+
+
+def _check_c_grid(c_grid: Any) -> tuple[float, ...]:
+    try:
+        grid = tuple(sorted(float(c) for c in c_grid))
+    except (TypeError, ValueError):
+        raise _invalid("c_grid", "a non-empty sequence of positive numbers", c_grid) from None
+    if not grid or not all(np.isfinite(c) and c > 0 for c in grid):
+        raise _invalid("c_grid", "a non-empty sequence of positive numbers", c_grid)
+    return grid
+
+
+def _check_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise _invalid("seed", "an int >= 0", seed)
+    return int(seed)
+
+
+def _corpus(table: pd.DataFrame) -> str:
+    return str(table.attrs.get("corpus", ""))
+
+
+# -- public API -------------------------------------------------------------------------------------------------------
+def linear_reference(
+    table: pd.DataFrame,
+    labels: np.ndarray,
+    folds: Sequence,
+    modality: str,
+    *,
+    acoustic: Sequence[np.ndarray] | np.ndarray | None = None,
+    seed: int = 0,
+    c_grid: Sequence[float] = C_GRID,
+) -> dict:
+    """Cross-validated UAR of the linear reference for one modality and one set of labels.
+
+    Args:
+        table: the utterance table (``transcript`` column for the lexical modalities).
+        labels: int class per table row, e.g. ``privemo.bin_labels(table["activation"].to_numpy(float), corpus)``;
+            negative values mean "unknown" and those rows are left out.
+        folds: ``privemo.speaker_folds(table)`` (anything with ``train``, ``validation``, ``test`` position arrays).
+        modality: "acoustic", "lexical" or "acoustic+lexical".
+        acoustic: for the acoustic modalities, the per-speaker z-normalised log-Mel frames of every row
+            (``extract_acoustic(table).normalized(table, mode="speaker")``), or their ``utterance_statistics`` (a 2-D
+            float array) to avoid recomputing them. Ignored for "lexical".
+        seed: ``random_state`` of the classifier (lbfgs is deterministic; kept for other solvers).
+        c_grid: inverse regularisation strengths searched on each fold's validation speakers.
+
+    Returns:
+        dict with ``corpus``, ``modality``, ``fold_uar`` (test UAR per fold), ``uar_mean``, ``uar_std`` (ddof=1),
+        ``C`` (chosen per fold), ``acoustic_weight`` (chosen per fold; always 1.0 but for "acoustic+lexical"),
+        ``validation_uar`` (of the chosen C, per fold), ``n_features`` (per fold, of the refit),
+        ``converged`` (per fold: every fit within ``MAX_ITER``), ``n_folds``.
+
+    Raises:
+        ValueError: invalid arguments (Keras-style message), missing transcripts, a fold without training or test rows,
+            training rows of a single class.
+    """
+    table = _check_table(table)
+    if modality not in MODALITIES:
+        raise _invalid("modality", f"one of {list(MODALITIES)}", modality)
+    labels = _check_labels(labels, len(table))
+    folds = _check_folds(folds, len(table))
+    seed = _check_seed(seed)
+    grid = _check_c_grid(c_grid)
+    stats = _statistics(table, acoustic) if "acoustic" in modality else None
+    texts = _transcripts(table) if "lexical" in modality else None
+    weights = FUSION_WEIGHTS if modality == "acoustic+lexical" else (1.0,)
+    result = _cross_validate(stats, texts, labels, folds, seed, grid, weights)
+    return {"corpus": _corpus(table), "modality": modality, **result}
+
+
+def gender_labels(table: pd.DataFrame) -> np.ndarray:
+    """0 (F), 1 (M) or -1 (unknown) per table row, as the experiment codes them."""
+    if "gender" not in table.columns:
+        raise ValueError(f"table has no 'gender' column; columns: {list(table.columns)}")
+    return np.array([GENDER_IDS.get(g, -1) if isinstance(g, str) else -1 for g in table["gender"]], dtype=np.int64)
+
+
+def gender_reference(
+    table: pd.DataFrame,
+    folds: Sequence,
+    *,
+    acoustic: Sequence[np.ndarray] | np.ndarray,
+    seed: int = 0,
+    c_grid: Sequence[float] = C_GRID,
+) -> dict:
+    """Cross-validated gender UAR (F / M) of the linear reference on the utterance statistics of the voice.
+
+    Same features, classifier, C selection and refit as ``linear_reference(..., modality="acoustic")``, with the labels
+    from ``table["gender"]`` (rows of unknown gender are left out). Test speakers are unseen, so a high UAR means that
+    gender is readable from per-speaker-normalised acoustics of new voices.
+
+    Returns:
+        ``linear_reference``'s dict with ``task="gender"`` added.
+    """
+    table = _check_table(table)
+    result = linear_reference(table, gender_labels(table), folds, "acoustic", acoustic=acoustic, seed=seed, c_grid=c_grid)
+    return {**result, "task": "gender"}
+
+
+def reference_table(
+    table: pd.DataFrame,
+    folds: Sequence,
+    *,
+    acoustic: Sequence[np.ndarray] | np.ndarray | None = None,
+    modalities: Sequence[str] = MODALITIES,
+    tasks: Sequence[str] = TASKS,
+    gender: bool = True,
+    seed: int = 0,
+    c_grid: Sequence[float] = C_GRID,
+) -> pd.DataFrame:
+    """The linear reference for every (modality, task) cell, plus gender if asked: ``reference_frame`` of the results.
+
+    Labels are ``privemo.bin_labels(table[task].to_numpy(float), corpus)`` with the corpus's default thresholds, as in
+    the experiment. ``acoustic`` (frames or their statistics) is needed when a modality uses acoustics or ``gender``.
+    """
+    from .labels import bin_labels
+
+    table = _check_table(table)
+    for modality in modalities:
+        if modality not in MODALITIES:
+            raise _invalid("modality", f"one of {list(MODALITIES)}", modality)
+    for task in tasks:
+        if task not in table.columns:
+            raise _invalid("tasks", f"columns of the table ({list(TASKS)})", task)
+    needs_acoustic = gender or any("acoustic" in m for m in modalities)
+    stats = _statistics(table, acoustic) if needs_acoustic else None
+    rows = []
+    for task in tasks:
+        labels = bin_labels(table[task].to_numpy(float), _corpus(table))
+        for modality in modalities:
+            result = linear_reference(table, labels, folds, modality, acoustic=stats, seed=seed, c_grid=c_grid)
+            rows.append({**result, "task": task})
+    if gender:
+        rows.append(gender_reference(table, folds, acoustic=stats, seed=seed, c_grid=c_grid))
+    return reference_frame(rows)
+
+
+def reference_frame(rows: Iterable[dict]) -> pd.DataFrame:
+    """A tidy table of reference results: columns ``corpus, modality, task, uar_mean, uar_std, n_folds``.
+
+    Args:
+        rows: dicts with ``corpus``, ``modality``, ``task`` and either ``uar_mean`` / ``uar_std`` / ``n_folds`` or
+            ``fold_uar`` (per-fold UARs; mean and ddof=1 std are computed). ``linear_reference``'s result needs the
+            ``task`` added: ``{**result, "task": "activation"}``.
+    """
+    if isinstance(rows, (dict, str, bytes)) or not isinstance(rows, Iterable):
+        raise _invalid("rows", "an iterable of result dicts", rows)
+    records = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise _invalid("rows", "an iterable of result dicts", f"item {i} of type {type(row).__name__}")
+        missing = [k for k in ("corpus", "modality", "task") if k not in row]
+        if "uar_mean" not in row and "fold_uar" not in row:
+            missing.append("uar_mean or fold_uar")
+        if missing:
+            raise ValueError(
+                f"Invalid value received for argument `rows`. Expected dicts with keys {list(FRAME_COLUMNS)}. "
+                f"Received: item {i} without {missing}"
+            )
+        if "fold_uar" in row and ("uar_mean" not in row or "uar_std" not in row or "n_folds" not in row):
+            scores = np.asarray(row["fold_uar"], float)
+            mean, std, n = float(scores.mean()), float(scores.std(ddof=1)) if len(scores) > 1 else 0.0, len(scores)
+        else:
+            mean, std, n = float(row["uar_mean"]), float(row.get("uar_std", float("nan"))), int(row.get("n_folds", 0))
+        records.append({"corpus": row["corpus"], "modality": row["modality"], "task": row["task"],
+                        "uar_mean": mean, "uar_std": std, "n_folds": n})
+    return pd.DataFrame.from_records(records, columns=list(FRAME_COLUMNS))
+
+
+__all__ = [
+    "utterance_statistics",
+    "linear_reference",
+    "gender_reference",
+    "gender_labels",
+    "reference_table",
+    "reference_frame",
+    "MODALITIES",
+    "C_GRID",
+    "FUSION_WEIGHTS",
+]

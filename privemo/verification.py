@@ -1,0 +1,234 @@
+"""Speaker verification attack: can an attacker link two utterances of the same, unseen speaker through h?
+
+`privemo.attacks.speaker_attack` asks whether an attacker who has seen some of a speaker's utterances can name the
+speaker of others (closed-set identification). The threat the VoicePrivacy challenge evaluates is linkage: given two
+representations of speakers the attacker has never seen, can it tell whether they come from the same person? This
+module measures that with the challenge's *semi-informed attacker* design, on plain NumPy arrays.
+
+Protocol (modelled on the VoicePrivacy challenge; the attacker, its back-end and the trial list are privemo's
+assumptions, the paper has no such attack):
+
+- The attacker knows the training speakers' representations and identities (h_train, speakers_train), i.e. it sees
+  the system's output for speakers it can label, and learns a speaker verifier on them only: standardise (statistics of
+  h_train), linear discriminant analysis across training speakers (scikit-learn ``LinearDiscriminantAnalysis`` with the
+  'eigen' solver and Ledoit-Wolf shrinkage ``shrinkage='auto'``, which stays stable when there are few utterances per
+  dimension; n_components = min(n_train_speakers - 1, n_features)), then length normalisation. A trial is scored by
+  the cosine similarity of the two projected utterances (the usual LDA + cosine back-end of x-vector systems).
+- Trials are pairs among the evaluation utterances (speakers disjoint from the training speakers, e.g. the test
+  speakers): every same-speaker pair is a target trial and every different-speaker pair a non-target trial. Beyond
+  ``max_trials`` of a kind (default 200,000), that many are drawn without replacement with ``seed``.
+- Reported: the equal error rate (EER) -- the operating point where the false-acceptance rate equals the
+  false-rejection rate, read off scikit-learn's ``roc_curve`` and linearly interpolated between the two ROC points that
+  bracket it. 0.5 = nothing links utterances of a speaker, 0 = perfectly linked. With ``genders_eval`` also
+  ``eer_same_gender``: target trials against only the non-target trials whose two utterances have the same gender, so
+  that gender -- which differs between speakers -- cannot stand in for identity (VoicePrivacy scores same-gender trials
+  only). A representation that hides identity but keeps gender has eer_same_gender near 0.5 while its eer is lower.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+from sklearn.metrics import roc_curve
+from sklearn.preprocessing import StandardScaler
+
+from privemo.attacks import _check_h, _check_labels, _invalid
+
+__all__ = ["speaker_verification_attack", "equal_error_rate", "MAX_TRIALS"]
+
+MAX_TRIALS = 200_000  # assumption: at most this many target and this many non-target trials (seeded sample beyond)
+_ENUMERATE_LIMIT = 2_000_000  # list all pairs of the evaluation set when there are at most this many (~n = 2,000)
+
+
+def equal_error_rate(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Equal error rate of scores for binary trial labels (1 = target, 0 = non-target), higher score = more target.
+
+    The ROC curve (scikit-learn ``roc_curve``) runs from (FPR 0, FNR 1) to (FPR 1, FNR 0); the EER is where FNR - FPR
+    changes sign, linearly interpolated between the two ROC points around the crossing.
+    """
+    labels = np.asarray(labels)
+    if np.unique(labels).size != 2:
+        raise _invalid("labels", "both target (1) and non-target (0) trials", f"classes {np.unique(labels).tolist()}")
+    fpr, tpr, _ = roc_curve(labels, scores)
+    fnr = 1.0 - tpr
+    diff = fnr - fpr  # 1 at the first point, -1 at the last, non-increasing
+    i = int(np.argmax(diff <= 0))
+    if diff[i] == 0 or i == 0:
+        return float(fpr[i])
+    w = diff[i - 1] / (diff[i - 1] - diff[i])
+    return float(fpr[i - 1] + w * (fpr[i] - fpr[i - 1]))
+
+
+def _pairs_within(groups: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """All unordered pairs of positions within each group."""
+    firsts, seconds = [], []
+    for idx in groups:
+        a, b = np.triu_indices(idx.size, k=1)
+        firsts.append(idx[a])
+        seconds.append(idx[b])
+    return np.concatenate(firsts), np.concatenate(seconds)
+
+
+def _sample_pairs(draw, size: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``size`` distinct unordered pairs (i < j) from repeated ``draw(m)`` calls, each returning up to m random pairs
+    (i, j), i != j (used only when listing all pairs would be too large). Keeps first occurrences in draw order, so the
+    result depends only on the generator behind ``draw``."""
+    found = np.zeros((0, 2), dtype=np.int64)
+    while len(found) < size:
+        i, j = draw(2 * size)
+        pairs = np.column_stack([np.minimum(i, j), np.maximum(i, j)])
+        merged = np.concatenate([found, pairs])
+        _, first = np.unique(merged[:, 0] * n + merged[:, 1], return_index=True)
+        found = merged[np.sort(first)]  # first occurrences, in draw order
+    found = found[:size]
+    return found[:, 0], found[:, 1]
+
+
+def _trials(speakers: np.ndarray, rng: np.random.Generator, max_trials: int):
+    """Target and non-target pairs of evaluation utterances (at most ``max_trials`` of each, seeded sample beyond).
+
+    Returns (targets, nontargets, n_target_available, n_nontarget_available); each trial array is (i, j) positions.
+    """
+    n = speakers.size
+    _, inverse, counts = np.unique(speakers, return_inverse=True, return_counts=True)
+    n_target = int(np.sum(counts * (counts - 1) // 2))
+    n_all = n * (n - 1) // 2
+    n_nontarget = n_all - n_target
+
+    def cap(first: np.ndarray, second: np.ndarray):
+        if first.size > max_trials:
+            keep = np.sort(rng.choice(first.size, max_trials, replace=False))
+            first, second = first[keep], second[keep]
+        return first, second
+
+    if n_target <= _ENUMERATE_LIMIT:
+        targets = cap(*_pairs_within([np.flatnonzero(inverse == k) for k in range(counts.size)]))
+    else:  # a speaker, weighted by its number of pairs, then two of its utterances: uniform over target pairs
+        order = np.argsort(inverse, kind="stable")
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        weights = counts * (counts - 1) / 2.0
+
+        def draw_target(m: int):
+            k = rng.choice(counts.size, m, p=weights / weights.sum())
+            u = rng.integers(0, counts[k])
+            v = rng.integers(0, counts[k] - 1)
+            v = v + (v >= u)
+            return order[starts[k] + u], order[starts[k] + v]
+
+        targets = _sample_pairs(draw_target, min(max_trials, n_target), n)
+    if n_all <= _ENUMERATE_LIMIT:
+        a, b = np.triu_indices(n, k=1)
+        other = inverse[a] != inverse[b]
+        nontargets = cap(a[other], b[other])
+    else:  # uniform pairs of utterances, same-speaker ones rejected
+
+        def draw_nontarget(m: int):
+            i = rng.integers(0, n, m)
+            j = rng.integers(0, n - 1, m)
+            j = j + (j >= i)
+            other = inverse[i] != inverse[j]
+            return i[other], j[other]
+
+        nontargets = _sample_pairs(draw_nontarget, min(max_trials, n_nontarget), n)
+    return targets, nontargets, n_target, n_nontarget
+
+
+def speaker_verification_attack(
+    h_train: np.ndarray,
+    speakers_train: np.ndarray,
+    h_eval: np.ndarray,
+    speakers_eval: np.ndarray,
+    genders_eval: np.ndarray | None = None,
+    seed: int = 0,
+    *,
+    max_trials: int = MAX_TRIALS,
+) -> dict[str, Any]:
+    """Equal error rate of a semi-informed speaker-verification attacker on representations (protocol above).
+
+    Args:
+        h_train: (n_train, n_features) representations of the speakers the attacker learns from (e.g. the training
+            speakers).
+        speakers_train: (n_train,) their speaker labels; at least 2 speakers, one of them with 2+ utterances.
+        h_eval: (n_eval, n_features) representations of the speakers to link, normally disjoint from the training
+            speakers (e.g. the test speakers).
+        speakers_eval: (n_eval,) their speaker labels; at least 2 speakers with at least 2 utterances each.
+        genders_eval: optional (n_eval,) gender labels of the evaluation utterances (no missing values) for
+            ``eer_same_gender``.
+        seed: seeds the sample of trials when there are more than ``max_trials`` of a kind.
+        max_trials: at most this many target and this many non-target trials.
+
+    Returns a JSON-ready dict: ``eer`` (0.5 = no linkage, 0 = perfect), ``eer_same_gender`` (None without
+    ``genders_eval`` or without same-gender non-target trials), ``n_target`` / ``n_nontarget`` (trials scored),
+    ``n_target_available`` / ``n_nontarget_available``, ``n_nontarget_same_gender``, ``n_speakers`` (evaluation),
+    ``n_train_speakers``, ``n_components`` (LDA dimensions), ``chance`` (0.5), ``seed`` and ``method``.
+    """
+    h_train = _check_h(h_train, "h_train").astype(np.float64)
+    speakers_train = _check_labels(speakers_train, len(h_train), "speakers_train")
+    h_eval = _check_h(h_eval, "h_eval", h_train.shape[1]).astype(np.float64)
+    speakers_eval = _check_labels(speakers_eval, len(h_eval), "speakers_eval")
+    if isinstance(max_trials, bool) or not isinstance(max_trials, (int, np.integer)) or max_trials < 1:
+        raise _invalid("max_trials", "a positive integer", f"max_trials={max_trials!r}")
+    train_names, train_counts = np.unique(speakers_train, return_counts=True)
+    if train_names.size < 2:
+        raise _invalid("speakers_train", "at least 2 distinct training speakers to learn a verifier from",
+                       f"{train_names.size} speaker ({train_names.tolist()})")
+    if train_counts.max() < 2:
+        raise _invalid("speakers_train", "at least one training speaker with 2 or more utterances (within-speaker "
+                       "variation)", f"{train_names.size} speakers with 1 utterance each")
+    eval_names, eval_counts = np.unique(speakers_eval, return_counts=True)
+    if eval_names.size < 2:
+        raise _invalid("speakers_eval", "at least 2 distinct evaluation speakers (for different-speaker trials)",
+                       f"{eval_names.size} speaker ({eval_names.tolist()})")
+    single = eval_names[eval_counts < 2]
+    if single.size:
+        shown = ", ".join(map(repr, single[:10].tolist())) + (" ..." if single.size > 10 else "")
+        raise _invalid("speakers_eval", "at least 2 utterances per evaluation speaker (for same-speaker trials; drop "
+                       "the others first)", f"speakers with 1 utterance: {shown}")
+    genders = None
+    if genders_eval is not None:
+        genders = _check_labels(genders_eval, len(h_eval), "genders_eval")
+
+    scaler = StandardScaler().fit(h_train)
+    n_components = int(min(train_names.size - 1, h_train.shape[1]))
+    lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto", n_components=n_components)
+    lda.fit(scaler.transform(h_train), speakers_train)
+    z = lda.transform(scaler.transform(h_eval))
+    z /= np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+
+    rng = np.random.default_rng(seed)
+    (ti, tj), (ni, nj), n_target_available, n_nontarget_available = _trials(speakers_eval, rng, int(max_trials))
+    target_scores = np.einsum("ij,ij->i", z[ti], z[tj])
+    nontarget_scores = np.einsum("ij,ij->i", z[ni], z[nj])
+
+    def eer_of(nontarget: np.ndarray) -> float:
+        labels = np.concatenate([np.ones(target_scores.size), np.zeros(nontarget.size)])
+        return equal_error_rate(labels, np.concatenate([target_scores, nontarget]))
+
+    result: dict[str, Any] = {
+        "eer": eer_of(nontarget_scores),
+        "eer_same_gender": None,
+        "n_target": int(target_scores.size),
+        "n_nontarget": int(nontarget_scores.size),
+        "n_nontarget_same_gender": None,
+        "n_target_available": n_target_available,
+        "n_nontarget_available": n_nontarget_available,
+        "n_speakers": int(eval_names.size),
+        "n_train_speakers": int(train_names.size),
+        "n_components": n_components,
+        "chance": 0.5,
+        "seed": int(seed),
+        "method": (
+            "semi-informed verifier learnt on the training speakers only: standardise (training statistics), LDA "
+            f"(eigen solver, Ledoit-Wolf shrinkage, {n_components} components), length normalisation, cosine "
+            "scoring of all same-speaker (target) and different-speaker (non-target) pairs of evaluation utterances "
+            f"(at most {int(max_trials)} of each, seeded sample beyond); EER interpolated on scikit-learn's roc_curve"
+        ),
+    }
+    if genders is not None:
+        same = genders[ni] == genders[nj]
+        result["n_nontarget_same_gender"] = int(same.sum())
+        if same.any():
+            result["eer_same_gender"] = eer_of(nontarget_scores[same])
+    return result
