@@ -1,4 +1,7 @@
-"""Progress of a run: one line per finished job with the jobs done, elapsed time and an estimate of the time left.
+"""Progress of a run: one progress bar (jobs done / total, elapsed, estimated time left) and one line per finished job.
+
+On a terminal the bar stays at the bottom (tqdm) and the job lines scroll above it; in a log file (no terminal) each job
+line carries the same figures as a prefix instead.
 
 The estimate weighs each pending job by the mean time of finished jobs of its own kind (e.g. its modality: an acoustic
 network costs several times a lexical one), falling back to the mean over all finished jobs, and divides by the number
@@ -7,6 +10,7 @@ of workers.
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Callable, Hashable, Sequence
 
@@ -27,12 +31,23 @@ class Progress:
         report: where lines go.
     """
 
-    def __init__(self, pending: Sequence[Hashable], total: int, workers: int, report: Callable[[str], None]):
+    def __init__(self, pending: Sequence[Hashable], total: int, workers: int, report: Callable[[str], None],
+                 *, bar: bool = False):
         self.pending = list(pending)
         self.total, self.workers, self.report = int(total), max(1, int(workers)), report
         self.done = self.total - len(self.pending)
         self.seconds: dict[Hashable, list[float]] = {}
         self.start = time.perf_counter()
+        self.bar = None
+        if bar:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.total, initial=self.done, desc="privemo", unit="job", file=sys.stderr,
+                            bar_format="{desc}: {n}/{total} jobs |{bar}| {elapsed} elapsed{postfix}", leave=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
     def estimate_left(self) -> float | None:
         """Seconds left, or None before any job finished."""
@@ -50,6 +65,11 @@ class Progress:
         self.seconds.setdefault(kind, []).append(float(seconds))
         self.done += 1
         left = self.estimate_left()
-        elapsed = time.perf_counter() - self.start
         eta = "" if left is None else f", about {format_seconds(left)} left"
+        if self.bar is not None:
+            self.bar.write(text, file=sys.stderr)
+            self.bar.set_postfix_str(eta.lstrip(", "), refresh=False)
+            self.bar.update(1)
+            return
+        elapsed = time.perf_counter() - self.start
         self.report(f"[{self.done}/{self.total} | {format_seconds(elapsed)} elapsed{eta}] {text}")

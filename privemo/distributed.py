@@ -19,7 +19,8 @@ per (condition, outer fold): ``<out>/work/tuning/<condition.key>/fold<k>/``. pri
 
 Every process takes the reproduce command's flags (the same flags on every machine: the chief writes
 ``<out>/work/distributed/plan.json`` with the job list and the settings that matter, and a worker whose flags differ
-stops with an error). Example, one machine with 2 cores::
+stops with an error). ``--removal`` is among them; with ``--tensorboard DIR`` each worker writes the logs of the trials
+it trains under its own DIR. Example, one machine with 2 cores::
 
     python -m privemo.distributed --role chief --port 50051 --corpus demo &
     python -m privemo.distributed --role worker --worker-id 0 --port 50051 --corpus demo --threads 1 &
@@ -453,7 +454,9 @@ def _search_project(config, job: Job, data, fold, lexical, tuner_id: str, host: 
             ran[trial.trial_id].append(time.time())
 
         tuner.on_trial_begin, tuner.on_trial_end = on_trial_begin, on_trial_end
-        tuner.search(setup.train_ds, setup.val_inputs, setup.val_targets, verbose=0)
+        # The reproduce command's own search arguments: validation targets, the privacy probe (probe selection with an
+        # adversary) and the trial callbacks (--tensorboard).
+        tuner.search(setup.train_ds, setup.val_inputs, **setup.search_kwargs())
     finally:
         for name in (ENV_TUNER_ID, ENV_ORACLE_IP, ENV_ORACLE_PORT):
             os.environ.pop(name, None)

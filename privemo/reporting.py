@@ -208,7 +208,8 @@ def write_tables(records: Sequence[dict], out_dir: str | Path,
             continue
         table = table1(frame, adversary, privacy, extra=extra, reference=reference)
         atomic_write_text(out_dir / f"{name}.csv", table.to_csv(index=False))
-        atomic_write_text(out_dir / f"{name}.md", to_markdown(table, TABLE_NOTES[name].format(**fmt)))
+        atomic_write_text(out_dir / f"{name}.md", to_markdown(table, removal_note(records, adversary)
+                                                              + TABLE_NOTES[name].format(**fmt)))
         written[name] = table
     placement = placement_table(frame)
     if placement is not None:
@@ -218,6 +219,17 @@ def write_tables(records: Sequence[dict], out_dir: str | Path,
             "(multimodal rows; gender attacker UAR, lower is more private)."))
         written["placement"] = placement
     return written
+
+
+def removal_note(records: Sequence[dict], adversary: str) -> str:
+    """'' when the ``adversary`` records used the paper's GRL (``record["removal"]`` "grl" or absent), else a first line
+    naming the attribute-removal method(s) of their adversarial columns (``--removal``)."""
+    methods = sorted({r.get("removal") or "grl" for r in records if r.get("adversary") == adversary} - {"grl"})
+    if not methods:
+        return ""
+    return (f"Removal method: {', '.join(methods)} (privemo.removal, `--removal`), not the paper's gradient reversal: "
+            f"the {adversary} adv. columns are networks trained with it (λ per fold is – for a method without a GRL "
+            "strength).\n\n")
 
 
 def placement_table(frame: pd.DataFrame) -> pd.DataFrame | None:
@@ -237,16 +249,15 @@ def placement_table(frame: pd.DataFrame) -> pd.DataFrame | None:
 
 def lambda_tradeoff_frame(records: Sequence[dict]) -> pd.DataFrame:
     """The lambda trade-off from the tuned runs' own trials (no separate trainings): for every adversarial row and
-    lambda, mean and std over (fold, repeat) of the trial's test emotion UAR and of a fresh gender probe's test UAR
+    lambda (the validation-best trial of that lambda when the grid has several architectures), mean and std over
+    (fold, repeat) pairs (``n_folds``) of the trial's test emotion UAR and of a fresh gender probe's test UAR
     (a logistic regression fitted on the trial's training-speaker h), plus how often that lambda was selected. The
     baseline's trials appear as adversary "none", lambda 0.
     Columns: corpus, modality, task, adversary, grl_lambda, emotion_uar_mean/std, gender_uar_mean/std, n_folds,
     selected."""
     rows = []
     for r in records:
-        for trial in r.get("trials", ()):
-            if r.get("adversary") is not None and trial.get("grl_lambda") is None:
-                continue
+        for trial in _best_trial_per_lambda(r):
             lam = 0.0 if r.get("adversary") is None else float(trial["grl_lambda"])  # the baseline is lambda = 0
             rows.append({"corpus": r["corpus"], "modality": "+".join(r["modalities"]), "task": r["task"],
                          "adversary": r["adversary"] or "none", "grl_lambda": lam,
@@ -264,6 +275,21 @@ def lambda_tradeoff_frame(records: Sequence[dict]) -> pd.DataFrame:
         n_folds=("fold", "nunique"), selected=("selected", "sum"),
     )
     return agg.reset_index()
+
+
+def _best_trial_per_lambda(record: dict) -> list[dict]:
+    """Per lambda, the trial with the best validation objective (on a grid with several architectures the trade-off is
+    that of the network validation would pick at that lambda); the baseline's selected trial as lambda 0."""
+    best: dict = {}
+    for trial in record.get("trials", ()):
+        lam = trial.get("grl_lambda")
+        if record.get("adversary") is not None and lam is None:
+            continue
+        score = trial.get("val_objective")
+        score = -math.inf if score is None else score
+        if lam not in best or score > best[lam][0]:
+            best[lam] = (score, trial)
+    return [trial for _, trial in best.values()]
 
 
 def _selected_trial(record: dict) -> str | None:
@@ -316,7 +342,7 @@ def plot_lambda_sweep(sweep: pd.DataFrame, path: str | Path, baseline: pd.DataFr
         g = pd.concat([z, g]).sort_values("grl_lambda")
         ax.errorbar(g.grl_lambda, g.emotion_uar_mean, yerr=g.emotion_uar_std, marker="o", capsize=3, label="emotion UAR")
         ax.errorbar(g.grl_lambda, g.gender_uar_mean, yerr=g.gender_uar_std, marker="s", capsize=3,
-                    label="gender attacker UAR")
+                    label="gender UAR, fresh logistic probe" if "selected" in g else "gender attacker UAR")
         if baseline is not None:
             b = baseline[(baseline.corpus == corpus) & (baseline.modality == modality) & (baseline.task == task)]
             if len(b):

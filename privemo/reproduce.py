@@ -16,6 +16,17 @@ from typing import Callable
 from .grids import GRIDS, grid_size
 
 ADVERSARY_CHOICES = {"none": None, "gender": "gender", "speaker": "speaker"}
+# privemo.removal.REMOVALS with a line each for --help (not imported from there: --help and flag errors stay free of
+# TensorFlow's start-up time; tests/test_reproduce.py checks the two lists agree)
+REMOVAL_HELP = {
+    "grl": "the paper's gradient reversal layer trained jointly with its adversary, lambda tuned (default)",
+    "grl_dann": "the same with lambda ramped from 0 to the tuned value (DANN schedule)",
+    "alternating": "alternating adversary / encoder updates with a confusion loss, no GRL, no lambda",
+    "ensemble": "alternating updates against an ensemble of 3 adversary heads, no lambda",
+    "inlp": "post hoc: iterative nullspace projection (linear) of the trained baseline network's h, emotion head "
+            "refitted; fused placement only",
+}
+REMOVALS = tuple(REMOVAL_HELP)
 
 
 class UserError(Exception):
@@ -38,14 +49,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demo-size", type=int, default=None, metavar="N",
                    help="demo corpus only: utterances per speaker (10 speakers) of the synthesised corpus; default: the "
                         "demo's own (64, i.e. 640 utterances); small values make quick smoke runs")
-    p.add_argument("--modality", nargs="+", default=["acoustic", "lexical", "acoustic+lexical"],
-                   choices=["acoustic", "lexical", "acoustic+lexical"], help="modality rows to run")
+    p.add_argument("--modality", nargs="+", default=["acoustic", "lexical"],
+                   choices=["acoustic", "lexical", "acoustic+lexical"],
+                   help="modality rows to run; the default leaves out acoustic+lexical to finish within 20 minutes on "
+                        "2 CPU cores: add it for the whole of Table 1 (about 1.8x the time)")
     p.add_argument("--task", nargs="+", default=["activation", "valence"], choices=["activation", "valence"],
                    help="emotion dimensions (one model each)")
     p.add_argument("--adversary", nargs="+", default=["none", "gender", "speaker"], choices=list(ADVERSARY_CHOICES),
                    help="'none' is the baseline (needed for the tables' comparison); gender -> Table 1a, speaker -> Table 1b")
     p.add_argument("--placement", nargs="+", default=["fused"], choices=["fused", "per_modality"],
                    help="adversary on the fused representation h, or one per modality (multimodal rows only)")
+    p.add_argument("--removal", default="grl", choices=REMOVALS, metavar="METHOD",
+                   help="attribute-removal method of the adversarial conditions (privemo.removal), one of: "
+                        + "; ".join(f"{k} = {v}" for k, v in REMOVAL_HELP.items())
+                        + ". A method other than grl appends its name to the conditions' keys (e.g. "
+                          "acoustic-activation-gender-fused-inlp) and is named in the tables")
     p.add_argument("--grid", default="quick", choices=sorted(GRIDS),
                    help="'paper': the full grid the paper states (384 configurations with an adversary, 96 without); "
                         "'quick': the documented subset used for the demo")
@@ -72,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output folder (default: results/<corpus>)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run in --out: finished folds and trials are not redone")
+    p.add_argument("--tensorboard", default=None, metavar="DIR",
+                   help="write every trial's training curves as TensorBoard logs under DIR/<condition>/fold<k>/trial_<id> "
+                        "(needs the optional tensorboard package: pip install \"privemo[tensorboard]\")")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--verbose", action="store_true",
                    help="also a line per epoch of every trial, and TensorFlow's own start-up log")
@@ -103,8 +124,22 @@ def config_from_args(args: argparse.Namespace):
             _detect_format(Path(args.embeddings))
         except (ValueError, OSError) as exc:
             raise UserError(f"--embeddings: {exc}") from None
+    removal = getattr(args, "removal", "grl")
+    if removal != "grl" and all(ADVERSARY_CHOICES[a] is None for a in args.adversary):
+        raise UserError(f"--removal {removal} removes an attribute: add --adversary gender and/or speaker")
+    if removal == "inlp" and "per_modality" in args.placement:
+        raise UserError("--removal inlp projects the fused representation h: it has no per-modality placement "
+                        "(use --placement fused)")
+    tensorboard = getattr(args, "tensorboard", None)
+    if tensorboard:
+        import importlib.util
+
+        if importlib.util.find_spec("tensorboard") is None:
+            raise UserError('--tensorboard needs the optional tensorboard package: pip install "privemo[tensorboard]"')
     out = Path(args.out or Path("results") / args.corpus)
     _check_writable(out)
+    if tensorboard:
+        _check_writable(Path(tensorboard), "--tensorboard")
     return ExperimentConfig(
         corpus=args.corpus,
         root=args.root,
@@ -127,17 +162,19 @@ def config_from_args(args: argparse.Namespace):
         selection=args.selection,
         demo_per_speaker=args.demo_size,
         verbose=0 if args.quiet else (2 if args.verbose else 1),
+        removal=removal,
+        tensorboard=str(tensorboard) if tensorboard else None,
     )
 
 
-def _check_writable(out: Path) -> None:
+def _check_writable(out: Path, flag: str = "--out") -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".privemo-write-test"
         probe.write_text("")
         probe.unlink()
     except OSError as exc:
-        raise UserError(f"--out: cannot write to {out} ({exc.strerror or exc})") from None
+        raise UserError(f"{flag}: cannot write to {out} ({exc.strerror or exc})") from None
 
 
 def run_command(prog: str, body: Callable[[], str | None], interrupted: str) -> int:

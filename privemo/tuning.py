@@ -6,6 +6,11 @@ search space is exactly the grid: 384 configurations of ``PAPER_GRID`` with an a
 with ``privemo.training.fit`` (whole-set validation UAR, early stopping) and returns the best epoch's
 ``val_objective`` (the selection objective, see ``objective``), ``val_emotion_uar`` and the attribute's UAR.
 
+``removal`` selects the attribute-removal method (``privemo.removal.REMOVALS``; "grl", the paper's gradient reversal, is the
+default). Methods without a GRL strength ("alternating", "ensemble", "inlp") declare no ``grl_lambda``, so they train one
+trial per architecture. "inlp" is post hoc: ``fit_with_history`` trains the baseline architecture on emotion alone (as the
+baseline is trained), then projects its representation (``EmotionPrivacyHyperModel.project_inlp``).
+
 ``make_tuner`` returns a ``GridSearch`` tuner maximising "val_objective" that writes its trials under
 ``directory/project_name``. With ``overwrite=False`` a rerun reloads the project and skips finished trials (one project
 per outer fold and condition: keras-tuner has no cross-validation).
@@ -13,11 +18,13 @@ per outer fold and condition: keras-tuner has no cross-validation).
 
 from __future__ import annotations
 
+import os
 from functools import partial
 from math import prod
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import numpy as np
 import keras
 import keras_tuner
 from keras_tuner.src.engine import trial as trial_module
@@ -32,15 +39,19 @@ from privemo.selection import check_selection
 from privemo.grids import PAPER_GRID
 from privemo.layers import check_lambda
 from privemo.models import check_int, build_model
+from privemo.removal import REMOVALS, ScheduledGRLModel, apply_projection, build_removal_model, fit_inlp
 from privemo.training import (
     LEARNING_RATE,
     MAX_EPOCHS,
     OBJECTIVE_WEIGHT,
     PATIENCE,
+    ValidationUAR,
     best_epoch,
     compile_model,
     fit as train,
     objective,
+    predict_sequences,
+    with_representation,
 )
 
 __all__ = ["objective", "EmotionPrivacyHyperModel", "make_tuner", "search_space_size", "OBJECTIVE", "GridSearch",
@@ -49,6 +60,15 @@ __all__ = ["objective", "EmotionPrivacyHyperModel", "make_tuner", "search_space_
 GRID_KEYS = tuple(PAPER_GRID)  # the tunable build_model arguments, in declaration order
 ARCHITECTURE_KEYS = tuple(k for k in GRID_KEYS if k != "grl_lambda")
 OBJECTIVE = "val_objective"
+LAMBDA_REMOVALS = ("grl", "grl_dann")  # removal methods whose strength is grl_lambda (tuned like the paper's lambda)
+# Removal methods whose networks the model cache may reuse: alternating / ensemble models carry a second optimiser (the
+# heads') whose state a reuse would not reset, so they are built afresh for every trial.
+CACHED_REMOVALS = ("grl", "grl_dann", "inlp")
+# assumption (README assumptions table): INLP inside the experiment. Share of the training rows that scores INLP's stopping
+# rule when the validation speakers cannot (speaker identity: they are unseen), and the batch size of the emotion head's
+# refit on the projected h.
+INLP_HOLDOUT = 0.25
+INLP_REFIT_BATCH_SIZE = 32
 
 
 def _check_grid(grid: Mapping[str, Sequence]) -> dict[str, tuple]:
@@ -92,6 +112,11 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
         selection: "probe" (default: the attribute term comes from a fresh probe on h, ``privemo.selection``; ``fit``
             then needs ``probe=``) or "head" (the paper-literal rule: the adversary head's validation UAR, its distance
             from chance penalised in both directions).
+        removal: the attribute-removal method, one of ``privemo.removal.REMOVALS`` (needs an ``adversary`` unless
+            "grl"): "grl" builds with ``build_model`` (the paper), the others with ``privemo.removal.build_removal_model``.
+            "alternating", "ensemble" and "inlp" do not use ``grl_lambda`` (it is not declared). "inlp" (fused placement
+            only) builds the baseline architecture with a ``NullspaceProjection`` layer "h" holding the identity, trains
+            it on emotion alone, then ``project_inlp`` fits and applies the projection (see there).
         seed: ``privemo._seed.set_seed(seed)`` (``keras.utils.set_random_seed`` without its kernel-cache flush) before
             every build, so every configuration starts from the same seed. Layers are created in the same order with
             and without an adversary (encoder, emotion head, then adversary heads), so a baseline and an adversarial
@@ -123,12 +148,23 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
         name: str | None = None,
         model_cache: dict | None = None,
         selection: str = "probe",
+        removal: str = "grl",
     ):
         super().__init__(name=name, tunable=True)
         self.selection = check_selection(selection)
+        if removal not in REMOVALS:
+            raise ValueError(f"Invalid value received for argument `removal`. Expected one of {REMOVALS}. "
+                             f"Received: removal={removal!r}")
+        if removal != "grl" and adversary is None:
+            raise ValueError(f"removal={removal!r} removes an attribute: it needs an `adversary` (one of 'gender', "
+                             "'speaker'). Received: adversary=None")
+        if removal == "inlp" and grl_placement != "fused":
+            raise ValueError("removal='inlp' projects the fused representation h: it needs grl_placement='fused'. "
+                             f"Received: grl_placement={grl_placement!r}")
+        self.removal = removal
         self.model_cache = model_cache
         self.grid = _check_grid(grid)
-        if adversary is None:
+        if adversary is None or removal not in LAMBDA_REMOVALS:
             self.grid.pop("grl_lambda", None)
         self.model_kwargs = dict(
             modalities=modalities,
@@ -166,9 +202,9 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
         if self.seed is not None:
             set_seed(int(self.seed))
         values = self.values(hp)
-        model = build_model(**self.model_kwargs, **values)
+        model = self._network(values)
         key = None
-        if self.model_cache is not None:
+        if self._caching:
             key = self._cache_key(values)
             cached = self.model_cache.get(key)
             if cached is not None:
@@ -176,25 +212,50 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
                 reused.set_weights(model.get_weights())
                 for variable, value in zip(reused.optimizer.variables, optimizer_state):
                     variable.assign(value)
+                if isinstance(reused, ScheduledGRLModel):  # its lambda ramp's end is an attribute, not a weight
+                    reused.lambda_max = model.lambda_max
                 return reused
         compile_model(model, self.learning_rate, jit_compile=self.jit_compile)
         # Create the optimizer's slots now, so that a checkpoint (keras-tuner's best epoch) reloads completely.
-        model.optimizer.build(model.trainable_variables)
+        if not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
         if key is not None:
             self.model_cache[key] = (model, [keras.ops.convert_to_numpy(v) for v in model.optimizer.variables])
         return model
 
+    def _network(self, values: dict) -> keras.Model:
+        """The uncompiled network of ``values`` for this hypermodel's removal method."""
+        if self.removal == "grl":
+            return build_model(**self.model_kwargs, **values)
+        model = build_removal_model(self.removal, **self.model_kwargs, **values)
+        if self.removal == "inlp":
+            # The baseline architecture with the projection layer "h" in place, holding the identity until project_inlp
+            # sets it: training is the baseline's (same initial weights), and the trial's checkpoint carries the projection.
+            dim = int(model.get_layer("h").output.shape[-1])
+            model = apply_projection(model, np.eye(dim, dtype=np.float32), freeze_encoder=False, name=f"{model.name}_inlp")
+        return model
+
+    @property
+    def _caching(self) -> bool:
+        return self.model_cache is not None and self.removal in CACHED_REMOVALS
+
     def _cache_key(self, values: dict) -> str:
         architecture = {**self.model_kwargs, **{k: v for k, v in values.items() if k != "grl_lambda"}}
-        return repr(sorted(architecture.items())) + f"|lr={self.learning_rate}|jit={self.jit_compile}"
+        return (repr(sorted(architecture.items())) + f"|lr={self.learning_rate}|jit={self.jit_compile}"
+                + ("" if self.removal == "grl" else f"|removal={self.removal}"))
 
     def cached_model(self, hp: keras_tuner.HyperParameters) -> keras.Model | None:
         """The cached network of the configuration ``hp`` selects, as it is (weights of whatever it ran last), or None:
         for loading a checkpoint into, without building a network only to overwrite its weights."""
-        if self.model_cache is None:
+        if not self._caching:
             return None
-        cached = self.model_cache.get(self._cache_key(self.values(hp)))
-        return None if cached is None else cached[0]
+        values = self.values(hp)
+        cached = self.model_cache.get(self._cache_key(values))
+        if cached is None:
+            return None
+        if isinstance(cached[0], ScheduledGRLModel) and "grl_lambda" in values:
+            cached[0].lambda_max = float(values["grl_lambda"])
+        return cached[0]
 
     def fit(
         self, hp, model, train_ds, val_data, val_targets=None, *, callbacks=(), verbose=0, epochs=None, patience=None,
@@ -217,24 +278,124 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
         if use_probe and probe is None:
             raise ValueError("EmotionPrivacyHyperModel(selection='probe') with an adversary needs `probe=` (a "
                              "privemo.selection.PrivacyProbe) in fit / tuner.search.")
+        epochs = self.epochs if epochs is None else epochs
+        patience = self.patience if patience is None else patience
+        score = partial(objective, weight=self.objective_weight, two_sided=self.selection == "head")
+        post_hoc = self.removal == "inlp"  # trained on emotion alone, as the baseline is; the projection comes after
         history = train(
             model,
             train_ds,
             val_data,
             val_targets,
-            epochs=self.epochs if epochs is None else epochs,
-            patience=self.patience if patience is None else patience,
-            objective=partial(objective, weight=self.objective_weight, two_sided=self.selection == "head"),
+            epochs=epochs,
+            patience=patience,
+            objective=score,
             callbacks=list(callbacks),
             verbose=verbose,
-            probe=probe if use_probe else None,
+            probe=probe if use_probe and not post_hoc else None,
         )
         best = best_epoch(history, OBJECTIVE)
         result = {k: v for k, v in best.items()
                   if k in (OBJECTIVE, "val_probe") or (k.startswith("val_") and k.endswith("_uar"))}
         result["best_epoch"] = float(best["epoch"])
         result["epochs_run"] = float(len(history[OBJECTIVE]))
+        if post_hoc:
+            result.update(self.project_inlp(model, train_ds, val_data, val_targets, probe=probe if use_probe else None,
+                                            objective=score, epochs=epochs, patience=patience))
         return result, history
+
+    def project_inlp(
+        self, model, train_ds, val_data, val_targets=None, *, probe=None, objective=None, epochs=None, patience=None,
+    ) -> dict:
+        """INLP's post-hoc step (``removal="inlp"``), which ``fit_with_history`` runs right after training, so the trial's
+        scores, checkpoint and every later use (selection, representation, attacks, saved model) see the projected network.
+
+        1. h of every training row, read from the training dataset itself (the rows trained on; rows whose attribute
+           sample weight is 0, e.g. unknown gender, are left out);
+        2. ``privemo.removal.fit_inlp`` on them. Its stopping rule scores the validation speakers when ``val_data`` are
+           raw utterances and ``val_targets`` hold the attribute (gender); otherwise (speaker identity: the validation
+           speakers are unseen) a seeded, stratified ``INLP_HOLDOUT`` of the training rows, left out of the fit;
+        3. the projection is written into the network's ``NullspaceProjection`` layer "h" (a weight: the checkpoint
+           carries it);
+        4. the emotion head is refitted on the projected training h with the encoder frozen, as Ravfogel et al. retrain
+           the main-task classifier (Adam at the hypermodel's learning rate, batches of ``INLP_REFIT_BATCH_SIZE``, the
+           trial's epoch budget, early stopping with ``patience`` on the validation emotion loss);
+        5. the validation scores are computed again on the projected network (``ValidationUAR``; with ``probe``, the
+           probe on the projected h gives the privacy term).
+
+        Returns the new scores ("val_objective", "val_emotion_uar", "val_probe" with a probe) and "inlp_rank_removed"
+        (directions removed), "inlp_iterations".
+        """
+        import tensorflow as tf
+
+        epochs = self.epochs if epochs is None else epochs
+        patience = self.patience if patience is None else patience
+        attribute = self.adversary
+        scorer = with_representation(model)
+        restart = getattr(train_ds, "privemo_restart_epochs", None)
+        if restart is not None:  # a fixed row order, whatever ran before
+            restart()
+        parts: dict[str, list] = {}
+        for element in train_ds:
+            x, y = element[0], element[1]
+            sw = element[2] if len(element) > 2 else {}
+            key = attribute if attribute in y else next((k for k in y if k.startswith(f"{attribute}_")), None)
+            if key is None or "emotion" not in y:
+                raise ValueError(f"removal='inlp' needs the training dataset's targets to hold 'emotion' and "
+                                 f"'{attribute}'. Received target keys: {sorted(y)}")
+            ones = tf.ones_like(tf.cast(y[key], tf.float32))
+            for name, value in (("h", scorer.predict_on_batch(x)["h"]), ("y", y[key]), ("w", sw.get(key, ones)),
+                                ("emotion", y["emotion"]), ("emotion_w", sw.get("emotion", ones))):
+                parts.setdefault(name, []).append(np.asarray(value))
+        data = {name: np.concatenate(values) for name, values in parts.items()}
+        known = data["w"] > 0
+        h, labels = data["h"][known], data["y"][known]
+        raw_val = isinstance(val_data, Mapping)
+        h_val = predict_sequences(scorer, val_data)["h"] if raw_val else None
+        seed = int(self.seed or 0)
+        if raw_val and val_targets is not None and attribute in val_targets:
+            fit_rows, check = np.arange(len(labels)), (h_val, np.asarray(val_targets[attribute]))
+        else:
+            from sklearn.model_selection import train_test_split
+
+            rows = np.arange(len(labels))
+            try:
+                fit_rows, held = train_test_split(rows, test_size=INLP_HOLDOUT, random_state=seed, stratify=labels)
+            except ValueError:  # a class with a single row cannot be stratified
+                fit_rows, held = train_test_split(rows, test_size=INLP_HOLDOUT, random_state=seed)
+            check = (h[held], labels[held])
+        projection, info = fit_inlp(h[fit_rows], labels[fit_rows], *check, seed=seed, return_info=True)
+        model.get_layer("h").projection.assign(projection)
+
+        # The emotion head, refitted on the projected h (the encoder is not touched: h is computed once).
+        layers, i = [], 1
+        while True:
+            try:
+                layers.append(model.get_layer(f"emotion_dense{i}"))
+            except ValueError:
+                break
+            i += 1
+        layers.append(model.get_layer("emotion"))
+        z = inputs = keras.Input(shape=(projection.shape[0],), name="h_projected")
+        for layer in layers:
+            z = layer(z)
+        head = keras.Model(inputs, z, name=f"{model.name}_emotion_head")
+        head.compile(optimizer=keras.optimizers.Adam(learning_rate=float(self.learning_rate)),
+                     loss="sparse_categorical_crossentropy")
+        rows = data["emotion_w"] > 0
+        validation = None
+        if h_val is not None and val_targets is not None and "emotion" in val_targets:
+            validation = (h_val @ projection, np.asarray(val_targets["emotion"]))
+        refit = tf.data.Dataset.from_tensor_slices(
+            (data["h"][rows] @ projection, data["emotion"][rows], data["emotion_w"][rows].astype(np.float32)))
+        refit = refit.shuffle(int(rows.sum()), seed=seed).batch(INLP_REFIT_BATCH_SIZE)  # seeded: op determinism
+        head.fit(refit, epochs=int(epochs), validation_data=validation, verbose=0,
+                 callbacks=[keras.callbacks.EarlyStopping(
+                     monitor="val_loss" if validation is not None else "loss", patience=int(patience),
+                     restore_best_weights=True)])
+        scores = ValidationUAR(val_data, val_targets, objective=objective, probe=probe).scores(model)
+        scores = {k: v for k, v in scores.items() if k in (OBJECTIVE, "val_probe", "val_emotion_uar")}
+        return {**scores, "inlp_rank_removed": float(info["rank_removed"]), "inlp_iterations": float(info["iterations"])}
 
 
 class EpochProgress(keras.callbacks.Callback):
@@ -320,6 +481,13 @@ class GridSearch(keras_tuner.GridSearch):
     def _configure_tensorboard_dir(self, callbacks, trial, execution=0):
         if any(cb.__class__.__name__ == "TensorBoard" for cb in callbacks):
             super()._configure_tensorboard_dir(callbacks, trial, execution)
+
+    def _get_tensorboard_dir(self, logdir, trial_id, execution):
+        # A TensorBoard callback's logs go to <its log_dir>/trial_<id> (keras-tuner: <log_dir>/<id>/execution<k>; a
+        # trial runs once here), with keras-tuner's HParams record beside them.
+        if self.executions_per_trial != 1:
+            return super()._get_tensorboard_dir(logdir, trial_id, execution)
+        return os.path.join(str(logdir), f"trial_{trial_id}")
 
 
 def history_path(tuner: keras_tuner.Tuner, trial_id: str) -> Path:

@@ -97,13 +97,27 @@ def test_representation_and_branch_wiring(fused_both, per_modality_both):
     conv = per_modality_both.get_layer("acoustic_conv1")
     assert (conv.filters, conv.kernel_size, conv.padding) == (8, (3,), "same")
     gru = per_modality_both.get_layer("acoustic_gru2")
-    assert gru.units == 32 and not gru.return_sequences and gru.recurrent_dropout == 0 and gru.activation.__name__ == "tanh"
+    assert gru.units == 32 and gru.recurrent_dropout == 0 and gru.activation.__name__ == "tanh"
+    # the default readout averages the last GRU's outputs over the real steps
+    assert gru.return_sequences and per_modality_both.get_layer("h_acoustic").input is \
+        per_modality_both.get_layer("acoustic_readout").output
+
     with pytest.raises(ValueError, match="`layer`"):
         representation_model(fused_both, "nope")
     x = _inputs(("acoustic", "lexical"))
     h = representation_model(fused_both)(x)
     parts = [representation_model(fused_both, f"h_{m}")(x) for m in ("acoustic", "lexical")]
     np.testing.assert_allclose(np.asarray(h), np.concatenate([np.asarray(p) for p in parts], axis=1), rtol=1e-6)
+
+
+def test_last_state_readout_and_its_check():
+    last = build_model(("acoustic",), conv_layers=1, conv_kernels=4, gru_width=8, gru_readout="last")
+    assert not last.get_layer("acoustic_gru2").return_sequences
+    assert "acoustic_readout" not in {layer.name for layer in last.layers}
+    with pytest.raises(ValueError, match="`readout`"):
+        build_model(("acoustic",), gru_readout="max")
+    both = build_model(("acoustic", "lexical"), conv_layers=1, conv_kernels=4, gru_width=8, lexical_dim=LEX_DIM)
+    assert both.get_layer("acoustic_gru2").return_sequences and not both.get_layer("lexical_gru2").return_sequences
 
 
 def test_extra_zero_padding_does_not_change_predictions(per_modality_both):

@@ -22,3 +22,13 @@ def test_format_seconds():
     assert format_seconds(59.6) == "1:00"
     assert format_seconds(3725) == "1:02:05"
     assert format_seconds(-3) == "0:00"
+
+
+def test_bar_mode_writes_the_job_lines_above_one_bar(capsys):
+    lines: list[str] = []
+    progress = Progress(["a", "b"], total=2, workers=1, report=lines.append, bar=True)
+    progress.finished("a", 1.0, "job a done")
+    progress.finished("b", 1.0, "job b done")
+    progress.close()
+    err = capsys.readouterr().err
+    assert "job a done" in err and "job b done" in err and lines == []  # the lines go through the bar, not the report

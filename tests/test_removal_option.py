@@ -1,0 +1,315 @@
+"""``--removal METHOD`` and ``--tensorboard DIR`` of ``python -m privemo.reproduce`` (and ``privemo.distributed``).
+
+Flags, user errors and the hypermodel are checked without training; two tiny real runs (60-utterance demo corpus, one
+fold, one epoch) take a non-GRL method through the experiment: "ensemble" (a trained adversary, no lambda) with its
+baseline, and "inlp" (post hoc) for both attributes; then resume refuses another method, and the tables name it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = 6  # utterances per speaker: 60 utterances, 10 speakers
+HAS_TENSORBOARD = importlib.util.find_spec("tensorboard") is not None
+
+
+def tiny_config(out_dir, **kw):
+    from privemo.experiment import ExperimentConfig
+
+    base = dict(modalities=("acoustic",), tasks=("activation",), adversaries=(None, "gender"), folds=(0,), epochs=1,
+                patience=1, n_jobs=1, out_dir=str(out_dir), attack_epochs=3, demo_per_speaker=SMALL, verbose=0)
+    base.update(kw)
+    return ExperimentConfig(**base)
+
+
+def reproduce(*args: str, cwd: Path, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    full_env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))
+    return subprocess.run([sys.executable, "-m", "privemo.reproduce", *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Flags and user errors (no training)
+
+
+def test_the_command_offers_exactly_the_removal_modules_methods():
+    from privemo import removal, reproduce
+
+    assert reproduce.REMOVALS == removal.REMOVALS
+
+
+def test_help_lists_every_removal_method_and_tensorboard(tmp_path):
+    from privemo.removal import REMOVALS
+
+    proc = reproduce("--help", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    text = " ".join(proc.stdout.split())  # argparse wraps lines
+    assert "--removal" in text and "--tensorboard" in text
+    for method in REMOVALS:
+        assert f"{method} =" in text, method
+    assert 'pip install "privemo[tensorboard]"' in text
+    assert "(default: grl)" in text
+    from privemo.distributed import build_parser
+
+    distributed = build_parser().format_help()
+    assert "--removal" in distributed and "--tensorboard" in distributed
+
+
+def test_flags_reach_the_config_and_the_condition_keys(tmp_path, monkeypatch):
+    from privemo.reproduce import build_parser, config_from_args
+
+    args = build_parser().parse_args(["--removal", "ensemble", "--out", str(tmp_path / "out"), "--modality", "acoustic",
+                                      "--task", "valence"])
+    config = config_from_args(args)
+    assert config.removal == "ensemble" and config.tensorboard is None
+    assert [c.key for c in config.conditions()] == ["acoustic-valence-baseline", "acoustic-valence-gender-fused-ensemble",
+                                                   "acoustic-valence-speaker-fused-ensemble"]
+    default = config_from_args(build_parser().parse_args(["--out", str(tmp_path / "out"), "--modality", "acoustic"]))
+    assert default.removal == "grl"
+    assert "acoustic-activation-gender-fused" in [c.key for c in default.conditions()]  # the paper's keys unchanged
+    # --tensorboard: parsed into the config when the package is there (pretended here when it is not)
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: object() if name == "tensorboard" else real_find_spec(name, *a))
+    args = build_parser().parse_args(["--tensorboard", str(tmp_path / "tb"), "--out", str(tmp_path / "out")])
+    assert config_from_args(args).tensorboard == str(tmp_path / "tb")
+
+
+def test_run_settings_name_the_method_only_when_it_is_not_the_papers(tmp_path):
+    from privemo.experiment import run_settings
+
+    assert "removal" not in run_settings(tiny_config(tmp_path))  # settings of runs made before the option still match
+    assert run_settings(tiny_config(tmp_path, removal="inlp"))["removal"] == "inlp"
+
+
+def test_tensorboard_without_the_package_is_a_one_line_error(tmp_path, monkeypatch):
+    from privemo.reproduce import UserError, build_parser, config_from_args
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "tensorboard" else real_find_spec(name, *a))
+    args = build_parser().parse_args(["--tensorboard", str(tmp_path / "tb"), "--out", str(tmp_path / "out")])
+    with pytest.raises(UserError, match=r'--tensorboard needs the optional tensorboard package: '
+                                        r'pip install "privemo\[tensorboard\]"'):
+        config_from_args(args)
+
+
+@pytest.mark.skipif(HAS_TENSORBOARD, reason="tensorboard is installed here: the real command cannot miss it")
+def test_tensorboard_missing_from_the_real_command(tmp_path):
+    proc = reproduce("--tensorboard", str(tmp_path / "tb"), "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert "Traceback" not in proc.stderr and proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        'privemo.reproduce: error: --tensorboard needs the optional tensorboard package: pip install '
+        '"privemo[tensorboard]"']
+    assert not (tmp_path / "out").exists() and not (tmp_path / "tb").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--removal", "inlp", "--modality", "acoustic+lexical", "--placement", "fused", "per_modality"],
+     "--removal inlp projects the fused representation h"),
+    (["--removal", "ensemble", "--adversary", "none"], "--removal ensemble removes an attribute: add --adversary"),
+])
+def test_removal_user_errors(tmp_path, args, message):
+    from privemo.reproduce import UserError, build_parser, config_from_args
+
+    with pytest.raises(UserError, match=message):
+        config_from_args(build_parser().parse_args([*args, "--out", str(tmp_path / "out")]))
+
+
+def test_unknown_method_is_refused_by_argparse(tmp_path):
+    proc = reproduce("--removal", "dropout", cwd=tmp_path)
+    assert proc.returncode == 2 and "invalid choice: 'dropout'" in proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The hypermodel
+
+
+def _hp(hypermodel, **values):
+    import keras_tuner
+
+    hp = keras_tuner.HyperParameters()
+    hypermodel.declare_hyperparameters(hp)
+    for key, value in values.items():
+        hp.values[key] = value
+    return hp
+
+
+def test_hypermodel_declares_lambda_only_for_methods_that_use_it():
+    from privemo.grids import QUICK_GRID
+    from privemo.tuning import EmotionPrivacyHyperModel
+
+    sizes = {removal: EmotionPrivacyHyperModel(QUICK_GRID, adversary="gender", removal=removal).size
+             for removal in ("grl", "grl_dann", "alternating", "ensemble", "inlp")}
+    assert sizes == {"grl": 4, "grl_dann": 4, "alternating": 1, "ensemble": 1, "inlp": 1}
+    with pytest.raises(ValueError, match="needs an `adversary`"):
+        EmotionPrivacyHyperModel(QUICK_GRID, removal="ensemble")
+    with pytest.raises(ValueError, match="grl_placement='fused'"):
+        EmotionPrivacyHyperModel(QUICK_GRID, adversary="gender", removal="inlp", grl_placement="per_modality",
+                                 modalities=("acoustic", "lexical"))
+    with pytest.raises(ValueError, match="removal"):
+        EmotionPrivacyHyperModel(QUICK_GRID, adversary="gender", removal="dropout")
+
+
+def test_model_cache_skips_alternating_models_and_keeps_the_dann_ramp_per_trial():
+    from privemo.grids import QUICK_GRID
+    from privemo.removal import AlternatingAdversarialModel, NullspaceProjection, ScheduledGRLModel
+    from privemo.tuning import EmotionPrivacyHyperModel
+
+    cache: dict = {}
+    ensemble = EmotionPrivacyHyperModel(QUICK_GRID, adversary="gender", removal="ensemble", model_cache=cache)
+    a, b = ensemble.build(_hp(ensemble)), ensemble.build(_hp(ensemble))
+    assert isinstance(a, AlternatingAdversarialModel) and a is not b and not cache
+    assert ensemble.cached_model(_hp(ensemble)) is None
+    dann = EmotionPrivacyHyperModel(QUICK_GRID, adversary="gender", removal="grl_dann", model_cache=cache)
+    first = dann.build(_hp(dann, grl_lambda=0.3))
+    again = dann.build(_hp(dann, grl_lambda=1.0))
+    assert isinstance(first, ScheduledGRLModel) and again is first and again.lambda_max == 1.0
+    assert dann.cached_model(_hp(dann, grl_lambda=0.3)).lambda_max == 0.3
+    # A GRL network of the same architecture is another cache entry.
+    grl = EmotionPrivacyHyperModel(QUICK_GRID, adversary="gender", model_cache=cache)
+    assert grl.build(_hp(grl, grl_lambda=0.3)) is not first
+    inlp = EmotionPrivacyHyperModel(QUICK_GRID, adversary="gender", removal="inlp", model_cache=cache)
+    model = inlp.build(_hp(inlp))
+    assert isinstance(model.get_layer("h"), NullspaceProjection) and list(model.output) == ["emotion"]
+    np.testing.assert_array_equal(model.get_layer("h").projection.numpy(), np.eye(model.get_layer("h").dim))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Tiny real runs
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    from privemo.corpora.demo import load_demo
+    from privemo.experiment import run_cross_validation
+
+    base = tmp_path_factory.mktemp("removal")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PRIVEMO_CACHE", str(base / "cache"))
+        mp.setenv("PRIVEMO_DATA", str(base / "data"))
+        mp.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+        table = load_demo(n_per_speaker=SMALL, progress=False)
+        ensemble = tiny_config(base / "ensemble", removal="ensemble")
+        inlp = tiny_config(base / "inlp", removal="inlp", adversaries=("gender", "speaker"))
+        yield SimpleNamespace(base=base, table=table, ensemble=ensemble,
+                              ensemble_records=run_cross_validation(ensemble, table=table), inlp=inlp,
+                              inlp_records=run_cross_validation(inlp, table=table))
+
+
+@pytest.mark.slow
+def test_ensemble_run_records_the_method_and_attacks_its_network(world):
+    from privemo.experiment import result_path
+
+    baseline, adversarial = world.ensemble_records
+    assert baseline["condition"] == "acoustic-activation-baseline" and baseline["removal"] is None
+    assert adversarial["condition"] == "acoustic-activation-gender-fused-ensemble"
+    assert adversarial["removal"] == "ensemble" and adversarial["settings"]["removal"] == "ensemble"
+    assert adversarial["grl_lambda"] is None and len(adversarial["trials"]) == 1  # no lambda to tune
+    assert "val_probe" in adversarial["val"]  # probe-based selection
+    assert 0.0 <= adversarial["attacks"]["gender"]["strongest_test_uar"] <= 1.0
+    assert "eer" in adversarial["attacks"]["speaker_verification"]
+    assert result_path(world.ensemble, world.ensemble.conditions()[1], 0).is_file()
+    saved = Path(world.ensemble.out_dir) / "models" / "acoustic-activation-gender-fused-ensemble" / "fold0.keras"
+    assert saved.is_file()
+
+
+@pytest.mark.slow
+def test_inlp_run_projects_the_trained_baselines_h(world):
+    import keras
+
+    from privemo.removal import NullspaceProjection
+
+    gender, speaker = world.inlp_records
+    assert [r["condition"] for r in world.inlp_records] == ["acoustic-activation-gender-fused-inlp",
+                                                            "acoustic-activation-speaker-fused-inlp"]
+    for record in world.inlp_records:
+        assert record["removal"] == "inlp" and len(record["trials"]) == 1 and record["grl_lambda"] is None
+        assert record["val"]["inlp_iterations"] >= 1 and "val_probe" in record["val"]
+        assert "gender" in record["attacks"] and "speaker_verification" in record["attacks"]
+        saved = Path(world.inlp.out_dir) / "models" / record["condition"] / "fold0.keras"
+        h = keras.saving.load_model(saved).get_layer("h")
+        assert isinstance(h, NullspaceProjection)
+        projection = h.projection.numpy()
+        rank = int(round(projection.shape[0] - np.trace(projection)))  # an orthogonal projection's trace is its rank
+        assert rank == record["val"]["inlp_rank_removed"]
+    # The network INLP projects is the baseline architecture trained as the baseline is (same seed for both attributes).
+    assert gender["seed"] == speaker["seed"] and gender["epochs_run"] == speaker["epochs_run"]
+
+
+@pytest.mark.slow
+def test_resume_refuses_another_removal_method(world):
+    from privemo.experiment import run_cross_validation
+
+    for other in ("grl", "alternating"):
+        config = tiny_config(world.ensemble.out_dir, removal=other, resume=True)
+        with pytest.raises(ValueError, match=r"settings\.json: cannot resume: .*removal: 'ensemble' there") as info:
+            run_cross_validation(config, table=world.table)
+        assert getattr(info.value, "user_error", False)
+
+
+@pytest.mark.slow
+def test_tables_name_the_method(world, tmp_path):
+    from privemo.reporting import write_tables
+
+    write_tables(world.ensemble_records, tmp_path)
+    note = (tmp_path / "table1a.md").read_text(encoding="utf-8")
+    assert note.startswith("Removal method: ensemble")
+    assert "acoustic" in note and "Table 1a: gender adversary" in note
+    write_tables([r for r in world.ensemble_records if r["adversary"] is None]
+                 + [{**r, "removal": "grl"} for r in world.ensemble_records if r["adversary"]], tmp_path)
+    assert (tmp_path / "table1a.md").read_text(encoding="utf-8").startswith("Table 1a")  # the paper's method: no note
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_TENSORBOARD, reason="tensorboard is an optional extra: pip install 'privemo[tensorboard]'")
+def test_tensorboard_logs_every_trial(world):
+    from privemo.experiment import run_cross_validation
+
+    logs = world.base / "tb"
+    config = tiny_config(world.base / "tb-run", adversaries=("gender",), removal="ensemble", tensorboard=str(logs))
+    run_cross_validation(config, table=world.table)
+    trials = list((logs / "acoustic-activation-gender-fused-ensemble" / "fold0").glob("trial_*"))
+    assert len(trials) == 1, trials  # one trial: no lambda to tune
+    events = {p.relative_to(trials[0]).parts[0] for p in trials[0].rglob("events.out.tfevents.*")}
+    assert {"train", "validation"} <= events, events
+
+
+@pytest.mark.slow
+def test_distributed_search_runs_the_method_with_probe_selection(world, tmp_path):
+    """A chief (thread) and a worker in this process: the worker trains the ensemble trial with the reproduce command's
+    own search arguments (the probe included), and the final phase reloads it without training again."""
+    import socket
+    import threading
+
+    from privemo import distributed as D
+    from privemo.experiment import run_cross_validation
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = tiny_config(tmp_path / "dist", adversaries=("gender",), removal="ensemble")
+    chief: dict = {}
+    thread = threading.Thread(target=lambda: chief.update(
+        D.run_chief(config, port=port, search_only=True, linger_s=5.0, log=lambda _: None)))
+    thread.start()
+    try:
+        worker = D.run_worker(config, worker_id=0, plan_wait_s=60.0, log=lambda _: None)
+    finally:
+        thread.join(timeout=120)
+    project = "acoustic-activation-gender-fused-ensemble/fold0"
+    assert worker["trials"] == {project: ["0000"]} and chief["projects"][project]["trials"] == 1
+    checkpoints = {p: p.stat().st_mtime_ns for p in (tmp_path / "dist" / "work").rglob("trial_*/*")}
+    record = run_cross_validation(tiny_config(tmp_path / "dist", adversaries=("gender",), removal="ensemble",
+                                              resume=True), table=world.table)[0]
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "dist" / "work").rglob("trial_*/*")} == checkpoints
+    assert record["removal"] == "ensemble" and "val_probe" in record["val"] and "gender" in record["attacks"]
