@@ -852,7 +852,8 @@ def run(config: ExperimentConfig) -> str:
     log(f"privemo: grid '{config.grid}': " + ", ".join(f"{k}={list(v)}" for k, v in config.grid_dict().items())
         + f" ({grid_size(config.grid_dict(), False)} configurations without an adversary, "
         f"{grid_size(config.grid_dict(), True)} with); attacker grid {dict(config.attacker_grid())}; "
-        f"selection by {config.selection}", config)
+        f"selection by {config.selection}"
+        + ("" if config.removal == "grl" else f"; removal method {config.removal}"), config)
     records = run_cross_validation(config)
     timings = dict(getattr(run_cross_validation, "last_timings", {}))
     t1 = time.perf_counter()

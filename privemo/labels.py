@@ -23,6 +23,7 @@ RATING_SCALES: dict[str, tuple[float, float]] = {
     "demo": (1.0, 5.0),  # the synthesised corpus mimics IEMOCAP
     "msp-improv": (1.0, 5.0),
     "msp-podcast": (1.0, 7.0),
+    "demo-podcast": (1.0, 7.0),  # the synthesised corpus mimics MSP-Podcast
     # assumption: see README assumptions table. MuSE's scale is unconfirmed (means up to 9 have been seen: 9-point SAM scale).
     "muse": (1.0, 9.0),
 }
@@ -97,7 +98,7 @@ def bin_labels(
 
     Args:
         values: ratings on the corpus's own scale (``RATING_SCALES[corpus]``), e.g. ``table["activation"]``.
-        corpus: "iemocap", "demo", "msp-improv", "msp-podcast" or "muse"; selects the default thresholds and scale.
+        corpus: "iemocap", "demo", "msp-improv", "msp-podcast", "demo-podcast" or "muse"; selects the default thresholds and scale.
         thresholds: ``(low_max, high_min)``: ``value <= low_max`` is low, ``value >= high_min`` is high, anything between
             is mid. ``None`` uses ``DEFAULT_THRESHOLDS[corpus]`` (an assumption, see the module docstring), and then
             ratings off the corpus's scale are an error (they point to a reader bug or the wrong ``corpus``).

@@ -389,7 +389,7 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
         refit = tf.data.Dataset.from_tensor_slices(
             (data["h"][rows] @ projection, data["emotion"][rows], data["emotion_w"][rows].astype(np.float32)))
         refit = refit.shuffle(int(rows.sum()), seed=seed).batch(INLP_REFIT_BATCH_SIZE)  # seeded: op determinism
-        head.fit(refit, epochs=int(epochs), validation_data=validation, verbose=0,
+        head.fit(refit, epochs=int(epochs), validation_data=validation, verbose=0, shuffle=False,  # shuffled above
                  callbacks=[keras.callbacks.EarlyStopping(
                      monitor="val_loss" if validation is not None else "loss", patience=int(patience),
                      restore_best_weights=True)])

@@ -9,7 +9,9 @@ import pandas as pd
 
 from ._common import COLUMNS, CorpusFormatError, SkippedRowsWarning
 
-CORPORA: tuple[str, ...] = ("iemocap", "msp-improv", "msp-podcast", "muse", "demo")
+CORPORA: tuple[str, ...] = ("iemocap", "msp-improv", "msp-podcast", "muse", "demo", "demo-podcast")
+# synthesised by privemo on first use: `root` is optional
+SYNTHESISED: tuple[str, ...] = ("demo", "demo-podcast")
 
 
 def _loader(name: str) -> Callable[..., pd.DataFrame]:
@@ -25,6 +27,9 @@ def _loader(name: str) -> Callable[..., pd.DataFrame]:
     if name == "muse":
         from .muse import load_muse
         return load_muse
+    if name == "demo-podcast":
+        from .demo_podcast import load_demo_podcast
+        return load_demo_podcast
     from .demo import load_demo
     return load_demo
 
@@ -33,8 +38,9 @@ def load_corpus(name: str, root: str | os.PathLike | None = None, **options) -> 
     """Load a corpus as a table with one row per utterance that has audio and ratings.
 
     Args:
-        name: one of ``CORPORA`` ("iemocap", "msp-improv", "msp-podcast", "muse", "demo").
-        root: the corpus folder as the user received it; ``None`` only for "demo" (synthesised on first use).
+        name: one of ``CORPORA`` ("iemocap", "msp-improv", "msp-podcast", "muse", "demo", "demo-podcast").
+        root: the corpus folder as the user received it; ``None`` only for "demo" and "demo-podcast" (synthesised on
+            first use, into the user cache folder or ``$PRIVEMO_DATA``).
         **options: loader options, e.g. ``strict=True`` to turn skipped-row warnings into errors.
 
     Returns:
@@ -44,10 +50,10 @@ def load_corpus(name: str, root: str | os.PathLike | None = None, **options) -> 
     key = str(name).lower().replace("_", "-")
     if key not in CORPORA:
         raise ValueError(f"Invalid value received for argument `name`. Expected one of {list(CORPORA)}. Received: name={name!r}")
-    if key != "demo" and root is None:
+    if key not in SYNTHESISED and root is None:
         raise ValueError(f"load_corpus({key!r}) needs `root`: the folder holding your licensed copy of the corpus.")
     loader = _loader(key)
-    return loader(**options) if key == "demo" and root is None else loader(root, **options)
+    return loader(**options) if key in SYNTHESISED and root is None else loader(root, **options)
 
 
 __all__ = ["load_corpus", "CORPORA", "COLUMNS", "CorpusFormatError", "SkippedRowsWarning"]
