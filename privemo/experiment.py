@@ -624,7 +624,7 @@ def plan_run(config: ExperimentConfig, table: pd.DataFrame | None = None):
 
     if table is None:
         options = {}
-        if config.corpus == "demo" and config.demo_per_speaker is not None:
+        if config.corpus in ("demo", "demo-podcast") and config.demo_per_speaker is not None:
             options["n_per_speaker"] = config.demo_per_speaker
         table = load_corpus(config.corpus, config.root, **options)
     try:

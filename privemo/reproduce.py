@@ -43,12 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--corpus", default="demo", choices=["demo", "iemocap", "msp-improv", "msp-podcast", "muse"],
+    p.add_argument("--corpus", default="demo", choices=["demo", "demo-podcast", "iemocap", "msp-improv", "msp-podcast", "muse"],
                    help="which corpus to run")
-    p.add_argument("--root", default=None, help="folder of your licensed copy of the corpus (not needed for demo)")
+    p.add_argument("--root", default=None, help="folder of your licensed copy of the corpus (not needed for demo and demo-podcast)")
     p.add_argument("--demo-size", type=int, default=None, metavar="N",
-                   help="demo corpus only: utterances per speaker (10 speakers) of the synthesised corpus; default: the "
-                        "demo's own (64, i.e. 640 utterances); small values make quick smoke runs")
+                   help="synthesised corpora only: utterances per speaker (demo: 10 speakers, default 64; demo-podcast: "
+                        "48 speakers, default 40); small values make quick smoke runs")
     p.add_argument("--modality", nargs="+", default=["acoustic", "lexical"],
                    choices=["acoustic", "lexical", "acoustic+lexical"],
                    help="modality rows to run; the default leaves out acoustic+lexical to finish within 20 minutes on "
@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace):
     from .experiment import ExperimentConfig
 
-    if args.corpus != "demo" and not args.root:
+    if args.corpus not in ("demo", "demo-podcast") and not args.root:
         raise UserError(f"--corpus {args.corpus} needs --root: the folder holding your licensed copy of the corpus")
     if args.folds < 2:
         raise UserError(f"--folds must be at least 2 for cross-validation (got {args.folds})")
@@ -110,8 +110,8 @@ def config_from_args(args: argparse.Namespace):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UserError(f"--{name.replace('_', '-')} must be a positive integer (got {value})")
-    if args.demo_size is not None and args.corpus != "demo":
-        raise UserError(f"--demo-size only applies to --corpus demo (got --corpus {args.corpus})")
+    if args.demo_size is not None and args.corpus not in ("demo", "demo-podcast"):
+        raise UserError(f"--demo-size only applies to --corpus demo or demo-podcast (got --corpus {args.corpus})")
     bad_folds = [k for k in args.only_fold or () if not 0 <= k < args.folds]
     if bad_folds:
         raise UserError(f"--only-fold {' '.join(map(str, bad_folds))}: fold indices run from 0 to {args.folds - 1}")

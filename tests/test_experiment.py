@@ -7,6 +7,7 @@ checks that a job's result does not depend on which jobs ran before it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from types import SimpleNamespace
@@ -32,6 +33,7 @@ SMALL = 6  # utterances per speaker: 60 utterances, 10 speakers, 5 sessions
 
 
 def tiny_config(out_dir, **kw) -> ExperimentConfig:
+    """A one-fold, one-epoch run on the SMALL demo corpus (``kw`` overrides); tests/test_removal_option.py uses it too."""
     base = dict(modalities=("acoustic",), tasks=("activation",), adversaries=(None, "gender"), folds=(0,), epochs=1,
                 patience=1, n_jobs=1, out_dir=str(out_dir), attack_epochs=3, demo_per_speaker=SMALL,
                 verbose=0)
@@ -43,14 +45,21 @@ def as_json(obj):
     return json.loads(json.dumps(obj, default=_json_default))
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    base = tmp_path_factory.mktemp("experiment")
+@contextlib.contextmanager
+def tiny_demo(base):
+    """For a module-scoped world: PRIVEMO_CACHE and PRIVEMO_DATA under ``base`` while it lasts, and the SMALL demo corpus
+    synthesised into $PRIVEMO_DATA (where run() finds it again) as the table it yields."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PRIVEMO_CACHE", str(base / "cache"))
         mp.setenv("PRIVEMO_DATA", str(base / "data"))
         mp.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
-        table = load_demo(n_per_speaker=SMALL, progress=False)  # into $PRIVEMO_DATA, where run() finds it again
+        yield load_demo(n_per_speaker=SMALL, progress=False)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    base = tmp_path_factory.mktemp("experiment")
+    with tiny_demo(base) as table:
         config = tiny_config(base / "out")
         records = run_cross_validation(config, table=table)
         yield SimpleNamespace(base=base, table=table, config=config, records=records,

@@ -43,7 +43,7 @@ def test_custom_thresholds():
 def test_errors_name_the_problem():
     with pytest.raises(ValueError, match="2 of 4 rating"):
         bin_labels([1.0, np.nan, 3.0, np.nan], "iemocap")
-    with pytest.raises(ValueError, match=r"Expected one of \['demo', 'iemocap', 'msp-improv', 'msp-podcast', 'muse'\]"):
+    with pytest.raises(ValueError, match=r"Expected one of \['demo', 'demo-podcast', 'iemocap', 'msp-improv', 'msp-podcast', 'muse'\]"):
         bin_labels([1.0], "ravdess")
     with pytest.raises(ValueError, match="1 rating.*outside the iemocap scale"):
         bin_labels([1.0, 6.5], "iemocap")

@@ -17,18 +17,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from test_experiment import tiny_config, tiny_demo  # the tiny run (SMALL demo corpus, one fold, one epoch)
+
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = 6  # utterances per speaker: 60 utterances, 10 speakers
 HAS_TENSORBOARD = importlib.util.find_spec("tensorboard") is not None
-
-
-def tiny_config(out_dir, **kw):
-    from privemo.experiment import ExperimentConfig
-
-    base = dict(modalities=("acoustic",), tasks=("activation",), adversaries=(None, "gender"), folds=(0,), epochs=1,
-                patience=1, n_jobs=1, out_dir=str(out_dir), attack_epochs=3, demo_per_speaker=SMALL, verbose=0)
-    base.update(kw)
-    return ExperimentConfig(**base)
 
 
 def reproduce(*args: str, cwd: Path, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -190,15 +182,10 @@ def test_model_cache_skips_alternating_models_and_keeps_the_dann_ramp_per_trial(
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from privemo.corpora.demo import load_demo
     from privemo.experiment import run_cross_validation
 
     base = tmp_path_factory.mktemp("removal")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PRIVEMO_CACHE", str(base / "cache"))
-        mp.setenv("PRIVEMO_DATA", str(base / "data"))
-        mp.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
-        table = load_demo(n_per_speaker=SMALL, progress=False)
+    with tiny_demo(base) as table:
         ensemble = tiny_config(base / "ensemble", removal="ensemble")
         inlp = tiny_config(base / "inlp", removal="inlp", adversaries=("gender", "speaker"))
         yield SimpleNamespace(base=base, table=table, ensemble=ensemble,

@@ -28,35 +28,40 @@ calls each engine sees, and therefore the audio, depends only on the seed.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import io
-import json
 import os
-import re
-import shutil
-import sys
-import uuid
-import wave
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .._processes import worker_pool
-from ._common import SAMPLE_RATE, CorpusFormatError
+from ._common import SAMPLE_RATE
+from ._synthesis import (  # MANIFEST, MIN_DURATION_S and MAX_DURATION_S stay names of this module too
+    MANIFEST,
+    MAX_DURATION_S,
+    MIN_DURATION_S,
+    CorpusSpec,
+    build,
+    check_int,
+    check_n_jobs,
+    check_seed,
+    check_verify,
+    data_folder,
+    ensure,
+    pick,
+    render_wav,
+    verify_manifest,
+)
 
 DEMO_SEED = 0
 DEMO_VERSION = 1  # bump when the generator's output changes: the folder name and manifest carry it
 N_SESSIONS = 5
 # assumption: see README assumptions table. 64 utterances per speaker -> 640 utterances (>= 600 asked for).
 DEFAULT_N_PER_SPEAKER = 64
-MIN_DURATION_S = 1.0
-MAX_DURATION_S = 4.0
 GENERATOR = "privemo.corpora.demo"
-MANIFEST = "manifest.json"
 _MARKER = ".privemo-demo"  # identifies a folder as a privemo demo corpus even if its manifest was deleted
+_SPEC = CorpusSpec(name="demo", generator=GENERATOR, version=DEMO_VERSION, marker=_MARKER,
+                   folder_pattern=r"demo-seed\d+-v\d+")
 
 # Dialogs per session (names as in IEMOCAP, irregular ones included); utterances are spread over them in order.
 DIALOGS: tuple[tuple[str, ...], ...] = (
@@ -129,21 +134,9 @@ WORD_POLARITY_GAIN = 2.2  # logit gain of the valence z on a slot's word polarit
 def demo_root(seed: int = DEMO_SEED, n_per_speaker: int = DEFAULT_N_PER_SPEAKER) -> Path:
     """Where the demo corpus for ``seed`` lives: ``$PRIVEMO_DATA/demo-seed<seed>-v<version>`` or the user cache folder;
     a corpus of another size than the default gets its own folder (suffix ``-n<n_per_speaker>``)."""
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     size = "" if n_per_speaker == DEFAULT_N_PER_SPEAKER else f"-n{int(n_per_speaker)}"
-    base = os.environ.get("PRIVEMO_DATA")
-    if base:
-        parent = Path(base).expanduser()
-    else:
-        cache = os.environ.get("XDG_CACHE_HOME")
-        parent = (Path(cache).expanduser() if cache else Path.home() / ".cache") / "privemo"
-    return parent / f"demo-seed{seed}-v{DEMO_VERSION}{size}"
-
-
-def _check_seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"Invalid value received for argument `seed`. Expected a non-negative int. Received: seed={seed!r}")
-    return int(seed)
+    return data_folder() / f"demo-seed{seed}-v{DEMO_VERSION}{size}"
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -173,22 +166,18 @@ def _speakers(seed: int) -> list[dict]:
     return speakers
 
 
-def _pick(rng: np.random.Generator, items: tuple[str, ...]) -> str:
-    return items[int(rng.integers(len(items)))]
-
-
 def _sentence(rng: np.random.Generator, zv: float, za: float) -> tuple[list[str], str]:
     """Candidate texts (longest first; shorter ones drop the filler) for one utterance; valence sets word polarity."""
     logits = np.array([-WORD_POLARITY_GAIN * zv, 0.8, WORD_POLARITY_GAIN * zv])
     probs = np.exp(logits - logits.max())
     probs /= probs.sum()
-    template = _pick(rng, _TEMPLATES)
-    fills = {"noun": _pick(rng, _NOUNS)}
+    template = pick(rng, _TEMPLATES)
+    fills = {"noun": pick(rng, _NOUNS)}
     for slot in ("adj", "verb", "adv", "tag"):
         polarity = ("neg", "neu", "pos")[int(rng.choice(3, p=probs))]
-        fills[slot] = _pick(rng, _WORDS[slot][polarity])
+        fills[slot] = pick(rng, _WORDS[slot][polarity])
     core = template.format(**fills)
-    prefix, suffix = _pick(rng, _PREFIXES), _pick(rng, _SUFFIXES)
+    prefix, suffix = pick(rng, _PREFIXES), pick(rng, _SUFFIXES)
     end = "!" if za > 0.45 and rng.random() < 0.6 else "."
     variants = [f"{prefix} {core}{suffix}".strip(), f"{core}{suffix}", core]
     texts = []
@@ -279,63 +268,14 @@ def _plan(seed: int, n_per_speaker: int) -> list[dict]:
 # Audio: one worker process per speaker (fresh eSpeak engine state), writing 16 kHz PCM16 wavs.
 
 
-def _pcm16_wav_bytes(audio: np.ndarray, sr: int) -> bytes:
-    pcm = np.clip(np.rint(audio * 32767.0), -32768, 32767).astype("<i2")
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(sr)
-        w.writeframes(pcm.tobytes())
-    return buf.getvalue()
-
-
-def _render(utt: dict, speaker: dict) -> tuple[np.ndarray, str]:
-    """Synthesise one utterance: eSpeak -> trim -> 16 kHz -> pad with the speaker's noise floor to 1-4 s."""
-    import soxr
-
-    from ._espeak import synthesize
-
-    max_speech = MAX_DURATION_S - 0.6  # leaves room for the leading / trailing pauses below
-    rate = utt["rate"]
-    text = utt["texts"][-1]
-    audio = np.zeros(0, dtype=np.float32)
-    sr = 22050
-    for attempt in range(12):
-        text = utt["texts"][min(attempt, len(utt["texts"]) - 1)]
-        if attempt >= len(utt["texts"]):
-            rate = min(450, int(rate * 1.15))  # even the shortest wording is too long at this rate: speak faster
-        audio, sr = synthesize(text, speaker["voice"], rate, utt["pitch"], utt["range"], utt["volume"])
-        voiced = np.flatnonzero(np.abs(audio) > 0.004)
-        audio = audio[max(voiced[0] - int(0.02 * sr), 0): voiced[-1] + int(0.05 * sr)] if voiced.size else audio[:0]
-        if 0 < audio.size / sr <= max_speech:
-            break
-    else:  # pragma: no cover - the rates above always get there
-        raise RuntimeError(f"demo: could not fit {utt['utterance_id']} into {MAX_DURATION_S} s")
-    audio = soxr.resample(audio.astype(np.float64), sr, SAMPLE_RATE, quality="HQ")
-    rng = np.random.default_rng(utt["noise_seed"])
-    lead, tail = (int(rng.uniform(0.08, 0.3) * SAMPLE_RATE) for _ in range(2))
-    total = audio.size + lead + tail
-    min_total = int(MIN_DURATION_S * SAMPLE_RATE) + int(rng.uniform(0.0, 0.15) * SAMPLE_RATE)
-    if total < min_total:
-        extra = min_total - total
-        lead += extra // 2
-        tail += extra - extra // 2
-    out = np.concatenate([np.zeros(lead), audio, np.zeros(tail)])
-    out = out + rng.normal(0.0, 10 ** (speaker["noise_db"] / 20.0), size=out.size)
-    return out.astype(np.float32), text
-
-
 def _synthesise_speaker(task: tuple[dict, str]) -> list[dict]:
     """Worker: render every utterance of one speaker in order and write its wavs under ``folder``."""
     speaker, folder = task
     results = []
     for utt in speaker["utterances"]:
-        audio, text = _render(utt, speaker)
         path = Path(folder, f"Session{speaker['session']}", "sentences", "wav", utt["dialog"], f"{utt['utterance_id']}.wav")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(_pcm16_wav_bytes(audio, SAMPLE_RATE))
-        results.append({"utterance_id": utt["utterance_id"], "duration": audio.size / SAMPLE_RATE, "text": text})
+        duration, text = render_wav(path, utt, speaker)
+        results.append({"utterance_id": utt["utterance_id"], "duration": duration, "text": text})
     return results
 
 
@@ -392,48 +332,7 @@ def _write_text_files(folder: Path, plan: list[dict], rendered: dict[str, dict])
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Manifest and verification.
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _tree_files(folder: Path) -> list[str]:
-    out = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames.sort()
-        for name in sorted(filenames):
-            rel = Path(dirpath, name).relative_to(folder).as_posix()
-            if rel != MANIFEST:
-                out.append(rel)
-    return sorted(out)
-
-
-def _files_digest(files: dict) -> str:
-    return hashlib.sha256(json.dumps(files, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-def _write_manifest(folder: Path, seed: int, n_per_speaker: int, n_utterances: int) -> None:
-    files = {rel: {"size": (folder / rel).stat().st_size, "sha256": _sha256(folder / rel)} for rel in _tree_files(folder)}
-    manifest = {
-        "generator": GENERATOR,
-        "version": DEMO_VERSION,
-        "seed": seed,
-        "n_per_speaker": n_per_speaker,
-        "n_utterances": n_utterances,
-        "n_speakers": 2 * N_SESSIONS,
-        "sample_rate": SAMPLE_RATE,
-        "files_sha256": _files_digest(files),
-        "files": files,
-    }
-    tmp = folder / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, folder / MANIFEST)
+# Verification and building.
 
 
 def verify_demo(
@@ -445,115 +344,16 @@ def verify_demo(
     and size, that exactly the listed files exist with the listed sizes, and re-hashes the small text files. ``full=True``
     also re-hashes every wav (catches same-size corruption; ~1 s for the default corpus).
     """
-    root = Path(root)
-    path = root / MANIFEST
-    if not root.is_dir():
-        return [f"{root}: folder not found"]
-    if not path.is_file():
-        return [f"{path}: manifest missing (corpus incomplete or not a privemo demo corpus)"]
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-        files = manifest["files"]
-    except (ValueError, KeyError, TypeError) as exc:
-        return [f"{path}: unreadable manifest ({exc.__class__.__name__})"]
-    problems = []
-    if manifest.get("generator") != GENERATOR or manifest.get("version") != DEMO_VERSION:
-        problems.append(f"{path}: generator/version {manifest.get('generator')}/{manifest.get('version')}, "
-                        f"expected {GENERATOR}/{DEMO_VERSION}")
-    if seed is not None and manifest.get("seed") != seed:
-        problems.append(f"{path}: corpus was generated with seed={manifest.get('seed')}, expected seed={seed}")
-    if n_per_speaker is not None and manifest.get("n_per_speaker") != n_per_speaker:
-        problems.append(f"{path}: corpus has n_per_speaker={manifest.get('n_per_speaker')}, expected {n_per_speaker}")
-    if _files_digest(files) != manifest.get("files_sha256"):
-        problems.append(f"{path}: manifest checksum mismatch (manifest edited)")
-    present = set(_tree_files(root))
-    listed = set(files)
-    for rel in sorted(listed - present)[:5]:
-        problems.append(f"{root / rel}: missing")
-    for rel in sorted(present - listed)[:5]:
-        problems.append(f"{root / rel}: not in the manifest")
-    for rel in sorted(listed & present):
-        entry = files[rel]
-        file = root / rel
-        if file.stat().st_size != entry.get("size"):
-            problems.append(f"{file}: size {file.stat().st_size}, expected {entry.get('size')}")
-        elif (full or not rel.endswith(".wav")) and _sha256(file) != entry.get("sha256"):
-            problems.append(f"{file}: checksum mismatch")
-        if len(problems) >= 20:
-            break
-    return problems
 
+    def expect(manifest: dict, path: Path) -> list[str]:
+        problems = []
+        if seed is not None and manifest.get("seed") != seed:
+            problems.append(f"{path}: corpus was generated with seed={manifest.get('seed')}, expected seed={seed}")
+        if n_per_speaker is not None and manifest.get("n_per_speaker") != n_per_speaker:
+            problems.append(f"{path}: corpus has n_per_speaker={manifest.get('n_per_speaker')}, expected {n_per_speaker}")
+        return problems
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Building.
-
-
-@contextlib.contextmanager
-def _locked(root: Path) -> Iterator[None]:
-    """An exclusive lock on ``<parent>/.<name>.lock`` so that two processes do not build the same corpus at once."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: no locking
-        yield
-        return
-    lock_path = root.parent / f".{root.name}.lock"
-    with open(lock_path, "a+") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-def _is_ours(root: Path) -> bool:
-    """True if ``root`` may be (re)built: absent, empty, or recognisably a privemo demo corpus (manifest, marker, name)."""
-    if not root.exists():
-        return True
-    if not root.is_dir():
-        return False
-    if (root / MANIFEST).is_file() or (root / _MARKER).is_file() or not any(root.iterdir()):
-        return True
-    return re.fullmatch(r"demo-seed\d+-v\d+", root.name) is not None
-
-
-def _build(root: Path, seed: int, n_per_speaker: int, progress: bool, n_jobs: int) -> None:
-    from tqdm import tqdm
-
-    plan = _plan(seed, n_per_speaker)
-    n_total = sum(len(sp["utterances"]) for sp in plan)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = root.parent / f".{root.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        (tmp / _MARKER).write_text(f"privemo demo corpus, seed {seed}, version {DEMO_VERSION}\n", encoding="utf-8")
-        rendered: dict[str, dict] = {}
-        tasks = [(sp, str(tmp)) for sp in plan]
-        bar = tqdm(total=n_total, desc=f"privemo: synthesising demo corpus (seed {seed})", unit="utt",
-                   file=sys.stderr, disable=not progress)
-        try:
-            # forkserver (spawn where unavailable): fresh processes without fork()ing a parent that may run threads
-            # (TensorFlow); the server imports the worker's modules once, not every (per-speaker) child. The pool
-            # never re-runs the caller's script (privemo._processes), so a script without a main guard works.
-            with worker_pool(max(1, min(n_jobs, len(tasks))), method="forkserver", maxtasksperchild=1,
-                             preload=["privemo.corpora.demo", "privemo.corpora._espeak", "soxr"]) as pool:
-                for results in pool.imap_unordered(_synthesise_speaker, tasks):
-                    for r in results:
-                        rendered[r["utterance_id"]] = r
-                    bar.update(len(results))
-        finally:
-            bar.close()
-        _write_text_files(tmp, plan, rendered)
-        _write_manifest(tmp, seed, n_per_speaker, n_total)
-        old = None
-        if root.exists():
-            old = root.parent / f".{root.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-            os.replace(root, old)
-        os.replace(tmp, root)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    return verify_manifest(_SPEC, root, expect, full)
 
 
 def synthesize_demo(
@@ -580,47 +380,22 @@ def synthesize_demo(
         The corpus folder. If an intact corpus with the same seed and size is already there, nothing is written;
         a half-written, tampered or different one is replaced (only folders that are privemo demo corpora are ever replaced).
     """
-    seed = _check_seed(seed)
-    if isinstance(n_per_speaker, bool) or not isinstance(n_per_speaker, (int, np.integer)) or n_per_speaker < 1:
-        raise ValueError(
-            f"Invalid value received for argument `n_per_speaker`. Expected a positive int. Received: n_per_speaker={n_per_speaker!r}"
-        )
-    if verify not in ("quick", "full", "none"):
-        raise ValueError(f"Invalid value received for argument `verify`. Expected 'quick', 'full' or 'none'. Received: verify={verify!r}")
-    if n_jobs is None:
-        n_jobs = min(2, os.cpu_count() or 1)
-    elif isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1:
-        raise ValueError(f"Invalid value received for argument `n_jobs`. Expected a positive int. Received: n_jobs={n_jobs!r}")
-    root = Path(root).expanduser() if root is not None else demo_root(seed, int(n_per_speaker))
+    seed = check_seed(seed)
+    n_per_speaker = check_int("n_per_speaker", n_per_speaker, 1, "a positive int")
+    verify = check_verify(verify)
+    n_jobs = check_n_jobs(n_jobs)
+    root = Path(root).expanduser() if root is not None else demo_root(seed, n_per_speaker)
     root = root.absolute()
 
-    def intact() -> bool:
-        if verify == "none":
-            return _manifest_matches(root, seed, n_per_speaker)
-        return not verify_demo(root, seed=seed, n_per_speaker=n_per_speaker, full=verify == "full")
+    def make() -> None:
+        plan = _plan(seed, n_per_speaker)
+        fields = {"seed": seed, "n_per_speaker": n_per_speaker, "n_speakers": 2 * N_SESSIONS, "sample_rate": SAMPLE_RATE}
+        build(_SPEC, root, seed=seed, speakers=plan, worker=_synthesise_speaker,
+              write_text_files=lambda folder, rendered: _write_text_files(folder, plan, rendered), fields=fields,
+              progress=progress, n_jobs=n_jobs)
 
-    if intact():
-        return root
-    if not _is_ours(root):
-        raise CorpusFormatError(
-            f"demo: {root} exists, is not empty and is not a privemo demo corpus (no {MANIFEST}); refusing to overwrite it. "
-            "Pass another root, or remove the folder."
-        )
-    root.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(root):
-        if intact():  # another process built it while we waited for the lock
-            return root
-        _build(root, seed, int(n_per_speaker), progress, int(n_jobs))
-    return root
-
-
-def _manifest_matches(root: Path, seed: int, n_per_speaker: int) -> bool:
-    try:
-        manifest = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return (manifest.get("generator") == GENERATOR and manifest.get("version") == DEMO_VERSION
-            and manifest.get("seed") == seed and manifest.get("n_per_speaker") == n_per_speaker)
+    return ensure(_SPEC, root, verify=verify, fields={"seed": seed, "n_per_speaker": n_per_speaker},
+                  check=lambda full: verify_demo(root, seed=seed, n_per_speaker=n_per_speaker, full=full), make=make)
 
 
 def load_demo(

@@ -28,29 +28,37 @@ Emotion cues, as in real speech (the constants below; an utterance has a latent 
   expressiveness, and ratings are noisy rater means, so every task is learnable but none is trivial.
 
 Generation is deterministic from ``seed`` (same seed and sizes: byte-identical files). Where, caching, the manifest, the
-lock, the progress bar and the worker pool are as for the demo corpus (see ``privemo.corpora.demo``, whose plan-free
-helpers this module reuses, its ``_render`` included): the corpus is written once into ``demo_podcast_root(seed)``
+lock, the progress bar and the worker pool are those of the demo corpus (``privemo.corpora._synthesis``, which both
+corpora share, rendering included): the corpus is written once into ``demo_podcast_root(seed)``
 (``$PRIVEMO_DATA/demo-podcast-seed<seed>-v1`` or the user cache folder), assembled in a temporary sibling folder and
 renamed into place when complete; every voice is synthesised in a fresh worker process.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import shutil
-import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .._processes import worker_pool
-from ._common import SAMPLE_RATE, CorpusFormatError
-from .demo import _check_seed, _files_digest, _locked, _pcm16_wav_bytes, _pick, _render, _sha256, _tree_files
+from ._common import SAMPLE_RATE
+from ._synthesis import (  # MANIFEST stays a name of this module too
+    MANIFEST,
+    CorpusSpec,
+    build,
+    check_int,
+    check_n_jobs,
+    check_seed,
+    check_verify,
+    data_folder,
+    ensure,
+    pick,
+    render_wav,
+    verify_manifest,
+)
 
 CORPUS = "demo-podcast"
 PODCAST_SEED = 0
@@ -60,8 +68,9 @@ DEFAULT_N_PER_SPEAKER = 40
 DEFAULT_N_UNKNOWN = 40  # ~2 % of the segments, as MSP-Podcast's Unknown speakers
 N_UNKNOWN_VOICES = 4  # unidentified voices the Unknown segments are spread over
 GENERATOR = "privemo.corpora.demo_podcast"
-MANIFEST = "manifest.json"
 _MARKER = ".privemo-demo-podcast"
+_SPEC = CorpusSpec(name=CORPUS, generator=GENERATOR, version=PODCAST_VERSION, marker=_MARKER,
+                   folder_pattern=r"demo-podcast-seed\d+-v\d+(-s\d+-n\d+-u\d+)?")
 LABEL_COLUMNS = ("FileName", "EmoClass", "EmoAct", "EmoVal", "EmoDom", "SpkrID", "Gender", "Split_Set")
 
 # Voices: eSpeak NG variants of the bundled data (voices/!v; a missing name would silently fall back to the default
@@ -163,27 +172,15 @@ def demo_podcast_root(
     """Where the demo-podcast corpus for ``seed`` lives: ``$PRIVEMO_DATA/demo-podcast-seed<seed>-v<version>`` or the
     user cache folder (``$XDG_CACHE_HOME/privemo`` or ``~/.cache/privemo``); a corpus of another size than the default
     gets its own folder (suffix ``-s<n_speakers>-n<n_per_speaker>-u<n_unknown>``)."""
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     n_speakers, n_per_speaker, n_unknown = _check_sizes(n_speakers, n_per_speaker, n_unknown)
     default = (DEFAULT_N_SPEAKERS, DEFAULT_N_PER_SPEAKER, DEFAULT_N_UNKNOWN)
     size = "" if (n_speakers, n_per_speaker, n_unknown) == default else f"-s{n_speakers}-n{n_per_speaker}-u{n_unknown}"
-    base = os.environ.get("PRIVEMO_DATA")
-    if base:
-        parent = Path(base).expanduser()
-    else:
-        cache = os.environ.get("XDG_CACHE_HOME")
-        parent = (Path(cache).expanduser() if cache else Path.home() / ".cache") / "privemo"
-    return parent / f"demo-podcast-seed{seed}-v{PODCAST_VERSION}{size}"
-
-
-def _check_int(name: str, value: Any, minimum: int, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"Invalid value received for argument `{name}`. Expected {what}. Received: {name}={value!r}")
-    return int(value)
+    return data_folder() / f"demo-podcast-seed{seed}-v{PODCAST_VERSION}{size}"
 
 
 def _check_sizes(n_speakers: Any, n_per_speaker: Any, n_unknown: Any) -> tuple[int, int, int]:
-    n_speakers = _check_int("n_speakers", n_speakers, 2, "an even int >= 2 (half female, half male)")
+    n_speakers = check_int("n_speakers", n_speakers, 2, "an even int >= 2 (half female, half male)")
     if n_speakers % 2:
         raise ValueError("Invalid value received for argument `n_speakers`. Expected an even int >= 2 (half female, "
                          f"half male). Received: n_speakers={n_speakers!r}")
@@ -191,8 +188,8 @@ def _check_sizes(n_speakers: Any, n_per_speaker: Any, n_unknown: Any) -> tuple[i
         raise ValueError(f"Invalid value received for argument `n_speakers`. Expected at most "
                          f"{2 * len(ACCENTS) * min(len(FEMALE_VARIANTS), len(MALE_VARIANTS))} (distinct voices). "
                          f"Received: n_speakers={n_speakers!r}")
-    return (n_speakers, _check_int("n_per_speaker", n_per_speaker, 1, "a positive int"),
-            _check_int("n_unknown", n_unknown, 0, "a non-negative int"))
+    return (n_speakers, check_int("n_per_speaker", n_per_speaker, 1, "a positive int"),
+            check_int("n_unknown", n_unknown, 0, "a non-negative int"))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -269,16 +266,16 @@ def _level(rng: np.random.Generator, z: float, gain: float) -> int:
 
 def _sentence(rng: np.random.Generator, zv: float, za: float) -> list[str]:
     """Candidate texts (longest first; shorter ones drop the opener) for one segment."""
-    template = _pick(rng, _TEMPLATES)
+    template = pick(rng, _TEMPLATES)
     va = lambda: (_level(rng, zv, WORD_VALENCE_GAIN), _level(rng, za, WORD_ACTIVATION_GAIN))  # noqa: E731
     fills = {
-        "noun": _pick(rng, _NOUNS),
-        "adj": _pick(rng, _ADJ[va()]),
-        "verb": _pick(rng, _VERB[va()]),
-        "int": _pick(rng, _INTENSIFIERS[_level(rng, za, WORD_ACTIVATION_GAIN)]),
-        "tag": _pick(rng, _TAGS[_level(rng, zv, WORD_VALENCE_GAIN)]),
+        "noun": pick(rng, _NOUNS),
+        "adj": pick(rng, _ADJ[va()]),
+        "verb": pick(rng, _VERB[va()]),
+        "int": pick(rng, _INTENSIFIERS[_level(rng, za, WORD_ACTIVATION_GAIN)]),
+        "tag": pick(rng, _TAGS[_level(rng, zv, WORD_VALENCE_GAIN)]),
     }
-    opener = _pick(rng, _OPENERS[_level(rng, za, WORD_ACTIVATION_GAIN)])
+    opener = pick(rng, _OPENERS[_level(rng, za, WORD_ACTIVATION_GAIN)])
     core = template.format(art="{art}", **fills)
     core = re.sub(r"\{art\} (\w)", lambda m: ("an " if m.group(1) in "aeiou" else "a ") + m.group(1), core)
     a, b, c = EXCLAIM
@@ -301,15 +298,15 @@ def _category(rng: np.random.Generator, v: float, a: float) -> str:
     if rng.random() < 0.08:
         return "X"
     if a >= 5 and v <= 3:
-        return _pick(rng, ("A", "A", "A", "D", "C"))
+        return pick(rng, ("A", "A", "A", "D", "C"))
     if a >= 5 and v >= 5:
-        return _pick(rng, ("H", "H", "U"))
+        return pick(rng, ("H", "H", "U"))
     if a <= 3 and v <= 3:
         return "S"
     if v >= 5:
         return "H"
     if v <= 3:
-        return _pick(rng, ("S", "C", "D"))
+        return pick(rng, ("S", "C", "D"))
     if a >= 5.5:
         return "U"
     return "O" if rng.random() < 0.05 else "N"
@@ -386,10 +383,8 @@ def _synthesise_speaker(task: tuple[dict, str]) -> list[dict]:
     speaker, folder = task
     results = []
     audio_dir = Path(folder, "Audios")
-    audio_dir.mkdir(parents=True, exist_ok=True)
     for utt in speaker["utterances"]:
-        audio, text = _render(utt, speaker)
-        (audio_dir / f"{utt['utterance_id']}.wav").write_bytes(_pcm16_wav_bytes(audio, SAMPLE_RATE))
+        _, text = render_wav(audio_dir / f"{utt['utterance_id']}.wav", utt, speaker)
         results.append({"utterance_id": utt["utterance_id"], "text": text})
     return results
 
@@ -426,23 +421,6 @@ def _sizes(n_speakers: int, n_per_speaker: int, n_unknown: int) -> dict[str, int
     return {"n_speakers": n_speakers, "n_per_speaker": n_per_speaker, "n_unknown": n_unknown}
 
 
-def _write_manifest(folder: Path, seed: int, sizes: dict[str, int], n_utterances: int) -> None:
-    files = {rel: {"size": (folder / rel).stat().st_size, "sha256": _sha256(folder / rel)} for rel in _tree_files(folder)}
-    manifest = {
-        "generator": GENERATOR,
-        "version": PODCAST_VERSION,
-        "seed": seed,
-        **sizes,
-        "n_utterances": n_utterances,
-        "sample_rate": SAMPLE_RATE,
-        "files_sha256": _files_digest(files),
-        "files": files,
-    }
-    tmp = folder / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, folder / MANIFEST)
-
-
 def verify_demo_podcast(
     root: str | os.PathLike,
     *,
@@ -457,103 +435,14 @@ def verify_demo_podcast(
     As ``privemo.corpora.demo.verify_demo``: the manifest's own checksum, generator, version, seed and sizes (those
     given), exactly the listed files with the listed sizes, the text files re-hashed; ``full=True`` re-hashes every wav.
     """
-    root = Path(root)
-    path = root / MANIFEST
-    if not root.is_dir():
-        return [f"{root}: folder not found"]
-    if not path.is_file():
-        return [f"{path}: manifest missing (corpus incomplete or not a privemo demo-podcast corpus)"]
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-        files = manifest["files"]
-    except (ValueError, KeyError, TypeError) as exc:
-        return [f"{path}: unreadable manifest ({exc.__class__.__name__})"]
-    problems = []
-    if manifest.get("generator") != GENERATOR or manifest.get("version") != PODCAST_VERSION:
-        problems.append(f"{path}: generator/version {manifest.get('generator')}/{manifest.get('version')}, "
-                        f"expected {GENERATOR}/{PODCAST_VERSION}")
-    for name, wanted in (("seed", seed), ("n_speakers", n_speakers), ("n_per_speaker", n_per_speaker),
-                         ("n_unknown", n_unknown)):
-        if wanted is not None and manifest.get(name) != wanted:
-            problems.append(f"{path}: corpus has {name}={manifest.get(name)}, expected {name}={wanted}")
-    if _files_digest(files) != manifest.get("files_sha256"):
-        problems.append(f"{path}: manifest checksum mismatch (manifest edited)")
-    present = set(_tree_files(root))
-    listed = set(files)
-    for rel in sorted(listed - present)[:5]:
-        problems.append(f"{root / rel}: missing")
-    for rel in sorted(present - listed)[:5]:
-        problems.append(f"{root / rel}: not in the manifest")
-    for rel in sorted(listed & present):
-        entry = files[rel]
-        file = root / rel
-        if file.stat().st_size != entry.get("size"):
-            problems.append(f"{file}: size {file.stat().st_size}, expected {entry.get('size')}")
-        elif (full or not rel.endswith(".wav")) and _sha256(file) != entry.get("sha256"):
-            problems.append(f"{file}: checksum mismatch")
-        if len(problems) >= 20:
-            break
-    return problems
 
+    def expect(manifest: dict, path: Path) -> list[str]:
+        return [f"{path}: corpus has {name}={manifest.get(name)}, expected {name}={wanted}"
+                for name, wanted in (("seed", seed), ("n_speakers", n_speakers), ("n_per_speaker", n_per_speaker),
+                                     ("n_unknown", n_unknown))
+                if wanted is not None and manifest.get(name) != wanted]
 
-def _is_ours(root: Path) -> bool:
-    """True if ``root`` may be (re)built: absent, empty, or recognisably a demo-podcast corpus (manifest, marker, name)."""
-    if not root.exists():
-        return True
-    if not root.is_dir():
-        return False
-    if (root / MANIFEST).is_file() or (root / _MARKER).is_file() or not any(root.iterdir()):
-        return True
-    return re.fullmatch(r"demo-podcast-seed\d+-v\d+(-s\d+-n\d+-u\d+)?", root.name) is not None
-
-
-def _build(root: Path, seed: int, sizes: dict[str, int], progress: bool, n_jobs: int) -> None:
-    from tqdm import tqdm
-
-    plan = _plan(seed, sizes["n_speakers"], sizes["n_per_speaker"], sizes["n_unknown"])
-    n_total = sum(len(sp["utterances"]) for sp in plan)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = root.parent / f".{root.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        (tmp / _MARKER).write_text(f"privemo demo-podcast corpus, seed {seed}, version {PODCAST_VERSION}\n",
-                                   encoding="utf-8")
-        rendered: dict[str, dict] = {}
-        # largest tasks first (known speakers), so that the small unknown-voice tasks fill the end of the pool
-        tasks = [(sp, str(tmp)) for sp in sorted(plan, key=lambda sp: -len(sp["utterances"])) if sp["utterances"]]
-        bar = tqdm(total=n_total, desc=f"privemo: synthesising demo-podcast corpus (seed {seed})", unit="utt",
-                   file=sys.stderr, disable=not progress)
-        try:
-            # a fresh process per voice (eSpeak's state), never re-running the caller's script: see privemo.corpora.demo
-            with worker_pool(max(1, min(n_jobs, len(tasks))), method="forkserver", maxtasksperchild=1,
-                             preload=["privemo.corpora.demo_podcast", "privemo.corpora._espeak", "soxr"]) as pool:
-                for results in pool.imap_unordered(_synthesise_speaker, tasks):
-                    for r in results:
-                        rendered[r["utterance_id"]] = r
-                    bar.update(len(results))
-        finally:
-            bar.close()
-        _write_text_files(tmp, plan, rendered)
-        _write_manifest(tmp, seed, sizes, n_total)
-        old = None
-        if root.exists():
-            old = root.parent / f".{root.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-            os.replace(root, old)
-        os.replace(tmp, root)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def _manifest_matches(root: Path, seed: int, sizes: dict[str, int]) -> bool:
-    try:
-        manifest = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return (manifest.get("generator") == GENERATOR and manifest.get("version") == PODCAST_VERSION
-            and manifest.get("seed") == seed and all(manifest.get(k) == v for k, v in sizes.items()))
+    return verify_manifest(_SPEC, root, expect, full)
 
 
 def synthesize_demo_podcast(
@@ -583,36 +472,24 @@ def synthesize_demo_podcast(
         The corpus folder. An intact corpus with the same seed and sizes is left as it is; a half-written, tampered or
         different one is replaced (only folders that are privemo demo-podcast corpora are ever replaced).
     """
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     n_speakers, n_per_speaker, n_unknown = _check_sizes(n_speakers, n_per_speaker, n_unknown)
-    if verify not in ("quick", "full", "none"):
-        raise ValueError(f"Invalid value received for argument `verify`. Expected 'quick', 'full' or 'none'. Received: verify={verify!r}")
-    if n_jobs is None:
-        n_jobs = min(2, os.cpu_count() or 1)
-    else:
-        n_jobs = _check_int("n_jobs", n_jobs, 1, "a positive int")
+    verify = check_verify(verify)
+    n_jobs = check_n_jobs(n_jobs)
     sizes = _sizes(n_speakers, n_per_speaker, n_unknown)
     root = Path(root).expanduser() if root is not None else demo_podcast_root(seed, n_speakers, n_per_speaker, n_unknown)
     root = root.absolute()
 
-    def intact() -> bool:
-        if verify == "none":
-            return _manifest_matches(root, seed, sizes)
-        return not verify_demo_podcast(root, seed=seed, full=verify == "full", **sizes)
+    def make() -> None:
+        plan = _plan(seed, n_speakers, n_per_speaker, n_unknown)
+        # largest tasks first (known speakers), so that the small unknown-voice tasks fill the end of the pool
+        speakers = [sp for sp in sorted(plan, key=lambda sp: -len(sp["utterances"])) if sp["utterances"]]
+        build(_SPEC, root, seed=seed, speakers=speakers, worker=_synthesise_speaker,
+              write_text_files=lambda folder, rendered: _write_text_files(folder, plan, rendered),
+              fields={"seed": seed, **sizes, "sample_rate": SAMPLE_RATE}, progress=progress, n_jobs=n_jobs)
 
-    if intact():
-        return root
-    if not _is_ours(root):
-        raise CorpusFormatError(
-            f"{CORPUS}: {root} exists, is not empty and is not a privemo demo-podcast corpus (no {MANIFEST}); refusing to "
-            "overwrite it. Pass another root, or remove the folder."
-        )
-    root.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(root):
-        if intact():  # another process built it while we waited for the lock
-            return root
-        _build(root, seed, sizes, progress, n_jobs)
-    return root
+    return ensure(_SPEC, root, verify=verify, fields={"seed": seed, **sizes},
+                  check=lambda full: verify_demo_podcast(root, seed=seed, full=full, **sizes), make=make)
 
 
 def load_demo_podcast(
