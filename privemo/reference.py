@@ -214,7 +214,7 @@ def _fit(x, y: np.ndarray, c: float, seed: int):
 
 def _cross_validate(
     stats: np.ndarray | None, texts: np.ndarray | None, labels: np.ndarray, folds: list, seed: int, c_grid: Sequence[float],
-    weights: Sequence[float] = (1.0,),
+    weights: Sequence[float] = (1.0,), refit: bool = True,
 ) -> dict:
     from .metrics import uar
 
@@ -239,7 +239,7 @@ def _cross_validate(
             (c_best, w_best), val_score = candidates[best], float(scores[best])
         else:
             c_best, w_best, val_score = DEFAULT_C, float(weights[0]), float("nan")
-        fit_rows = np.union1d(train, validation)
+        fit_rows = np.union1d(train, validation) if refit else train
         design = _Design(stats, texts, fit_rows, w_best)
         model, conv = _fit(design(fit_rows), labels[fit_rows], c_best, seed)
         fold_uar.append(uar(labels[test], model.predict(design(test))))
@@ -333,6 +333,7 @@ def linear_reference(
     acoustic: Sequence[np.ndarray] | np.ndarray | None = None,
     seed: int = 0,
     c_grid: Sequence[float] = C_GRID,
+    refit: bool = True,
 ) -> dict:
     """Cross-validated UAR of the linear reference for one modality and one set of labels.
 
@@ -347,6 +348,8 @@ def linear_reference(
             float array) to avoid recomputing them. Ignored for "lexical".
         seed: ``random_state`` of the classifier (lbfgs is deterministic; kept for other solvers).
         c_grid: inverse regularisation strengths searched on each fold's validation speakers.
+        refit: refit with the chosen C on training + validation speakers (default); False keeps the fit on the training
+            speakers only, the data a network that early-stops on the validation speakers trains on.
 
     Returns:
         dict with ``corpus``, ``modality``, ``fold_uar`` (test UAR per fold), ``uar_mean``, ``uar_std`` (ddof=1),
@@ -368,7 +371,7 @@ def linear_reference(
     stats = _statistics(table, acoustic) if "acoustic" in modality else None
     texts = _transcripts(table) if "lexical" in modality else None
     weights = FUSION_WEIGHTS if modality == "acoustic+lexical" else (1.0,)
-    result = _cross_validate(stats, texts, labels, folds, seed, grid, weights)
+    result = _cross_validate(stats, texts, labels, folds, seed, grid, weights, refit=bool(refit))
     return {"corpus": _corpus(table), "modality": modality, **result}
 
 

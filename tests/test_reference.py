@@ -239,3 +239,26 @@ def test_demo_corpus_reference(tmp_path_factory, monkeypatch):
     assert gender["n_folds"] == activation["n_folds"] == 5
     assert gender["uar_mean"] > 0.8
     assert activation["uar_mean"] > 0.40  # chance 1/3; 0.51 when written (16 test utterances a fold: noisy)
+
+
+def test_without_refit_the_model_is_fitted_on_the_training_speakers_only():
+    """refit=False scores the fit on the training rows: labels of the validation rows then cannot change the result."""
+    import privemo
+    from privemo.folds import Fold
+
+    rng = np.random.default_rng(0)
+    n = 90
+    frames = [rng.normal(size=(20, 4)) for _ in range(n)]
+    labels = rng.integers(0, 3, n)
+    for i, y in enumerate(labels):
+        frames[i][:, 0] += 1.5 * y
+    table = pd.DataFrame({"utterance_id": [f"u{i}" for i in range(n)], "transcript": ["a"] * n})
+    fold = Fold(np.arange(0, 50), np.arange(50, 70), np.arange(70, 90))
+    flipped = labels.copy()
+    flipped[50:70] = (flipped[50:70] + 1) % 3  # wrong validation labels
+    kw = dict(acoustic=frames, c_grid=(1.0,))
+    a = privemo.linear_reference(table, labels, [fold], "acoustic", refit=False, **kw)
+    b = privemo.linear_reference(table, flipped, [fold], "acoustic", refit=False, **kw)
+    assert a["fold_uar"] == b["fold_uar"]
+    c = privemo.linear_reference(table, flipped, [fold], "acoustic", refit=True, **kw)
+    assert c["fold_uar"] != a["fold_uar"]  # the refit learns from the (here wrong) validation labels
