@@ -16,6 +16,8 @@ privemo's own output (which says which device trains, see ``privemo.device.devic
   asked for, or privemo's 3) and absl's "before InitializeLog" notice. Python warnings and any other output come
   through, after the import.
 
+TensorFlow's Python logger is set to ERROR once TensorFlow is imported (``quiet_python_log``).
+
 ``PRIVEMO_VERBOSE=1`` in the environment, or ``show_tensorflow_log()`` (a command's ``--verbose``), turns all of this
 off, also in the worker processes started afterwards.
 """
@@ -28,7 +30,7 @@ import re
 import sys
 from typing import Iterator
 
-from ._import_hooks import around_import, remove_hooks
+from ._import_hooks import after_import, around_import, remove_hooks
 
 LOG_LEVEL_ENV = "TF_CPP_MIN_LOG_LEVEL"
 VERBOSE_ENV = "PRIVEMO_VERBOSE"
@@ -58,6 +60,17 @@ def quiet_start() -> None:
         _state["set_level"] = True
     if "tensorflow" not in sys.modules:
         around_import("tensorflow", filtered_stderr)
+        after_import("tensorflow", quiet_python_log)
+    else:
+        quiet_python_log()
+
+
+def quiet_python_log() -> None:
+    """TensorFlow's Python logger at ERROR: its warnings (e.g. "triggered tf.function retracing" when utterances of new
+    padded lengths are predicted) describe no problem of the user's."""
+    import logging
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
 def show_tensorflow_log() -> None:
