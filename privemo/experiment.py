@@ -645,6 +645,39 @@ def plan_run(config: ExperimentConfig, table: pd.DataFrame | None = None):
     return table, folds, fold_ids, conditions
 
 
+def describe_plan(config: ExperimentConfig, table: pd.DataFrame | None = None) -> str:
+    """What a run would do, without training or writing results (``--dry-run``): corpus size, folds and their test
+    speakers, conditions, trials per (condition, fold) and the number of trainings with their epoch budget."""
+    from .grids import grid_size
+    from .tuning import LAMBDA_REMOVALS
+
+    table, folds, fold_ids, conditions = plan_run(config, table)
+    grid = config.grid_dict()
+    lines = [f"privemo.reproduce --dry-run: {config.corpus}: {len(table)} utterances, {table['speaker'].nunique()} "
+             f"speakers, {len(folds)} folds (running {len(fold_ids)})"]
+    for k in fold_ids:
+        test = table.iloc[folds[k].test]
+        genders = test.drop_duplicates("speaker")["gender"].fillna("unknown").value_counts().to_dict()
+        lines.append(f"  fold {k}: {len(folds[k].train)} training / {len(folds[k].validation)} validation / "
+                     f"{len(folds[k].test)} test utterances; {test['speaker'].nunique()} test speakers "
+                     f"({', '.join(f'{n} {g}' for g, n in sorted(genders.items()))})")
+    trainings = 0
+    lines.append(f"  grid '{config.grid}', removal '{config.removal}', selection by {config.selection}, "
+                 f"{config.repeats} repeat(s):")
+    for condition in conditions:
+        if condition.repeat:
+            continue
+        lam = condition.adversary is not None and config.removal in LAMBDA_REMOVALS
+        trials = grid_size(grid, lam)
+        trainings += trials * len(fold_ids) * config.repeats
+        lines.append(f"    {condition.key}: {trials} trial(s) per fold")
+    epochs = config.resolved_epochs()
+    lines.append(f"  {len(conditions)} conditions x {len(fold_ids)} folds = {len(conditions) * len(fold_ids)} "
+                 f"(condition, fold) jobs holding {trainings} trainings of at most {epochs} epochs each "
+                 f"(early stopping, patience {config.resolved_patience()}): at most {trainings * epochs} epochs")
+    return "\n".join(lines)
+
+
 def run_cross_validation(config: ExperimentConfig, table: pd.DataFrame | None = None) -> list[dict]:
     """Every (condition, fold) of the run, resuming from finished per-fold JSON files when ``config.resume`` is set.
 

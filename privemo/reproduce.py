@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tensorboard", default=None, metavar="DIR",
                    help="write every trial's training curves as TensorBoard logs under DIR/<condition>/fold<k>/trial_<id> "
                         "(needs the optional tensorboard package: pip install \"privemo[tensorboard]\")")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan (corpus size, folds, conditions, trials per (condition, fold), trainings and "
+                        "their epoch budget) and exit without training or writing results")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--verbose", action="store_true",
                    help="also a line per epoch of every trial, and TensorFlow's own start-up log")
@@ -137,7 +140,8 @@ def config_from_args(args: argparse.Namespace):
         if importlib.util.find_spec("tensorboard") is None:
             raise UserError('--tensorboard needs the optional tensorboard package: pip install "privemo[tensorboard]"')
     out = Path(args.out or Path("results") / args.corpus)
-    _check_writable(out)
+    if not getattr(args, "dry_run", False):  # a dry run writes nothing
+        _check_writable(out)
     if tensorboard:
         _check_writable(Path(tensorboard), "--tensorboard")
     return ExperimentConfig(
@@ -210,9 +214,10 @@ def main(argv: list[str] | None = None) -> int:
         show_tensorflow_log()  # TensorFlow's own start-up log, also in the worker processes
 
     def body() -> str:
-        from .experiment import run
+        from .experiment import describe_plan, run
 
-        return run(config_from_args(args))
+        config = config_from_args(args)
+        return describe_plan(config) if args.dry_run else run(config)
 
     return run_command("privemo.reproduce", body, "rerun with --resume to continue")
 

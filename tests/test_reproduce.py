@@ -18,7 +18,7 @@ from privemo.corpora.demo import synthesize_demo
 ROOT = Path(__file__).resolve().parents[1]
 FLAGS = ("--corpus", "--root", "--demo-size", "--modality", "--task", "--adversary", "--placement", "--grid", "--folds",
          "--only-fold", "--epochs", "--patience", "--jobs", "--seed", "--embeddings", "--out", "--resume",
-         "--quiet", "--verbose", "--repeats", "--selection")
+         "--quiet", "--verbose", "--repeats", "--selection", "--dry-run")
 
 
 def reproduce(*args: str, cwd: Path, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -158,3 +158,18 @@ def test_corpus_too_small_for_the_folds(tmp_path, env):
                      "--out", str(tmp_path / "out"), cwd=tmp_path, env=env)
     assert_user_error(proc, "demo: cannot make 10 speaker-independent folds")
     assert not any((tmp_path / "out").rglob("*.json"))
+
+
+def test_dry_run_prints_the_plan_and_writes_no_results(tmp_path, env):
+    out = tmp_path / "never"
+    proc = reproduce("--dry-run", "--demo-size", "6", "--modality", "acoustic", "--adversary", "none", "gender",
+                     "--out", str(out), cwd=tmp_path, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    assert "demo: 60 utterances, 10 speakers, 5 folds (running 5)" in text
+    assert text.count("test speakers (1 F, 1 M)") == 5
+    assert "acoustic-activation-baseline: 1 trial(s) per fold" in text
+    assert "acoustic-activation-gender-fused: 4 trial(s) per fold" in text  # lambda tuned over the paper's four values
+    # 2 tasks x (1 + 4) trials x 5 folds
+    assert "4 conditions x 5 folds = 20 (condition, fold) jobs holding 50 trainings" in text
+    assert not out.exists()
