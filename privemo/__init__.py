@@ -40,6 +40,7 @@ _EXPORTS: dict[str, str] = {
     "membership_inference": "privemo.attacks",
     "holdout_split": "privemo.attacks",
     "speaker_verification_attack": "privemo.verification",
+    "LeaceEraser": "privemo.leace",
     "encode": "privemo.encoder",
     "utterance_statistics": "privemo.reference",
     "linear_reference": "privemo.reference",
