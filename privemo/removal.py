@@ -25,6 +25,14 @@ comparable with the paper's set-up; privacy is always judged by fresh attackers 
   attribute, and ``apply_projection`` appends it (``NullspaceProjection``, a registered layer named "h") so the projected
   representation is exported and the emotion head can be refitted on it. A linear reference point: non-linear attackers
   may still recover what INLP leaves.
+- ``"leace"``: post hoc, like "inlp", with LEACE (``privemo.leace.LeaceEraser``, Belrose et al., NeurIPS 2023) as the
+  eraser: the closed-form affine edit ``h -> h - (h - mean) A^T`` that makes h's covariance with the attribute exactly
+  zero on the rows it is fitted on (no linear classifier beats a constant there) while moving h the least.
+  ``apply_leace`` appends it as an ``AffineErasure`` layer named "h" (``apply_erasure``).
+- ``"ensemble_leace"``: ``"ensemble"``'s network and training, then LEACE post hoc on its h (the network keeps its
+  adversary heads, which now read the erased h; ``apply_erasure`` copies them).
+
+``POST_HOC`` maps each post-hoc method to (the network it trains: "baseline" or another method, its eraser).
 
 Every returned model has the same dict outputs as ``build_model`` ("emotion", and "gender" / "speaker" or the per-modality
 "gender_acoustic" ... for adversarial methods) and a layer named "h", so ``privemo.models.representation_model``,
@@ -57,10 +65,18 @@ __all__ = [
     "fit_inlp",
     "NullspaceProjection",
     "apply_projection",
+    "POST_HOC",
+    "AffineErasure",
+    "apply_erasure",
+    "apply_leace",
+    "leace_affine",
     "AdversaryRefresh",
 ]
 
-REMOVALS = ("grl", "grl_dann", "alternating", "ensemble", "inlp")
+REMOVALS = ("grl", "grl_dann", "alternating", "ensemble", "inlp", "leace", "ensemble_leace")
+#: post-hoc methods: {removal: (the network trained first -- "baseline" (no adversary) or a method of REMOVALS -- and the
+#: eraser fitted on its h afterwards: "inlp" or "leace")}
+POST_HOC = {"inlp": ("baseline", "inlp"), "leace": ("baseline", "leace"), "ensemble_leace": ("ensemble", "leace")}
 ALTERNATING_LOSSES = ("reverse", "confusion")
 SCHEDULE_UPDATES = ("epoch", "batch")
 
@@ -565,7 +581,9 @@ def build_removal_model(
     Args:
         removal: one of ``REMOVALS``: "grl" (``build_model`` as is), "grl_dann" (``ScheduledGRLModel``: DANN lambda ramp
             up to ``grl_lambda``), "alternating" / "ensemble" (``AlternatingAdversarialModel``; ``grl_lambda`` is not used),
-            "inlp" (the baseline without adversary; apply ``fit_inlp`` + ``apply_projection`` after training).
+            "inlp" (the baseline without adversary; apply ``fit_inlp`` + ``apply_projection`` after training), "leace"
+            (the same baseline; apply ``apply_leace`` with a fitted ``privemo.leace.LeaceEraser`` after training),
+            "ensemble_leace" (the "ensemble" network; ``apply_leace`` after training).
         seed: if given, ``privemo._seed.set_seed(seed)`` (as ``keras.utils.set_random_seed``) before building.
         k: adversary steps per encoder step (alternating / ensemble).
         adversary_loss: "reverse" or "confusion" (alternating / ensemble).
@@ -588,8 +606,10 @@ def build_removal_model(
         set_seed(int(seed))
     if removal == "grl":
         return build_model(**build_model_kwargs)
-    if removal == "inlp":
-        return build_model(**{**build_model_kwargs, "adversary": None})
+    if removal in POST_HOC:  # the network trained before the post-hoc erasure
+        removal = POST_HOC[removal][0]
+        if removal == "baseline":
+            return build_model(**{**build_model_kwargs, "adversary": None})
     if removal == "grl_dann":
         if build_model_kwargs.get("adversary") is None:
             raise _invalid("adversary", f"one of {ADVERSARIES} for removal='grl_dann'", build_model_kwargs.get("adversary"))
@@ -762,17 +782,155 @@ class NullspaceProjection(keras.layers.Layer):
 def apply_projection(
     model: keras.Model, projection, *, layer: str = "h", freeze_encoder: bool = True, name: str | None = None
 ) -> keras.Model:
-    """A new model: ``model``'s encoder up to ``layer`` (a nested sub-model sharing its weights), then
-    ``NullspaceProjection(projection)`` named "h", then a copy of ``model``'s emotion head (same configuration, copied
-    weights). Outputs {"emotion"}; ``representation_model(result)`` gives the projected representation.
+    """``apply_erasure`` with ``NullspaceProjection(projection)`` (e.g. from ``fit_inlp``) as the layer "h"; default name
+    ``{model.name}_inlp``."""
+    return apply_erasure(model, NullspaceProjection(projection, name="h"), layer=layer, freeze_encoder=freeze_encoder,
+                         name=name or f"{model.name}_inlp")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# LEACE (post hoc, linear): an affine layer that carries a fitted privemo.leace.LeaceEraser
+
+
+def _check_affine(kernel, bias) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        matrix = np.asarray(kernel, dtype=np.float32)
+    except (TypeError, ValueError):
+        matrix = None
+    if (matrix is None or matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] < 1
+            or not np.isfinite(matrix).all()):
+        shape = None if matrix is None else matrix.shape
+        raise _invalid("kernel", "a finite square 2-D matrix (d, d)", f"array of shape {shape}")
+    try:
+        offset = np.asarray(bias, dtype=np.float32)
+    except (TypeError, ValueError):
+        offset = None
+    if offset is None or offset.shape != (matrix.shape[0],) or not np.isfinite(offset).all():
+        shape = None if offset is None else offset.shape
+        raise _invalid("bias", f"a finite 1-D array of length {matrix.shape[0]}", f"array of shape {shape}")
+    return matrix, offset
+
+
+def leace_affine(eraser) -> tuple[np.ndarray, np.ndarray]:
+    """(kernel, bias) of a fitted ``privemo.leace.LeaceEraser`` as an affine map on rows: ``transform(h) = h - (h - mean)
+    A^T = h @ (I - A^T) + mean @ A^T``, so kernel = ``I - A^T`` and bias = ``mean @ A^T`` (float32)."""
+    matrix = getattr(eraser, "matrix_", None)
+    mean = getattr(eraser, "mean_", None)
+    if matrix is None or mean is None:
+        raise _invalid("eraser", "a fitted privemo.leace.LeaceEraser (with matrix_ and mean_)", eraser)
+    matrix, mean = np.asarray(matrix, np.float64), np.asarray(mean, np.float64)
+    return _check_affine(np.eye(len(mean)) - matrix.T, mean @ matrix.T)
+
+
+@keras.saving.register_keras_serializable(package="privemo")
+class AffineErasure(keras.layers.Layer):
+    """A fixed affine map of representations: ``outputs = inputs @ kernel + bias``, e.g. a LEACE eraser
+    (``AffineErasure.from_eraser``; ``privemo.leace.LeaceEraser``).
+
+    Appended after an encoder (``apply_erasure`` / ``apply_leace``) it exports the erased representation. Kernel and bias
+    are non-trainable weights (so checkpoints and ``.keras`` files carry them; ``set_affine`` writes new values) and are
+    also returned by ``get_config`` as nested lists, so the layer rebuilds from its config alone.
+
+    Args:
+        kernel: (d, d) array-like of finite floats.
+        bias: (d,) array-like of finite floats.
+        **kwargs: Base layer keyword arguments (``name``, ``dtype``...).
+
+    Call arguments:
+        inputs: Float tensor (..., d).
+    """
+
+    def __init__(self, kernel, bias, **kwargs):
+        super().__init__(**kwargs)
+        matrix, offset = _check_affine(kernel, bias)
+        self.dim = int(matrix.shape[0])
+        self.kernel = self.add_weight(shape=matrix.shape, initializer=keras.initializers.Constant(matrix),
+                                      trainable=False, name="kernel")
+        self.bias = self.add_weight(shape=offset.shape, initializer=keras.initializers.Constant(offset),
+                                    trainable=False, name="bias")
+        self._build_at_init()
+
+    @classmethod
+    def identity(cls, dim: int, **kwargs) -> "AffineErasure":
+        """The identity map of ``dim`` features (a placeholder until an eraser is fitted)."""
+        dim = _check_int("dim", dim, 1)
+        return cls(np.eye(dim, dtype=np.float32), np.zeros(dim, np.float32), **kwargs)
+
+    @classmethod
+    def from_eraser(cls, eraser, **kwargs) -> "AffineErasure":
+        """The layer applying a fitted ``privemo.leace.LeaceEraser`` (``leace_affine``)."""
+        return cls(*leace_affine(eraser), **kwargs)
+
+    def set_affine(self, kernel, bias) -> None:
+        """Write a new (kernel, bias) of the same size."""
+        matrix, offset = _check_affine(kernel, bias)
+        if matrix.shape[0] != self.dim:
+            raise _invalid("kernel", f"a ({self.dim}, {self.dim}) matrix, as the layer's",
+                           f"array of shape {matrix.shape}")
+        self.kernel.assign(matrix)
+        self.bias.assign(offset)
+
+    def call(self, inputs):
+        return ops.matmul(inputs, ops.cast(self.kernel, inputs.dtype)) + ops.cast(self.bias, inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "kernel": ops.convert_to_numpy(self.kernel).tolist(),
+                "bias": ops.convert_to_numpy(self.bias).tolist()}
+
+
+def apply_leace(
+    model: keras.Model, eraser, *, layer: str = "h", freeze_encoder: bool = True, name: str | None = None
+) -> keras.Model:
+    """``apply_erasure`` with ``AffineErasure.from_eraser(eraser)`` (a ``privemo.leace.LeaceEraser`` fitted on
+    ``representation_model(model, layer)``'s output) as the layer "h"; default name ``{model.name}_leace``."""
+    return apply_erasure(model, AffineErasure.from_eraser(eraser, name="h"), layer=layer, freeze_encoder=freeze_encoder,
+                         name=name or f"{model.name}_leace")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Appending an eraser to a trained network
+
+
+def _copy_layer(layer: keras.layers.Layer, x):
+    """A copy of ``layer`` (same configuration, copied weights) called on ``x``."""
+    if isinstance(layer, keras.Model):
+        copy = keras.models.clone_model(layer)
+    else:
+        copy = layer.__class__.from_config(layer.get_config())
+    y = copy(x)
+    copy.set_weights(layer.get_weights())
+    return y
+
+
+def apply_erasure(
+    model: keras.Model, erasure: keras.layers.Layer, *, layer: str = "h", freeze_encoder: bool = True,
+    name: str | None = None,
+) -> keras.Model:
+    """A new model: ``model``'s encoder up to ``layer`` (a nested sub-model sharing its weights), then ``erasure`` (a
+    layer named "h" mapping (..., d) to (..., d): ``NullspaceProjection``, ``AffineErasure``), then a copy of ``model``'s
+    emotion head (same configuration, copied weights). Outputs {"emotion"}; ``representation_model(result)`` gives the
+    erased representation.
+
+    An ``AlternatingAdversarialModel`` (removal "alternating" / "ensemble", fused placement: its heads read ``layer``)
+    gives an ``AlternatingAdversarialModel`` with the same settings whose adversary heads (copies) read the erased h, and
+    its adversary outputs.
 
     With ``freeze_encoder`` (default) the encoder is not trainable, so ``privemo.training.fit(result, ...)`` refits only
-    the emotion head on the projected representation (as Ravfogel et al. retrain the main-task classifier).
+    the heads on the erased representation (as Ravfogel et al. retrain the main-task classifier).
     """
+    if not isinstance(erasure, keras.layers.Layer) or erasure.name != "h":
+        raise _invalid("erasure", 'a Keras layer named "h"', erasure)
+    alternating = isinstance(model, AlternatingAdversarialModel)
+    if alternating and set(model.adversaries.values()) != {layer}:
+        raise _invalid("model", f"an AlternatingAdversarialModel whose adversaries all read layer '{layer}' (fused "
+                                "placement)", f"adversaries reading {model.adversaries}")
     encoder = representation_model(model, layer)
     encoder.trainable = not freeze_encoder
     inputs = {k: keras.Input(shape=t.shape[1:], name=k, dtype=t.dtype) for k, t in model.input.items()}
-    h = NullspaceProjection(projection, name="h")(encoder(inputs))
+    h = erasure(encoder(inputs))
     x = h
     i = 1
     while True:
@@ -780,12 +938,24 @@ def apply_projection(
             dense = model.get_layer(f"emotion_dense{i}")
         except ValueError:
             break
-        copy = keras.layers.Dense.from_config(dense.get_config())
-        x = copy(x)
-        copy.set_weights(dense.get_weights())
+        x = _copy_layer(dense, x)
         i += 1
-    out_layer = model.get_layer("emotion")
-    copy = keras.layers.Dense.from_config(out_layer.get_config())
-    emotion = copy(x)
-    copy.set_weights(out_layer.get_weights())
-    return keras.Model(inputs, {"emotion": emotion}, name=name or f"{model.name}_inlp")
+    outputs = {"emotion": _copy_layer(model.get_layer("emotion"), x)}
+    name = name or f"{model.name}_erased"
+    if not alternating:
+        return keras.Model(inputs, outputs, name=name)
+    for o, heads in model._heads.items():
+        probs = [_copy_layer(head, h) for head in heads]
+        outputs[o] = keras.layers.Average(name=o)(probs) if len(probs) > 1 else keras.layers.Identity(name=o)(probs[0])
+    return AlternatingAdversarialModel(
+        inputs,
+        outputs,
+        name=name,
+        adversaries=dict(model.adversaries),
+        n_adversaries=model.n_adversaries,
+        k=model.k,
+        adversary_loss=model.adversary_loss,
+        adversary_weight=model.adversary_weight,
+        adversary_learning_rate=model.adversary_learning_rate,
+        refresh_epochs=model.refresh_epochs,
+    )

@@ -25,6 +25,9 @@ REMOVAL_HELP = {
     "ensemble": "alternating updates against an ensemble of 3 adversary heads, no lambda",
     "inlp": "post hoc: iterative nullspace projection (linear) of the trained baseline network's h, emotion head "
             "refitted; fused placement only",
+    "leace": "post hoc: LEACE, closed-form linear concept erasure (no linear classifier beats chance on the training "
+             "rows' erased h), on the trained baseline network's h, emotion head refitted; fused placement only",
+    "ensemble_leace": "ensemble's training, then LEACE post hoc on its h, emotion head refitted; fused placement only",
 }
 REMOVALS = tuple(REMOVAL_HELP)
 
@@ -130,9 +133,9 @@ def config_from_args(args: argparse.Namespace):
     removal = getattr(args, "removal", "grl")
     if removal != "grl" and all(ADVERSARY_CHOICES[a] is None for a in args.adversary):
         raise UserError(f"--removal {removal} removes an attribute: add --adversary gender and/or speaker")
-    if removal == "inlp" and "per_modality" in args.placement:
-        raise UserError("--removal inlp projects the fused representation h: it has no per-modality placement "
-                        "(use --placement fused)")
+    if removal in ("inlp", "leace", "ensemble_leace") and "per_modality" in args.placement:
+        raise UserError(f"--removal {removal} erases the attribute from the fused representation h post hoc: it has no "
+                        "per-modality placement (use --placement fused)")
     tensorboard = getattr(args, "tensorboard", None)
     if tensorboard:
         import importlib.util

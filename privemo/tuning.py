@@ -7,9 +7,11 @@ with ``privemo.training.fit`` (whole-set validation UAR, early stopping) and ret
 ``val_objective`` (the selection objective, see ``objective``), ``val_emotion_uar`` and the attribute's UAR.
 
 ``removal`` selects the attribute-removal method (``privemo.removal.REMOVALS``; "grl", the paper's gradient reversal, is the
-default). Methods without a GRL strength ("alternating", "ensemble", "inlp") declare no ``grl_lambda``, so they train one
-trial per architecture. "inlp" is post hoc: ``fit_with_history`` trains the baseline architecture on emotion alone (as the
-baseline is trained), then projects its representation (``EmotionPrivacyHyperModel.project_inlp``).
+default). Methods without a GRL strength (all but "grl" and "grl_dann") declare no ``grl_lambda``, so they train one
+trial per architecture. The post-hoc methods (``privemo.removal.POST_HOC``) erase the attribute after training:
+``fit_with_history`` trains their network -- "inlp" and "leace": the baseline architecture on emotion alone (as the
+baseline is trained); "ensemble_leace": the ensemble as "ensemble" trains it -- then erases its representation with INLP
+or LEACE (``EmotionPrivacyHyperModel.erase_post_hoc``).
 
 ``make_tuner`` returns a ``GridSearch`` tuner maximising "val_objective" that writes its trials under
 ``directory/project_name``. With ``overwrite=False`` a rerun reloads the project and skips finished trials (one project
@@ -39,7 +41,18 @@ from privemo.selection import check_selection
 from privemo.grids import PAPER_GRID
 from privemo.layers import check_lambda
 from privemo.models import check_int, build_model
-from privemo.removal import REMOVALS, ScheduledGRLModel, apply_projection, build_removal_model, fit_inlp
+from privemo.leace import LeaceEraser
+from privemo.removal import (
+    POST_HOC,
+    REMOVALS,
+    AffineErasure,
+    NullspaceProjection,
+    ScheduledGRLModel,
+    apply_erasure,
+    build_removal_model,
+    fit_inlp,
+    leace_affine,
+)
 from privemo.training import (
     LEARNING_RATE,
     MAX_EPOCHS,
@@ -63,10 +76,10 @@ OBJECTIVE = "val_objective"
 LAMBDA_REMOVALS = ("grl", "grl_dann")  # removal methods whose strength is grl_lambda (tuned like the paper's lambda)
 # Removal methods whose networks the model cache may reuse: alternating / ensemble models carry a second optimiser (the
 # heads') whose state a reuse would not reset, so they are built afresh for every trial.
-CACHED_REMOVALS = ("grl", "grl_dann", "inlp")
-# assumption (README assumptions table): INLP inside the experiment. Share of the training rows that scores INLP's stopping
-# rule when the validation speakers cannot (speaker identity: they are unseen), and the batch size of the emotion head's
-# refit on the projected h.
+CACHED_REMOVALS = ("grl", "grl_dann", "inlp", "leace")
+# assumption (README assumptions table): INLP / LEACE inside the experiment. Share of the training rows that scores
+# INLP's stopping rule when the validation speakers cannot (speaker identity: they are unseen), and the batch size of
+# the emotion head's refit on the erased h (INLP and LEACE).
 INLP_HOLDOUT = 0.25
 INLP_REFIT_BATCH_SIZE = 32
 
@@ -114,9 +127,11 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
             from chance penalised in both directions).
         removal: the attribute-removal method, one of ``privemo.removal.REMOVALS`` (needs an ``adversary`` unless
             "grl"): "grl" builds with ``build_model`` (the paper), the others with ``privemo.removal.build_removal_model``.
-            "alternating", "ensemble" and "inlp" do not use ``grl_lambda`` (it is not declared). "inlp" (fused placement
-            only) builds the baseline architecture with a ``NullspaceProjection`` layer "h" holding the identity, trains
-            it on emotion alone, then ``project_inlp`` fits and applies the projection (see there).
+            Only "grl" and "grl_dann" use ``grl_lambda`` (the others do not declare it). The post-hoc methods
+            (``privemo.removal.POST_HOC``; fused placement only) build their network ("inlp", "leace": the baseline
+            architecture; "ensemble_leace": the ensemble) with the eraser's layer "h" holding the identity
+            (``NullspaceProjection`` for "inlp", ``AffineErasure`` for LEACE), train it ("inlp", "leace": on emotion
+            alone), then ``erase_post_hoc`` fits and applies the eraser (see there).
         seed: ``privemo._seed.set_seed(seed)`` (``keras.utils.set_random_seed`` without its kernel-cache flush) before
             every build, so every configuration starts from the same seed. Layers are created in the same order with
             and without an adversary (encoder, emotion head, then adversary heads), so a baseline and an adversarial
@@ -158,9 +173,9 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
         if removal != "grl" and adversary is None:
             raise ValueError(f"removal={removal!r} removes an attribute: it needs an `adversary` (one of 'gender', "
                              "'speaker'). Received: adversary=None")
-        if removal == "inlp" and grl_placement != "fused":
-            raise ValueError("removal='inlp' projects the fused representation h: it needs grl_placement='fused'. "
-                             f"Received: grl_placement={grl_placement!r}")
+        if removal in POST_HOC and grl_placement != "fused":
+            raise ValueError(f"removal={removal!r} erases the attribute from the fused representation h post hoc: it "
+                             f"needs grl_placement='fused'. Received: grl_placement={grl_placement!r}")
         self.removal = removal
         self.model_cache = model_cache
         self.grid = _check_grid(grid)
@@ -228,11 +243,14 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
         if self.removal == "grl":
             return build_model(**self.model_kwargs, **values)
         model = build_removal_model(self.removal, **self.model_kwargs, **values)
-        if self.removal == "inlp":
-            # The baseline architecture with the projection layer "h" in place, holding the identity until project_inlp
-            # sets it: training is the baseline's (same initial weights), and the trial's checkpoint carries the projection.
+        if self.removal in POST_HOC:
+            # The trained network with the eraser's layer "h" in place, holding the identity until erase_post_hoc sets
+            # it: training is the network's own (same initial weights), and the trial's checkpoint carries the eraser.
             dim = int(model.get_layer("h").output.shape[-1])
-            model = apply_projection(model, np.eye(dim, dtype=np.float32), freeze_encoder=False, name=f"{model.name}_inlp")
+            eraser = POST_HOC[self.removal][1]
+            layer = (NullspaceProjection(np.eye(dim, dtype=np.float32), name="h") if eraser == "inlp"
+                     else AffineErasure.identity(dim, name="h"))
+            model = apply_erasure(model, layer, freeze_encoder=False, name=f"{model.name}_{eraser}")
         return model
 
     @property
@@ -281,7 +299,9 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
         epochs = self.epochs if epochs is None else epochs
         patience = self.patience if patience is None else patience
         score = partial(objective, weight=self.objective_weight, two_sided=self.selection == "head")
-        post_hoc = self.removal == "inlp"  # trained on emotion alone, as the baseline is; the projection comes after
+        # post hoc: the eraser comes after training; "inlp" / "leace" train on emotion alone, as the baseline does
+        post_hoc = self.removal in POST_HOC
+        adversarial_training = not post_hoc or POST_HOC[self.removal][0] != "baseline"
         history = train(
             model,
             train_ds,
@@ -292,7 +312,7 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
             objective=score,
             callbacks=list(callbacks),
             verbose=verbose,
-            probe=probe if use_probe and not post_hoc else None,
+            probe=probe if use_probe and adversarial_training else None,
         )
         best = best_epoch(history, OBJECTIVE)
         result = {k: v for k, v in best.items()
@@ -300,31 +320,37 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
         result["best_epoch"] = float(best["epoch"])
         result["epochs_run"] = float(len(history[OBJECTIVE]))
         if post_hoc:
-            result.update(self.project_inlp(model, train_ds, val_data, val_targets, probe=probe if use_probe else None,
-                                            objective=score, epochs=epochs, patience=patience))
+            result.update(self.erase_post_hoc(model, train_ds, val_data, val_targets, probe=probe if use_probe else None,
+                                              objective=score, epochs=epochs, patience=patience))
         return result, history
 
-    def project_inlp(
+    def erase_post_hoc(
         self, model, train_ds, val_data, val_targets=None, *, probe=None, objective=None, epochs=None, patience=None,
     ) -> dict:
-        """INLP's post-hoc step (``removal="inlp"``), which ``fit_with_history`` runs right after training, so the trial's
-        scores, checkpoint and every later use (selection, representation, attacks, saved model) see the projected network.
+        """The post-hoc erasure of the methods of ``privemo.removal.POST_HOC`` ("inlp", "leace", "ensemble_leace"), which
+        ``fit_with_history`` runs right after training, so the trial's scores, checkpoint and every later use (selection,
+        representation, attacks, saved model) see the erased network. Only step 2 depends on the eraser.
 
         1. h of every training row, read from the training dataset itself (the rows trained on; rows whose attribute
            sample weight is 0, e.g. unknown gender, are left out);
-        2. ``privemo.removal.fit_inlp`` on them. Its stopping rule scores the validation speakers when ``val_data`` are
-           raw utterances and ``val_targets`` hold the attribute (gender); otherwise (speaker identity: the validation
-           speakers are unseen) a seeded, stratified ``INLP_HOLDOUT`` of the training rows, left out of the fit;
-        3. the projection is written into the network's ``NullspaceProjection`` layer "h" (a weight: the checkpoint
-           carries it);
-        4. the emotion head is refitted on the projected training h with the encoder frozen, as Ravfogel et al. retrain
+        2. the eraser, fitted on them as an affine map ``h @ kernel + bias`` (``_ERASERS``):
+           - INLP (``privemo.removal.fit_inlp``; bias 0). Its stopping rule scores the validation speakers when
+             ``val_data`` are raw utterances and ``val_targets`` hold the attribute (gender); otherwise (speaker
+             identity: the validation speakers are unseen) a seeded, stratified ``INLP_HOLDOUT`` of the training rows,
+             left out of the fit;
+           - LEACE (``privemo.leace.LeaceEraser``, closed form, on every such row: gender ids, or the training speakers'
+             ids for the speaker adversary; no stopping rule, so no held-out rows);
+        3. the map is written into the network's layer "h" (``NullspaceProjection`` for INLP, ``AffineErasure`` for
+           LEACE; weights: the checkpoint carries them);
+        4. the emotion head is refitted on the erased training h with the encoder frozen, as Ravfogel et al. retrain
            the main-task classifier (Adam at the hypermodel's learning rate, batches of ``INLP_REFIT_BATCH_SIZE``, the
-           trial's epoch budget, early stopping with ``patience`` on the validation emotion loss);
-        5. the validation scores are computed again on the projected network (``ValidationUAR``; with ``probe``, the
-           probe on the projected h gives the privacy term).
+           trial's epoch budget, early stopping with ``patience`` on the validation emotion loss). The adversary heads
+           of "ensemble_leace" are left as trained (privacy is judged by fresh attackers and the probe);
+        5. the validation scores are computed again on the erased network (``ValidationUAR``; with ``probe``, the
+           probe on the erased h gives the privacy term).
 
-        Returns the new scores ("val_objective", "val_emotion_uar", "val_probe" with a probe) and "inlp_rank_removed"
-        (directions removed), "inlp_iterations".
+        Returns the new scores ("val_objective", "val_emotion_uar", "val_probe" with a probe) and the eraser's own:
+        "inlp_rank_removed" (directions removed), "inlp_iterations"; or "leace_rank_removed" (rank of LEACE's edit).
         """
         import tensorflow as tf
 
@@ -341,7 +367,7 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
             sw = element[2] if len(element) > 2 else {}
             key = attribute if attribute in y else next((k for k in y if k.startswith(f"{attribute}_")), None)
             if key is None or "emotion" not in y:
-                raise ValueError(f"removal='inlp' needs the training dataset's targets to hold 'emotion' and "
+                raise ValueError(f"removal={self.removal!r} needs the training dataset's targets to hold 'emotion' and "
                                  f"'{attribute}'. Received target keys: {sorted(y)}")
             ones = tf.ones_like(tf.cast(y[key], tf.float32))
             for name, value in (("h", scorer.predict_on_batch(x)["h"]), ("y", y[key]), ("w", sw.get(key, ones)),
@@ -352,22 +378,21 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
         h, labels = data["h"][known], data["y"][known]
         raw_val = isinstance(val_data, Mapping)
         h_val = predict_sequences(scorer, val_data)["h"] if raw_val else None
-        seed = int(self.seed or 0)
+        val_labels = None
         if raw_val and val_targets is not None and attribute in val_targets:
-            fit_rows, check = np.arange(len(labels)), (h_val, np.asarray(val_targets[attribute]))
+            val_labels = np.asarray(val_targets[attribute])
+        seed = int(self.seed or 0)
+        kernel, bias, info = _ERASERS[POST_HOC[self.removal][1]](h, labels, h_val, val_labels, seed)
+        layer = model.get_layer("h")
+        if isinstance(layer, NullspaceProjection):
+            layer.projection.assign(kernel)
         else:
-            from sklearn.model_selection import train_test_split
+            layer.set_affine(kernel, bias)
 
-            rows = np.arange(len(labels))
-            try:
-                fit_rows, held = train_test_split(rows, test_size=INLP_HOLDOUT, random_state=seed, stratify=labels)
-            except ValueError:  # a class with a single row cannot be stratified
-                fit_rows, held = train_test_split(rows, test_size=INLP_HOLDOUT, random_state=seed)
-            check = (h[held], labels[held])
-        projection, info = fit_inlp(h[fit_rows], labels[fit_rows], *check, seed=seed, return_info=True)
-        model.get_layer("h").projection.assign(projection)
+        def erase(values):
+            return values @ kernel + bias
 
-        # The emotion head, refitted on the projected h (the encoder is not touched: h is computed once).
+        # The emotion head, refitted on the erased h (the encoder is not touched: h is computed once).
         layers, i = [], 1
         while True:
             try:
@@ -376,18 +401,18 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
                 break
             i += 1
         layers.append(model.get_layer("emotion"))
-        z = inputs = keras.Input(shape=(projection.shape[0],), name="h_projected")
-        for layer in layers:
-            z = layer(z)
+        z = inputs = keras.Input(shape=(kernel.shape[0],), name="h_erased")
+        for head_layer in layers:
+            z = head_layer(z)
         head = keras.Model(inputs, z, name=f"{model.name}_emotion_head")
         head.compile(optimizer=keras.optimizers.Adam(learning_rate=float(self.learning_rate)),
                      loss="sparse_categorical_crossentropy")
         rows = data["emotion_w"] > 0
         validation = None
         if h_val is not None and val_targets is not None and "emotion" in val_targets:
-            validation = (h_val @ projection, np.asarray(val_targets["emotion"]))
+            validation = (erase(h_val), np.asarray(val_targets["emotion"]))
         refit = tf.data.Dataset.from_tensor_slices(
-            (data["h"][rows] @ projection, data["emotion"][rows], data["emotion_w"][rows].astype(np.float32)))
+            (erase(data["h"][rows]), data["emotion"][rows], data["emotion_w"][rows].astype(np.float32)))
         refit = refit.shuffle(int(rows.sum()), seed=seed).batch(INLP_REFIT_BATCH_SIZE)  # seeded: op determinism
         head.fit(refit, epochs=int(epochs), validation_data=validation, verbose=0, shuffle=False,  # shuffled above
                  callbacks=[keras.callbacks.EarlyStopping(
@@ -395,7 +420,38 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
                      restore_best_weights=True)])
         scores = ValidationUAR(val_data, val_targets, objective=objective, probe=probe).scores(model)
         scores = {k: v for k, v in scores.items() if k in (OBJECTIVE, "val_probe", "val_emotion_uar")}
-        return {**scores, "inlp_rank_removed": float(info["rank_removed"]), "inlp_iterations": float(info["iterations"])}
+        return {**scores, **info}
+
+
+def _inlp_eraser(h, labels, h_val, val_labels, seed: int) -> tuple[np.ndarray, np.ndarray, dict]:
+    """INLP's projection as (kernel, zero bias, scores), stopped on (h_val, val_labels) when given, else on a seeded,
+    stratified ``INLP_HOLDOUT`` of the rows, left out of the fit."""
+    if h_val is not None and val_labels is not None:
+        fit_rows, check = np.arange(len(labels)), (h_val, val_labels)
+    else:
+        from sklearn.model_selection import train_test_split
+
+        rows = np.arange(len(labels))
+        try:
+            fit_rows, held = train_test_split(rows, test_size=INLP_HOLDOUT, random_state=seed, stratify=labels)
+        except ValueError:  # a class with a single row cannot be stratified
+            fit_rows, held = train_test_split(rows, test_size=INLP_HOLDOUT, random_state=seed)
+        check = (h[held], labels[held])
+    projection, info = fit_inlp(h[fit_rows], labels[fit_rows], *check, seed=seed, return_info=True)
+    return projection, np.zeros(projection.shape[0], np.float32), {
+        "inlp_rank_removed": float(info["rank_removed"]), "inlp_iterations": float(info["iterations"])}
+
+
+def _leace_eraser(h, labels, h_val, val_labels, seed: int) -> tuple[np.ndarray, np.ndarray, dict]:
+    """LEACE fitted on every row (closed form: no validation data, no seed) as (kernel, bias, scores)."""
+    eraser = LeaceEraser().fit(h, labels)
+    kernel, bias = leace_affine(eraser)
+    return kernel, bias, {"leace_rank_removed": float(eraser.rank_)}
+
+
+#: the eraser of each post-hoc method (``privemo.removal.POST_HOC``'s second item): (h, labels, h_val, val_labels,
+#: seed) -> (kernel, bias, scores) of the affine map ``h @ kernel + bias``
+_ERASERS = {"inlp": _inlp_eraser, "leace": _leace_eraser}
 
 
 class EpochProgress(keras.callbacks.Callback):

@@ -16,13 +16,18 @@ import numpy as np
 import pytest
 
 from privemo.layers import gradient_reversal_layers
+from privemo.leace import LeaceEraser
 from privemo.metrics import uar
 from privemo.models import representation_model
 from privemo.pipeline import make_dataset
 from privemo.removal import (
+    POST_HOC,
+    AffineErasure,
     AlternatingAdversarialModel,
     NullspaceProjection,
     ScheduledGRLModel,
+    apply_erasure,
+    apply_leace,
     apply_projection,
     build_removal_model,
     confusion_loss,
@@ -74,12 +79,15 @@ def eager_fit(model, inputs, targets, rows, epochs=1, batch_size=8):
         ("alternating", {"adversary_loss": "confusion", "k": 1}),
         ("ensemble", {"n_adversaries": 2}),
         ("inlp", {}),
+        ("leace", {}),
+        ("ensemble_leace", {"n_adversaries": 2}),
     ],
 )
 def test_each_method_builds_and_trains(removal, kwargs):
     inputs, targets = tiny_data()
     model = build_removal_model(removal, seed=0, adversary="gender", **TINY, **kwargs)
-    expected = ["emotion"] if removal == "inlp" else ["emotion", "gender"]
+    baseline = POST_HOC.get(removal, ("",))[0] == "baseline"  # post hoc on the baseline: trained without adversary
+    expected = ["emotion"] if baseline else ["emotion", "gender"]
     assert sorted(model.output) == expected
     before = [w.copy() for w in model.get_weights()]
     history = eager_fit(model, inputs, targets, np.arange(16))
@@ -87,7 +95,7 @@ def test_each_method_builds_and_trains(removal, kwargs):
     assert any(not np.allclose(a, b) for a, b in zip(before, model.get_weights()))
     preds = model.predict_on_batch(batch(inputs, range(5)))
     assert preds["emotion"].shape == (5, 3)
-    if removal != "inlp":
+    if not baseline:
         np.testing.assert_allclose(preds["gender"].sum(axis=1), 1.0, atol=1e-5)
 
 
@@ -243,6 +251,16 @@ def test_fit_inlp_validates_inputs():
         fit_inlp(np.zeros((4, 3)), [0, 0, 0, 0], np.zeros((2, 3)), [0, 1])
     with pytest.raises(ValueError, match="argument `projection`"):
         NullspaceProjection(np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="argument `kernel`"):
+        AffineErasure(np.zeros((3, 2)), np.zeros(3))
+    with pytest.raises(ValueError, match="argument `bias`"):
+        AffineErasure(np.eye(3), np.zeros(2))
+    with pytest.raises(ValueError, match="argument `eraser`"):
+        AffineErasure.from_eraser(LeaceEraser())  # not fitted
+    with pytest.raises(ValueError, match="argument `kernel`"):
+        AffineErasure.identity(3).set_affine(np.eye(2), np.zeros(2))
+    with pytest.raises(ValueError, match="argument `erasure`"):
+        apply_erasure(build_removal_model("leace", seed=0, **TINY), AffineErasure.identity(4, name="erased"))
 
 
 def test_projected_model_saves_and_loads_as_keras(tmp_path):
@@ -265,6 +283,83 @@ def test_projected_model_saves_and_loads_as_keras(tmp_path):
     eager_fit(model, inputs, {"emotion": targets["emotion"]}, np.arange(16))
     for a, b in zip(encoder_before, base.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_leace_layer_erases_and_loads_in_a_fresh_process_after_import_privemo(tmp_path):
+    """``apply_leace`` appends the fitted LEACE edit as the layer "h": h is exactly ``LeaceEraser.transform``'s output,
+    its class means no longer differ (zero covariance with gender), and the .keras file reloads -- in this process and
+    in a fresh one after ``import privemo`` alone -- with the same outputs."""
+    from sklearn.linear_model import LogisticRegression
+
+    from test_registration import LOAD, _python  # the fresh-process loader of tests/test_registration.py
+
+    inputs, targets = tiny_data(32)
+    gender = targets["gender"]
+    base = build_removal_model("leace", seed=0, **{**TINY, "gru_width": 8})
+    x = batch(inputs, range(32))
+    h = representation_model(base).predict_on_batch(x)
+    assert uar(gender, LogisticRegression(max_iter=2000).fit(h, gender).predict(h)) > 0.8  # the planted shift is in h
+    eraser = LeaceEraser().fit(h, gender)
+    model = apply_leace(base, eraser)
+    layer = model.get_layer("h")
+    assert isinstance(layer, AffineErasure) and not layer.trainable_weights and model.name.endswith("_leace")
+    erased = representation_model(model).predict_on_batch(x)
+    np.testing.assert_allclose(erased, eraser.transform(h), atol=1e-5)
+    np.testing.assert_allclose(erased[gender == 1].mean(0), erased[gender == 0].mean(0), atol=1e-5)
+    assert uar(gender, LogisticRegression(max_iter=2000).fit(erased, gender).predict(erased)) < 0.6
+    # the layer rebuilds from its config alone
+    again = AffineErasure.from_config(layer.get_config())
+    np.testing.assert_allclose(again(h).numpy(), erased, atol=1e-5)
+
+    path = tmp_path / "leace.keras"
+    model.save(path)
+    expected = model.predict_on_batch(x)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(loaded.predict_on_batch(x)["emotion"], expected["emotion"], atol=1e-6)
+    np.testing.assert_allclose(representation_model(loaded).predict_on_batch(x), erased, atol=1e-6)
+    np.savez(tmp_path / "x.npz", **x)
+    result = _python(LOAD, str(tmp_path / "x.npz"), str(path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "AffineErasure" in result.stdout
+    np.testing.assert_array_equal(np.load(f"{path}.loaded.npz")["emotion"], expected["emotion"])
+    # the encoder is frozen: refitting trains only the emotion head copy
+    encoder_before = [w.copy() for w in base.get_weights()]
+    eager_fit(model, inputs, {"emotion": targets["emotion"]}, np.arange(16))
+    for a, b in zip(encoder_before, base.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_apply_erasure_keeps_an_ensembles_adversaries(tmp_path):
+    """removal="ensemble_leace": the ensemble with an eraser layer "h" is still an AlternatingAdversarialModel with the
+    same settings and copied heads (an identity eraser changes no output), trains, and saves / reloads."""
+    inputs, targets = tiny_data()
+    ensemble = build_removal_model("ensemble_leace", seed=0, adversary="gender", n_adversaries=2, k=2, **TINY)
+    assert isinstance(ensemble, AlternatingAdversarialModel) and ensemble.n_adversaries == 2
+    model = apply_erasure(ensemble, AffineErasure.identity(TINY["gru_width"], name="h"), freeze_encoder=False)
+    assert isinstance(model, AlternatingAdversarialModel) and isinstance(model.get_layer("h"), AffineErasure)
+    assert (model.adversaries, model.n_adversaries, model.k) == ({"gender": "h"}, 2, 2)
+    x = batch(inputs, range(8))
+    before, after = ensemble.predict_on_batch(x), model.predict_on_batch(x)
+    for name in ("emotion", "gender"):
+        np.testing.assert_allclose(after[name], before[name], atol=1e-6)
+    head = model.get_layer(AlternatingAdversarialModel.head_name("gender", 1))
+    assert head is not ensemble.get_layer(AlternatingAdversarialModel.head_name("gender", 1))  # a copy
+    history = eager_fit(model, inputs, targets, np.arange(16))
+    assert all(math.isfinite(v) for v in history.history["loss"])
+    h = representation_model(model).predict_on_batch(batch(inputs, range(24)))
+    model.get_layer("h").set_affine(*_leace_map(h, targets["gender"]))
+    path = tmp_path / "ensemble_leace.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded, AlternatingAdversarialModel) and isinstance(loaded.get_layer("h"), AffineErasure)
+    for name, value in model.predict_on_batch(x).items():
+        np.testing.assert_allclose(loaded.predict_on_batch(x)[name], value, atol=1e-6)
+
+
+def _leace_map(h, z):
+    from privemo.removal import leace_affine
+
+    return leace_affine(LeaceEraser().fit(h, z))
 
 
 def test_quick_leakage_benchmark_writes_csv(tmp_path):

@@ -2,7 +2,8 @@
 
 Flags, user errors and the hypermodel are checked without training; two tiny real runs (60-utterance demo corpus, one
 fold, one epoch) take a non-GRL method through the experiment: "ensemble" (a trained adversary, no lambda) with its
-baseline, and "inlp" (post hoc) for both attributes; then resume refuses another method, and the tables name it.
+baseline, and "inlp" (post hoc) for both attributes; then resume refuses another method, and the tables name it. Two
+more (their own fixture, on the same corpus) take LEACE through it: "leace" for both attributes and "ensemble_leace".
 """
 
 from __future__ import annotations
@@ -107,7 +108,9 @@ def test_tensorboard_missing_from_the_real_command(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--removal", "inlp", "--modality", "acoustic+lexical", "--placement", "fused", "per_modality"],
-     "--removal inlp projects the fused representation h"),
+     "--removal inlp erases the attribute from the fused representation h post hoc"),
+    (["--removal", "leace", "--modality", "acoustic+lexical", "--placement", "per_modality"],
+     "--removal leace erases the attribute from the fused representation h post hoc"),
     (["--removal", "ensemble", "--adversary", "none"], "--removal ensemble removes an attribute: add --adversary"),
 ])
 def test_removal_user_errors(tmp_path, args, message):
@@ -140,14 +143,18 @@ def test_hypermodel_declares_lambda_only_for_methods_that_use_it():
     from privemo.grids import QUICK_GRID
     from privemo.tuning import EmotionPrivacyHyperModel
 
+    from privemo.removal import REMOVALS
+
     sizes = {removal: EmotionPrivacyHyperModel(QUICK_GRID, adversary="gender", removal=removal).size
-             for removal in ("grl", "grl_dann", "alternating", "ensemble", "inlp")}
-    assert sizes == {"grl": 4, "grl_dann": 4, "alternating": 1, "ensemble": 1, "inlp": 1}
+             for removal in REMOVALS}
+    assert sizes == {"grl": 4, "grl_dann": 4, "alternating": 1, "ensemble": 1, "inlp": 1, "leace": 1,
+                     "ensemble_leace": 1}
     with pytest.raises(ValueError, match="needs an `adversary`"):
         EmotionPrivacyHyperModel(QUICK_GRID, removal="ensemble")
-    with pytest.raises(ValueError, match="grl_placement='fused'"):
-        EmotionPrivacyHyperModel(QUICK_GRID, adversary="gender", removal="inlp", grl_placement="per_modality",
-                                 modalities=("acoustic", "lexical"))
+    for removal in ("inlp", "leace", "ensemble_leace"):
+        with pytest.raises(ValueError, match="grl_placement='fused'"):
+            EmotionPrivacyHyperModel(QUICK_GRID, adversary="gender", removal=removal, grl_placement="per_modality",
+                                     modalities=("acoustic", "lexical"))
     with pytest.raises(ValueError, match="removal"):
         EmotionPrivacyHyperModel(QUICK_GRID, adversary="gender", removal="dropout")
 
@@ -176,21 +183,58 @@ def test_model_cache_skips_alternating_models_and_keeps_the_dann_ramp_per_trial(
     np.testing.assert_array_equal(model.get_layer("h").projection.numpy(), np.eye(model.get_layer("h").dim))
 
 
+def test_leace_networks_hold_an_identity_eraser_until_the_post_hoc_step():
+    from privemo.grids import QUICK_GRID
+    from privemo.removal import AffineErasure, AlternatingAdversarialModel
+    from privemo.tuning import EmotionPrivacyHyperModel
+
+    cache: dict = {}
+    leace = EmotionPrivacyHyperModel(QUICK_GRID, adversary="gender", removal="leace", model_cache=cache)
+    model = leace.build(_hp(leace))
+    assert leace.build(_hp(leace)) is model and len(cache) == 1  # cached like inlp (one optimiser)
+    layer = model.get_layer("h")
+    assert isinstance(layer, AffineErasure) and list(model.output) == ["emotion"]
+    np.testing.assert_array_equal(layer.kernel.numpy(), np.eye(layer.dim))
+    np.testing.assert_array_equal(layer.bias.numpy(), np.zeros(layer.dim))
+    ensemble = EmotionPrivacyHyperModel(QUICK_GRID, adversary="gender", removal="ensemble_leace", model_cache=cache)
+    network = ensemble.build(_hp(ensemble))
+    assert isinstance(network, AlternatingAdversarialModel) and network.n_adversaries == 3 and len(cache) == 1
+    assert isinstance(network.get_layer("h"), AffineErasure) and sorted(network.output) == ["emotion", "gender"]
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Tiny real runs
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    from privemo.experiment import run_cross_validation
-
+def demo(tmp_path_factory):
+    """The SMALL demo corpus of the tiny runs (``tiny_demo``), shared by this module's fixtures."""
     base = tmp_path_factory.mktemp("removal")
     with tiny_demo(base) as table:
-        ensemble = tiny_config(base / "ensemble", removal="ensemble")
-        inlp = tiny_config(base / "inlp", removal="inlp", adversaries=("gender", "speaker"))
-        yield SimpleNamespace(base=base, table=table, ensemble=ensemble,
-                              ensemble_records=run_cross_validation(ensemble, table=table), inlp=inlp,
-                              inlp_records=run_cross_validation(inlp, table=table))
+        yield SimpleNamespace(base=base, table=table)
+
+
+@pytest.fixture(scope="module")
+def world(demo):
+    from privemo.experiment import run_cross_validation
+
+    base, table = demo.base, demo.table
+    ensemble = tiny_config(base / "ensemble", removal="ensemble")
+    inlp = tiny_config(base / "inlp", removal="inlp", adversaries=("gender", "speaker"))
+    return SimpleNamespace(base=base, table=table, ensemble=ensemble,
+                           ensemble_records=run_cross_validation(ensemble, table=table), inlp=inlp,
+                           inlp_records=run_cross_validation(inlp, table=table))
+
+
+@pytest.fixture(scope="module")
+def leace_world(demo):
+    from privemo.experiment import run_cross_validation
+
+    leace = tiny_config(demo.base / "leace", removal="leace", adversaries=("gender", "speaker"))
+    ensemble_leace = tiny_config(demo.base / "ensemble_leace", removal="ensemble_leace", adversaries=("gender",))
+    return SimpleNamespace(table=demo.table, leace=leace, leace_records=run_cross_validation(leace, table=demo.table),
+                           ensemble_leace=ensemble_leace,
+                           ensemble_leace_records=run_cross_validation(ensemble_leace, table=demo.table))
 
 
 @pytest.mark.slow
@@ -231,6 +275,79 @@ def test_inlp_run_projects_the_trained_baselines_h(world):
         assert rank == record["val"]["inlp_rank_removed"]
     # The network INLP projects is the baseline architecture trained as the baseline is (same seed for both attributes).
     assert gender["seed"] == speaker["seed"] and gender["epochs_run"] == speaker["epochs_run"]
+
+
+def _saved_model_on_training_rows(config, table, record):
+    """The record's saved network (out/models/<condition>/fold0.keras, loaded with ``keras.saving.load_model``), the
+    representation h it exports (its layer "h") and the h its encoder computes before the eraser, on the fold's
+    training rows of known gender, with their gender ids."""
+    import keras
+
+    from privemo.experiment import holdout_rows, plan_run, prepare_corpus
+    from privemo.training import predict_sequences
+
+    saved = Path(config.out_dir) / "models" / record["condition"] / "fold0.keras"
+    model = keras.saving.load_model(saved)
+    _, folds, _, _ = plan_run(config, table)
+    data = prepare_corpus(table, config)
+    rows, _ = holdout_rows(data, folds[0], config)
+    rows = rows[data.gender[rows] >= 0]
+    both = keras.Model(model.input, {"h": model.get_layer("h").output, "before": model.get_layer("h").input})
+    h = predict_sequences(both, {"acoustic": [data.acoustic[i] for i in rows]})
+    return model, h["h"], h["before"], data.gender[rows]
+
+
+def _assert_gender_erased(h, before, gender):
+    """A logistic regression fitted and scored on the training rows' h finds no gender (LEACE's guarantee on the rows it
+    was fitted on: the class means of h coincide), while the encoder's own h carried it."""
+    from sklearn.linear_model import LogisticRegression
+
+    from privemo.metrics import uar
+
+    def training_uar(x):
+        return uar(gender, LogisticRegression(class_weight="balanced", max_iter=5000).fit(x, gender).predict(x))
+
+    erased, kept = training_uar(h), training_uar(before)
+    assert erased <= 0.55 and kept >= erased + 0.1, (erased, kept)  # 30 rows of the tiny run: 0.5 vs about 0.8
+    gap = np.abs(h[gender == 1].mean(0) - h[gender == 0].mean(0)).max()
+    gap_before = np.abs(before[gender == 1].mean(0) - before[gender == 0].mean(0)).max()
+    assert gap < 1e-4 * (float(np.abs(before).max()) + 1e-6) and gap_before > 100 * gap, (gap, gap_before)
+
+
+@pytest.mark.slow
+def test_leace_run_erases_gender_from_the_trained_baselines_h(leace_world):
+    from privemo.removal import AffineErasure
+
+    gender, speaker = leace_world.leace_records
+    assert [r["condition"] for r in leace_world.leace_records] == ["acoustic-activation-gender-fused-leace",
+                                                                   "acoustic-activation-speaker-fused-leace"]
+    for record in leace_world.leace_records:
+        assert record["removal"] == "leace" and record["settings"]["removal"] == "leace"
+        assert len(record["trials"]) == 1 and record["grl_lambda"] is None and "val_probe" in record["val"]
+        assert 0.0 <= record["attacks"]["gender"]["strongest_test_uar"] <= 1.0
+        assert "eer" in record["attacks"]["speaker_verification"]
+    assert gender["val"]["leace_rank_removed"] == 1.0  # a binary attribute: one direction
+    assert 1.0 <= speaker["val"]["leace_rank_removed"] <= speaker["n"]["train"]
+    model, h, before, labels = _saved_model_on_training_rows(leace_world.leace, leace_world.table, gender)
+    assert isinstance(model.get_layer("h"), AffineErasure) and list(model.output) == ["emotion"]
+    _assert_gender_erased(h, before, labels)
+    # The network LEACE erases is the baseline architecture trained as the baseline is (same seed for both attributes).
+    assert gender["seed"] == speaker["seed"] and gender["epochs_run"] == speaker["epochs_run"]
+
+
+@pytest.mark.slow
+def test_ensemble_leace_run_erases_gender_from_the_ensembles_h(leace_world):
+    from privemo.removal import AffineErasure, AlternatingAdversarialModel
+
+    (record,) = leace_world.ensemble_leace_records
+    assert record["condition"] == "acoustic-activation-gender-fused-ensemble_leace"
+    assert record["removal"] == "ensemble_leace" and len(record["trials"]) == 1 and record["grl_lambda"] is None
+    assert record["val"]["leace_rank_removed"] == 1.0 and "val_probe" in record["val"]
+    assert 0.0 <= record["attacks"]["gender"]["strongest_test_uar"] <= 1.0
+    model, h, before, labels = _saved_model_on_training_rows(leace_world.ensemble_leace, leace_world.table, record)
+    assert isinstance(model, AlternatingAdversarialModel) and model.n_adversaries == 3
+    assert isinstance(model.get_layer("h"), AffineErasure) and sorted(model.output) == ["emotion", "gender"]
+    _assert_gender_erased(h, before, labels)
 
 
 @pytest.mark.slow
