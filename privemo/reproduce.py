@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--modality", nargs="+", default=["acoustic", "lexical"],
                    choices=["acoustic", "lexical", "acoustic+lexical"],
                    help="modality rows to run; the default leaves out acoustic+lexical to finish within 20 minutes on "
-                        "2 CPU cores: add it for the whole of Table 1 (roughly twice the time)")
+                        "2 CPU cores: add it for the whole of Table 1 (about 19 min on 2 cores)")
     p.add_argument("--task", nargs="+", default=["activation", "valence"], choices=["activation", "valence"],
                    help="emotion dimensions (one model each)")
     p.add_argument("--adversary", nargs="+", default=["none", "gender", "speaker"], choices=list(ADVERSARY_CHOICES),
