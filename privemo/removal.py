@@ -394,9 +394,10 @@ class AlternatingAdversarialModel(keras.Model):
             self._trackers[name].update_state(value)
         return {name: tracker.result() for name, tracker in self._trackers.items()}
 
-    def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
+    def method_settings(self) -> dict:
+        """The method's constructor arguments (beyond the functional graph): what ``get_config`` adds and what a model
+        rebuilt around a new graph (``apply_erasure``) takes over."""
+        return dict(
             adversaries=dict(self.adversaries),
             n_adversaries=self.n_adversaries,
             k=self.k,
@@ -405,6 +406,10 @@ class AlternatingAdversarialModel(keras.Model):
             adversary_learning_rate=self.adversary_learning_rate,
             refresh_epochs=self.refresh_epochs,
         )
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(self.method_settings())
         return config
 
 
@@ -947,15 +952,4 @@ def apply_erasure(
     for o, heads in model._heads.items():
         probs = [_copy_layer(head, h) for head in heads]
         outputs[o] = keras.layers.Average(name=o)(probs) if len(probs) > 1 else keras.layers.Identity(name=o)(probs[0])
-    return AlternatingAdversarialModel(
-        inputs,
-        outputs,
-        name=name,
-        adversaries=dict(model.adversaries),
-        n_adversaries=model.n_adversaries,
-        k=model.k,
-        adversary_loss=model.adversary_loss,
-        adversary_weight=model.adversary_weight,
-        adversary_learning_rate=model.adversary_learning_rate,
-        refresh_epochs=model.refresh_epochs,
-    )
+    return AlternatingAdversarialModel(inputs, outputs, name=name, **model.method_settings())
