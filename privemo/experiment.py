@@ -438,19 +438,16 @@ def run_fold(
     trials = sorted(tuner.oracle.trials.values(), key=lambda t: t.trial_id)
     best_trial = tuner.oracle.get_best_trials(1)[0]
     trial_records = []
-    selected = None
     for trial in trials:
         model = tuner.load_model(trial)
         out = _represent(model, setup.inputs, everything)
         trial_records.append(_trial_record(trial, out, data, fold, setup, condition))
         if trial.trial_id == best_trial.trial_id:
-            selected = out
+            selected, chosen_record = out, trial_records[-1]
             if config.save_models:
                 _save_model(model, Path(config.out_dir) / "models" / condition.key / f"fold{fold_index}.keras")
     timings["represent_s"] = time.perf_counter() - t1
     history = trial_history(tuner, best_trial.trial_id)
-    chosen = next(t for t, r in zip(trials, trial_records) if t.trial_id == best_trial.trial_id)
-    chosen_record = trial_records[trials.index(chosen)]
     record: dict = {
         "corpus": data.corpus,
         "fold": fold_index,
@@ -488,16 +485,16 @@ def run_fold(
 
 
 class Represented(NamedTuple):
-    """One network's outputs for the rows ``index`` (positions in the corpus table): emotion probabilities and h."""
+    """One network's outputs for some table rows: emotion probabilities and h, and where each table row sits in them
+    (``position[table row]``, -1 for rows not represented)."""
 
-    index: np.ndarray
+    position: np.ndarray
     emotion: np.ndarray
     h: np.ndarray
 
     def rows(self, rows: np.ndarray) -> np.ndarray:
         """Positions in ``emotion`` / ``h`` of the table rows ``rows``."""
-        pos = {int(i): k for k, i in enumerate(self.index)}
-        return np.array([pos[int(i)] for i in rows], dtype=np.int64)
+        return self.position[np.asarray(rows, np.int64)]
 
 
 def _represent(model, inputs: dict, rows: np.ndarray) -> Represented:
@@ -505,7 +502,9 @@ def _represent(model, inputs: dict, rows: np.ndarray) -> Represented:
     from .training import with_representation
 
     out = predict(with_representation(model), inputs, rows)
-    return Represented(rows, np.asarray(out["emotion"]), np.asarray(out["h"]))
+    position = np.full(int(rows.max()) + 1, -1, np.int64)
+    position[rows] = np.arange(len(rows))
+    return Represented(position, np.asarray(out["emotion"]), np.asarray(out["h"]))
 
 
 def _trial_record(trial, out: Represented, data: CorpusData, fold, setup: SearchSetup, condition: Condition) -> dict:
@@ -515,21 +514,23 @@ def _trial_record(trial, out: Represented, data: CorpusData, fold, setup: Search
     from .selection import gender_probe_uar
 
     metrics = trial.metrics
-    value = lambda name: float(metrics.get_best_value(name)) if metrics.exists(name) else None  # noqa: E731
+    best = {name: float(metrics.get_best_value(name)) for name in metrics.metrics}
     y = setup.targets["emotion"]
     train = setup.train_rows[data.gender[setup.train_rows] >= 0]
     test = fold.test[data.gender[fold.test] >= 0]
-    privacy = value("val_probe") if condition.adversary and value("val_probe") is not None else (
-        value(f"val_{condition.adversary}_uar") if condition.adversary else None)
+    privacy = None
+    if condition.adversary:
+        privacy = best.get("val_probe", best.get(f"val_{condition.adversary}_uar"))
+    as_int = lambda name: int(best[name]) if name in best else None  # noqa: E731
     return {
         "trial_id": trial.trial_id,
         "hp": dict(trial.hyperparameters.values),
         "grl_lambda": trial.hyperparameters.values.get("grl_lambda"),
-        "val_objective": value("val_objective"),
-        "val_emotion_uar": value("val_emotion_uar"),
+        "val_objective": best.get("val_objective"),
+        "val_emotion_uar": best.get("val_emotion_uar"),
         "val_privacy": privacy,
-        "best_epoch": int(value("best_epoch")) if value("best_epoch") is not None else None,
-        "epochs_run": int(value("epochs_run")) if value("epochs_run") is not None else None,
+        "best_epoch": as_int("best_epoch"),
+        "epochs_run": as_int("epochs_run"),
         "test_emotion_uar": float(uar(y[fold.test], out.emotion[out.rows(fold.test)])),
         "test_probe_uar": gender_probe_uar(out.h[out.rows(train)], data.gender[train], out.h[out.rows(test)],
                                            data.gender[test]) if len(train) and len(test) else None,
@@ -887,10 +888,14 @@ def run(config: ExperimentConfig) -> str:
         f"{grid_size(config.grid_dict(), True)} with); attacker grid {dict(config.attacker_grid())}; "
         f"selection by {config.selection}"
         + ("" if config.removal == "grl" else f"; removal method {config.removal}"), config)
-    records = run_cross_validation(config)
-    timings = dict(getattr(run_cross_validation, "last_timings", {}))
     t1 = time.perf_counter()
-    reference = linear_reference_frame(config)
+    table = plan_run(config)[0]  # loaded once for the cross-validation and the reference
+    load_s = time.perf_counter() - t1
+    records = run_cross_validation(config, table)
+    timings = dict(getattr(run_cross_validation, "last_timings", {}))
+    timings["load_corpus_s"] = load_s + timings.get("load_corpus_s", 0.0)
+    t1 = time.perf_counter()
+    reference = linear_reference_frame(config, table)
     atomic_write_text(out / "reference.csv", reference.to_csv(index=False))
     timings["reference_s"] = time.perf_counter() - t1
     t1 = time.perf_counter()
@@ -919,8 +924,7 @@ def linear_reference_frame(config: ExperimentConfig, table: pd.DataFrame | None 
     from .reference import linear_reference, reference_frame
 
     table, folds, fold_ids, _ = plan_run(config, table)
-    data = _WORKER.get("data") if _WORKER.get("data") is not None and len(_WORKER["data"].table) == len(table) \
-        else prepare_corpus(table, config)
+    data = prepare_corpus(table, config)  # acoustic features come from the on-disk cache
     # The same rows as the networks: training speakers minus the membership attack's held-out utterances.
     chosen = [folds[k]._replace(train=holdout_rows(data, folds[k], config)[0]) for k in fold_ids]
     rows = []
