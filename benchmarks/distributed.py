@@ -53,10 +53,10 @@ def grid(n_configs: int) -> dict:
 
 DRIVER = """
 import json, sys
-import privemo.grids as g
+import privemo.search.grids as g
 g.GRIDS["bench"] = {k: tuple(v) for k, v in json.loads(sys.argv[1]).items()}
 g.ATTACKER_GRIDS["bench"] = g.ATTACKER_GRIDS["quick"]
-from privemo.distributed import main
+from privemo.cli.distributed import main
 sys.exit(main(sys.argv[2:]))
 """
 
@@ -101,7 +101,7 @@ def engine(n_workers: int, n_trials: int = 8, trial_s: float = 0.5) -> float:
     """Wall time of ``n_trials`` sleeping trials over ``n_workers`` in-process workers (chief = privemo's servicer)."""
     import keras_tuner as kt
 
-    from privemo import distributed as D
+    from privemo.experiment import distributed as D
 
     class Space(kt.HyperModel):
         def declare_hyperparameters(self, hp):

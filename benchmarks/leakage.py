@@ -22,13 +22,13 @@ by gender; a gender-free representation must then subtract a gender estimate mad
 For every method (the emotion-only baseline, the paper's GRL, GRL with the DANN ramp, alternating updates with the
 reversed cross-entropy or the confusion loss, an ensemble of 3 confusion adversaries, INLP on the baseline's h, and INLP
 on the ensemble's h -- adversarial training followed by a post-hoc linear clean-up), a
-3-conv / 2-GRU encoder (``privemo.models.build_model`` with small widths) is trained with ``privemo.training.fit``
+3-conv / 2-GRU encoder (``privemo.nn.models.build_model`` with small widths) is trained with ``privemo.nn.training.fit``
 (early stopping on the validation objective, as privemo's experiment does), and reported on the test speakers:
 
 - ``emotion_uar``: the emotion head (INLP: the head refitted on the projected h, encoder frozen);
 - ``adversary_uar``: the model's own adversary output (the ensemble's averaged softmax; none for baseline / INLP);
 - fresh attackers trained on the frozen h of the training speakers, early-stopped / selected on the validation
-  speakers, scored on the test speakers (``privemo.attacks``): the paper's MLP grid (``mlp``), logistic regression
+  speakers, scored on the test speakers (``privemo.privacy.attacks``): the paper's MLP grid (``mlp``), logistic regression
   (``logreg``), an RBF SVM (``svm``); ``attacker_max`` is the highest test UAR of the three (the strongest attacker,
   chosen with hindsight: conservative for privacy) and ``attacker_selected`` the test UAR of the one with the best
   validation UAR.
@@ -120,7 +120,7 @@ class BenchmarkConfig:
     patience: int = 6
     batch_size: int = 32
     attacker_grid: tuple[tuple[str, tuple[int, ...]], ...] = (("dense_layers", (2, 3, 4)), ("dense_width", (32, 64)))
-    attacker_epochs: int = 30  # benchmark budget (privemo.attacks' defaults: 100 / 10)
+    attacker_epochs: int = 30  # benchmark budget (privemo.privacy.attacks' defaults: 100 / 10)
     attacker_patience: int = 5
     inlp_iterations: int = 20
     inlp_tolerance: float = 0.02
@@ -231,7 +231,7 @@ def _method_kwargs(method: str, config: BenchmarkConfig) -> dict[str, Any]:
 
 
 def _attack(h: np.ndarray, corpus: LabelledData, config: BenchmarkConfig, seed: int) -> dict[str, float]:
-    from privemo.attacks import attack_representation
+    from privemo.privacy.attacks import attack_representation
 
     y = corpus.gender
     report = attack_representation(
@@ -260,10 +260,10 @@ def train_method(
     import keras
 
     from privemo.metrics import uar
-    from privemo.models import representation_model
-    from privemo.pipeline import class_weights, make_dataset, predict
+    from privemo.nn.models import representation_model
+    from privemo.data.pipeline import class_weights, make_dataset, predict
     from privemo.removal import apply_projection, build_removal_model, fit_inlp
-    from privemo.training import compile_model, fit
+    from privemo.nn.training import compile_model, fit
 
     inputs = _inputs(corpus)
     targets = {"emotion": corpus.emotion, "gender": corpus.gender}

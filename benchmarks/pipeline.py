@@ -1,6 +1,6 @@
 """Training throughput: the length-bucketed tf.data pipeline against a naive fit on arrays padded to the longest one.
 
-Same model (``privemo.models.build_model``, acoustic, default sizes; a small Conv1D + GRU fallback if it is
+Same model (``privemo.nn.models.build_model``, acoustic, default sizes; a small Conv1D + GRU fallback if it is
 missing), same data (log-normal utterance lengths like IEMOCAP's: median ~3 s, long tail capped at MAX_FRAMES = 10 s),
 same batch size, same initial weights. The first epoch of each (graph tracing) is reported separately; then epochs of
 the two alternate (so that a change in machine load affects both alike) and the ratio compares their mean times.
@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from privemo.features.acoustic import MAX_FRAMES  # noqa: E402
-from privemo.pipeline import make_dataset, pad_batch  # noqa: E402
+from privemo.data.pipeline import make_dataset, pad_batch  # noqa: E402
 
 BATCH = 32
 
@@ -41,10 +41,10 @@ def model():
     import keras
 
     try:
-        from privemo.models import build_model
+        from privemo.nn.models import build_model
 
         net = build_model(modalities=("acoustic",))
-        source = "privemo.models.build_model(modalities=('acoustic',)) with default sizes"
+        source = "privemo.nn.models.build_model(modalities=('acoustic',)) with default sizes"
     except ImportError:
         x = keras.Input((None, 40), name="acoustic")
         h = keras.layers.Masking(0.0)(x)
@@ -118,7 +118,7 @@ def main() -> None:
 
 
 def _batches(lengths):
-    from privemo.pipeline import batch_order
+    from privemo.data.pipeline import batch_order
 
     return batch_order(lengths, BATCH, shuffle=True, seed=0)
 

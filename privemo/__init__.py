@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from privemo import _quiet, _registration
+from privemo import _moved, _quiet, _registration
 
 __version__ = "0.1.0"
 
@@ -22,31 +22,31 @@ _EXPORTS: dict[str, str] = {
     "load_corpus": "privemo.corpora",
     "CORPORA": "privemo.corpora",
     "CorpusFormatError": "privemo.corpora",
-    "bin_labels": "privemo.labels",
-    "equal_frequency_thresholds": "privemo.labels",
-    "speaker_folds": "privemo.folds",
+    "bin_labels": "privemo.data.labels",
+    "equal_frequency_thresholds": "privemo.data.labels",
+    "speaker_folds": "privemo.data.folds",
     "log_mfb": "privemo.features.acoustic",
     "tokenize": "privemo.features.lexical",
     "uar": "privemo.metrics",
-    "GradientReversal": "privemo.layers",
-    "build_model": "privemo.models",
-    "representation_model": "privemo.models",
-    "PAPER_GRID": "privemo.grids",
-    "ATTACKER_GRID": "privemo.grids",
-    "train_attacker": "privemo.attacks",
-    "attack_representation": "privemo.attacks",
-    "speaker_attack": "privemo.attacks",
-    "membership_attack": "privemo.attacks",
-    "membership_inference": "privemo.attacks",
-    "holdout_split": "privemo.attacks",
-    "speaker_verification_attack": "privemo.verification",
-    "LeaceEraser": "privemo.leace",
-    "encode": "privemo.encoder",
-    "utterance_statistics": "privemo.reference",
-    "linear_reference": "privemo.reference",
-    "gender_reference": "privemo.reference",
-    "reference_table": "privemo.reference",
-    "reference_frame": "privemo.reference",
+    "GradientReversal": "privemo.nn.layers",
+    "build_model": "privemo.nn.models",
+    "representation_model": "privemo.nn.models",
+    "PAPER_GRID": "privemo.search.grids",
+    "ATTACKER_GRID": "privemo.search.grids",
+    "train_attacker": "privemo.privacy.attacks",
+    "attack_representation": "privemo.privacy.attacks",
+    "speaker_attack": "privemo.privacy.attacks",
+    "membership_attack": "privemo.privacy.attacks",
+    "membership_inference": "privemo.privacy.attacks",
+    "holdout_split": "privemo.privacy.attacks",
+    "speaker_verification_attack": "privemo.privacy.verification",
+    "LeaceEraser": "privemo.removal.leace",
+    "encode": "privemo.nn.encoder",
+    "utterance_statistics": "privemo.experiment.reference",
+    "linear_reference": "privemo.experiment.reference",
+    "gender_reference": "privemo.experiment.reference",
+    "reference_table": "privemo.experiment.reference",
+    "reference_frame": "privemo.experiment.reference",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
@@ -66,3 +66,4 @@ def __dir__() -> list[str]:
 
 
 _registration.install()
+_moved.install()  # old flat import paths (privemo.models, privemo.attacks, ...) still work: privemo._moved

@@ -3,7 +3,7 @@
 On a machine without a GPU, importing TensorFlow 2.21 prints lines such as ``Could not find cuda drivers on your
 machine``, ``oneDNN custom operations are on``, ``All log messages before absl::InitializeLog() is called are written
 to STDERR`` and, at the first operation, ``E0000 ... failed call to cuInit``. They describe no problem and bury
-privemo's own output (which says which device trains, see ``privemo.device.device_summary``).
+privemo's own output (which says which device trains, see ``privemo.nn.device.device_summary``).
 
 ``quiet_start()`` (called by ``privemo/__init__.py``; it does not import TensorFlow):
 
@@ -30,7 +30,7 @@ import re
 import sys
 from typing import Iterator
 
-from ._import_hooks import after_import, around_import, remove_hooks
+from privemo._import_hooks import after_import, around_import, remove_hooks
 
 LOG_LEVEL_ENV = "TF_CPP_MIN_LOG_LEVEL"
 VERBOSE_ENV = "PRIVEMO_VERBOSE"

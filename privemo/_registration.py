@@ -9,9 +9,9 @@ already loaded, else leaves an import hook (``privemo._import_hooks``) that does
 ``import privemo, keras; keras.saving.load_model("fold0.keras")`` therefore works in a fresh process, and a process that
 never imports Keras pays nothing.
 
-When Keras is first imported by one of privemo's own modules (``import privemo.models`` imports Keras, then
-``privemo.layers``), importing the other class modules at that moment could meet a privemo module half-way through its
-own import (``privemo.removal`` needs ``privemo.models``' names); registration then waits until no privemo module is
+When Keras is first imported by one of privemo's own modules (``import privemo.nn.models`` imports Keras, then
+``privemo.nn.layers``), importing the other class modules at that moment could meet a privemo module half-way through its
+own import (``privemo.removal`` needs ``privemo.nn.models``' names); registration then waits until no privemo module is
 being imported any more.
 """
 
@@ -24,10 +24,10 @@ import threading
 import warnings
 from typing import Iterator
 
-from ._import_hooks import after_import, around_import, initializing, remove_hooks
+from privemo._import_hooks import after_import, around_import, initializing, remove_hooks
 
 #: privemo's modules that define Keras classes registered for deserialisation ("privemo>..." names)
-KERAS_CLASS_MODULES: tuple[str, ...] = ("privemo.layers", "privemo.removal")
+KERAS_CLASS_MODULES: tuple[str, ...] = ("privemo.nn.layers", "privemo.removal")
 
 _lock = threading.RLock()
 _state = {"pending": False, "done": False}

@@ -1,4 +1,4 @@
-"""Tests for privemo.attacks: fresh attackers on frozen representations and membership identification."""
+"""Tests for privemo.privacy.attacks: fresh attackers on frozen representations and membership identification."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from sklearn.metrics import log_loss
 
 import privemo
-from privemo import attacks as attacks_module
-from privemo.attacks import (
+from privemo.privacy import attacks as attacks_module
+from privemo.privacy.attacks import (
     ATTACKER_GRID,
     DEFAULT_ATTACKERS,
     MLPAttacker,
@@ -29,7 +29,7 @@ from privemo.attacks import (
     train_attacker,
 )
 from privemo.metrics import uar
-from privemo.grids import ATTACKER_GRID as GRIDS_ATTACKER_GRID
+from privemo.search.grids import ATTACKER_GRID as GRIDS_ATTACKER_GRID
 
 SMALL_GRID = {"dense_layers": (2,), "dense_width": (16,)}
 FAST = {"epochs": 15, "patience": 4, "batch_size": 16}
@@ -545,7 +545,7 @@ def test_membership_inference_on_real_networks_one_memorising_and_one_with_nothi
     import keras
 
     from privemo._seed import set_seed
-    from privemo.attacks import membership_inference
+    from privemo.privacy.attacks import membership_inference
 
     set_seed(0)
     rng = np.random.default_rng(0)

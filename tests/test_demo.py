@@ -15,7 +15,7 @@ import soundfile as sf
 from privemo.corpora import CorpusFormatError, load_corpus
 from privemo.corpora import demo
 from privemo.corpora._espeak import synthesize
-from privemo.labels import bin_labels
+from privemo.data.labels import bin_labels
 
 SMALL = 4  # utterances per speaker in the small corpora (40 utterances, ~2 s to build)
 SUMMARY = re.compile(r"^\[(\d+\.\d{4}) - (\d+\.\d{4})\]\t(\S+)\t([a-z]{3})\t\[(\d\.\d{4}), (\d\.\d{4}), (\d\.\d{4})\]$")

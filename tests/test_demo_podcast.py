@@ -17,8 +17,8 @@ import pytest
 from privemo.corpora import CorpusFormatError, load_corpus
 from privemo.corpora import demo_podcast as dp
 from privemo.corpora.msp_podcast import load_msp_podcast
-from privemo.folds import speaker_folds
-from privemo.labels import bin_labels
+from privemo.data.folds import speaker_folds
+from privemo.data.labels import bin_labels
 
 SIZES = {"n_speakers": 6, "n_per_speaker": 3, "n_unknown": 2}  # 20 segments, ~1 s to build
 N_ROWS = SIZES["n_speakers"] * SIZES["n_per_speaker"] + SIZES["n_unknown"]

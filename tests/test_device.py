@@ -3,8 +3,8 @@
 import keras
 import pytest
 
-from privemo.device import configure_device, cudnn_gru_problems, describe_devices, float16_outputs
-from privemo.models import build_model
+from privemo.nn.device import configure_device, cudnn_gru_problems, describe_devices, float16_outputs
+from privemo.nn.models import build_model
 
 
 def test_configure_device_sets_and_resets_the_policy():

@@ -13,7 +13,8 @@ from pathlib import Path
 import keras_tuner as kt
 import pytest
 
-from privemo import distributed as D
+from privemo.experiment import distributed as D
+from privemo.cli.distributed import main
 
 ROOT = Path(__file__).resolve().parents[1]
 OBJECTIVE = kt.Objective("val_objective", "max")
@@ -138,28 +139,28 @@ def test_command_line_errors(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv(D.ENV_TUNER_ID, raising=False)
     base = ["--out", str(tmp_path / "out"), "--modality", "acoustic", "--task", "activation", "--adversary", "none",
             "--only-fold", "0", "--quiet"]
-    assert D.main(base) == 2
+    assert main(base) == 2
     assert "--role chief|worker is required" in capsys.readouterr().err
-    assert D.main(base + ["--role", "worker", "--worker-id", "mychief"]) == 2
+    assert main(base + ["--role", "worker", "--worker-id", "mychief"]) == 2
     assert "'chief'" in capsys.readouterr().err
-    assert D.main(base + ["--role", "chief", "--port", "70000"]) == 2
+    assert main(base + ["--role", "chief", "--port", "70000"]) == 2
     assert "--port must be between" in capsys.readouterr().err
     # a worker whose flags differ from the running chief's plan stops with one line
     plan = D.plan_path(type("C", (), {"work_dir": None, "out_dir": str(tmp_path / "out")})())
     plan.parent.mkdir(parents=True)
     plan.write_text(json.dumps({"session": "x", "status": "running", "fingerprint": {"seed": 99}, "served": []}))
-    assert D.main(base + ["--role", "worker", "--plan-wait", "1"]) == 2
+    assert main(base + ["--role", "worker", "--plan-wait", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "differ from the chief's" in err[0] and "seed: chief 99, worker 0" in err[0]
 
 
 DRIVER = """
 import sys
-import privemo.grids as g
+import privemo.search.grids as g
 g.GRIDS["tiny"] = {"conv_layers": (1,), "conv_width": (2, 3), "conv_kernels": (8, 16), "gru_layers": (1,),
                    "gru_width": (8,), "dense_layers": (1,), "dense_width": (8,)}
 g.ATTACKER_GRIDS["tiny"] = {"dense_layers": (2,), "dense_width": (8,)}
-from privemo.distributed import main
+from privemo.cli.distributed import main
 sys.exit(main(sys.argv[1:]))
 """
 DEMO_SIZE = 12  # utterances per speaker of the synthesised demo corpus (120 in all): small, so that trials are quick
@@ -178,8 +179,8 @@ def _project_trials(out: Path) -> dict:
 
 @pytest.mark.slow
 def test_chief_and_two_workers_on_loopback_equal_a_single_process_run(tmp_path, monkeypatch):
-    import privemo.grids as grids
-    from privemo.encoder import export_from_run
+    import privemo.search.grids as grids
+    from privemo.nn.encoder import export_from_run
     from privemo.experiment import ExperimentConfig, run_cross_validation
 
     out = tmp_path / "distributed"

@@ -26,8 +26,8 @@ from privemo.experiment import (
     run,
     run_cross_validation,
 )
-from privemo.folds import speaker_folds
-from privemo.grids import QUICK_GRID
+from privemo.data.folds import speaker_folds
+from privemo.search.grids import QUICK_GRID
 
 SMALL = 6  # utterances per speaker: 60 utterances, 10 speakers, 5 sessions
 
@@ -97,7 +97,7 @@ def test_conditions_skip_per_modality_for_a_single_modality():
 
 
 def test_quick_grid_tunes_the_papers_four_lambdas():
-    from privemo.grids import PAPER_GRID
+    from privemo.search.grids import PAPER_GRID
 
     assert QUICK_GRID["grl_lambda"] == PAPER_GRID["grl_lambda"] == (0.3, 0.5, 0.75, 1.0)
 

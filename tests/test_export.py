@@ -14,7 +14,7 @@ import soundfile as sf
 import keras
 
 import privemo
-from privemo.encoder import (
+from privemo.nn.encoder import (
     encode,
     export_encoder,
     export_from_run,
@@ -24,9 +24,9 @@ from privemo.encoder import (
     speaker_statistics,
     wav_features,
 )
-from privemo.models import build_model, representation_model
-from privemo.pipeline import predict
-from privemo.training import compile_model
+from privemo.nn.models import build_model, representation_model
+from privemo.data.pipeline import predict
+from privemo.nn.training import compile_model
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(conv_layers=1, conv_kernels=8, gru_layers=1, gru_width=8, dense_width=8)
@@ -89,7 +89,7 @@ def test_export_reloads_in_a_fresh_process_with_identical_h(run_dir, tmp_path):
     script = (
         "import sys, numpy as np\n"
         "import privemo\n"
-        "from privemo.encoder import load_encoder\n"
+        "from privemo.nn.encoder import load_encoder\n"
         f"enc = load_encoder({str(encoder_path)!r})\n"
         f"arrays = list(np.load({str(tmp_path / 'arrays.npy')!r}, allow_pickle=True))\n"
         f"np.save({str(tmp_path / 'h_arrays.npy')!r}, privemo.encode(arrays, enc))\n"

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from privemo import speaker_folds
-from privemo.folds import Fold, official_partition
+from privemo.data.folds import Fold, official_partition
 
 
 def _table(rows: list[tuple[str | None, str | None, str]], corpus: str) -> pd.DataFrame:

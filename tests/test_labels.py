@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from privemo import bin_labels, equal_frequency_thresholds
-from privemo.labels import DEFAULT_THRESHOLDS, RATING_SCALES
+from privemo.data.labels import DEFAULT_THRESHOLDS, RATING_SCALES
 
 
 def test_default_thresholds_on_the_1_to_5_scale():

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 import keras
 
-from privemo.layers import (
+from privemo.nn.layers import (
     ApplyMask,
     FrameMask,
     GradientReversal,
@@ -82,7 +82,7 @@ class _RecordWeights(keras.callbacks.Callback):
 
 @pytest.mark.parametrize("jit_compile", [False, True])
 def test_schedule_changes_lambda_between_epochs_in_compiled_training(jit_compile):
-    from privemo.device import op_determinism_enabled
+    from privemo.nn.device import op_determinism_enabled
 
     if jit_compile and op_determinism_enabled():
         # Keras compiles without XLA once op determinism is on (an earlier test in this process turned it on, and it

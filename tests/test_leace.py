@@ -10,7 +10,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 
-from privemo.leace import LeaceEraser
+from privemo.removal.leace import LeaceEraser
 from privemo.metrics import uar
 
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import keras
 
-from privemo.grids import PAPER_GRID
-from privemo.layers import GradientReversal
-from privemo.models import (
+from privemo.search.grids import PAPER_GRID
+from privemo.nn.layers import GradientReversal
+from privemo.nn.models import (
     adversary_output_names,
     build_encoder,
     build_head,
@@ -14,7 +14,7 @@ from privemo.models import (
     output_names,
     representation_model,
 )
-from privemo.training import compile_model
+from privemo.nn.training import compile_model
 
 LEX_DIM = 12  # small word vectors keep the lexical branch cheap
 N_UTT, N_FRAMES = 4, 20  # tiny data: 4 utterances x 20 frames

@@ -217,7 +217,7 @@ def test_table1_runs_then_loads_the_run(kernel):
 
 
 def test_lambda_tradeoff_runs_one_condition_pair_and_plots_the_tuned_trials(kernel):
-    from privemo import reporting
+    from privemo.experiment import reporting
 
     run_dir = kernel["base"] / "tradeoff"
     plot = kernel["base"] / "tradeoff-plot.png"

@@ -1,11 +1,11 @@
-"""privemo.pipeline: padding, masks vs true lengths, bucketing, seeded order, sample weights, prediction order."""
+"""privemo.data.pipeline: padding, masks vs true lengths, bucketing, seeded order, sample weights, prediction order."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from privemo.pipeline import batch_order, class_weights, make_dataset, pad_batch, predict
+from privemo.data.pipeline import batch_order, class_weights, make_dataset, pad_batch, predict
 
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")

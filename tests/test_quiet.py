@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from privemo import _quiet
-from privemo.device import device_summary
+from privemo.nn.device import device_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 NOISE = ("E0000", "cuInit", "Could not find cuda drivers", "All log messages before absl::InitializeLog()",
@@ -39,7 +39,7 @@ def _clean_env() -> dict:
 
 
 def test_import_privemo_layers_and_first_op_print_no_tensorflow_log(tmp_path):
-    code = "import privemo, privemo.layers, keras; keras.ops.sum(keras.ops.ones((2, 3))); print('ok')"
+    code = "import privemo, privemo.nn.layers, keras; keras.ops.sum(keras.ops.ones((2, 3))); print('ok')"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
                             env=_clean_env(), timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]

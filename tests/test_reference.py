@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from privemo.folds import Fold, speaker_folds
-from privemo.reference import (
+from privemo.data.folds import Fold, speaker_folds
+from privemo.experiment.reference import (
     C_GRID,
     gender_labels,
     gender_reference,
@@ -244,7 +244,7 @@ def test_demo_corpus_reference(tmp_path_factory, monkeypatch):
 def test_without_refit_the_model_is_fitted_on_the_training_speakers_only():
     """refit=False scores the fit on the training rows: labels of the validation rows then cannot change the result."""
     import privemo
-    from privemo.folds import Fold
+    from privemo.data.folds import Fold
 
     rng = np.random.default_rng(0)
     n = 90

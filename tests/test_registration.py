@@ -93,7 +93,7 @@ def test_import_privemo_stays_light_and_registers_in_any_import_order(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split() == ["False", "False", "False"]
     # Keras imported first, then privemo; and Keras imported by one of privemo's own modules half-way through its import
-    for first in ("import keras, privemo", "import privemo.models"):
+    for first in ("import keras, privemo", "import privemo.nn.models"):
         result = _python(f"{first}; {check}", cwd=tmp_path)
         assert result.returncode == 0, result.stderr[-3000:]
         assert result.stdout.strip() == everything, first

@@ -15,11 +15,11 @@ import keras
 import numpy as np
 import pytest
 
-from privemo.layers import gradient_reversal_layers
-from privemo.leace import LeaceEraser
+from privemo.nn.layers import gradient_reversal_layers
+from privemo.removal.leace import LeaceEraser
 from privemo.metrics import uar
-from privemo.models import representation_model
-from privemo.pipeline import make_dataset
+from privemo.nn.models import representation_model
+from privemo.data.pipeline import make_dataset
 from privemo.removal import (
     POST_HOC,
     AffineErasure,
@@ -34,7 +34,7 @@ from privemo.removal import (
     fit_inlp,
     reverse_loss,
 )
-from privemo.training import compile_model, fit
+from privemo.nn.training import compile_model, fit
 
 TINY = dict(conv_layers=1, conv_width=2, conv_kernels=4, gru_layers=1, gru_width=4, dense_layers=1, dense_width=4)
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,7 +115,7 @@ def test_invalid_arguments():
 
 
 def test_alternating_trains_traced_with_training_fit_and_exposes_h():
-    """The train step runs inside tf.function (privemo.training.fit, no eager mode); h is reachable by name."""
+    """The train step runs inside tf.function (privemo.nn.training.fit, no eager mode); h is reachable by name."""
     inputs, targets = tiny_data(32)
     model = build_removal_model("ensemble", seed=1, adversary="gender", n_adversaries=2, k=2, **TINY)
     assert isinstance(model, AlternatingAdversarialModel)

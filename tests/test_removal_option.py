@@ -1,4 +1,4 @@
-"""``--removal METHOD`` and ``--tensorboard DIR`` of ``python -m privemo.reproduce`` (and ``privemo.distributed``).
+"""``--removal METHOD`` and ``--tensorboard DIR`` of ``python -m privemo.reproduce`` (and ``privemo.experiment.distributed``).
 
 Flags, user errors and the hypermodel are checked without training; two tiny real runs (60-utterance demo corpus, one
 fold, one epoch) take a non-GRL method through the experiment: "ensemble" (a trained adversary, no lambda) with its
@@ -35,8 +35,9 @@ def reproduce(*args: str, cwd: Path, env: dict | None = None, timeout: float = 1
 
 
 def test_the_command_offers_exactly_the_removal_modules_methods():
-    from privemo import removal, reproduce
+    from privemo import removal
 
+    from privemo.cli import reproduce
     assert reproduce.REMOVALS == removal.REMOVALS
 
 
@@ -51,14 +52,14 @@ def test_help_lists_every_removal_method_and_tensorboard(tmp_path):
         assert f"{method} =" in text, method
     assert 'pip install "privemo[tensorboard]"' in text
     assert "(default: grl)" in text
-    from privemo.distributed import build_parser
+    from privemo.cli.distributed import build_parser
 
     distributed = build_parser().format_help()
     assert "--removal" in distributed and "--tensorboard" in distributed
 
 
 def test_flags_reach_the_config_and_the_condition_keys(tmp_path, monkeypatch):
-    from privemo.reproduce import build_parser, config_from_args
+    from privemo.cli.reproduce import build_parser, config_from_args
 
     args = build_parser().parse_args(["--removal", "ensemble", "--out", str(tmp_path / "out"), "--modality", "acoustic",
                                       "--task", "valence"])
@@ -85,7 +86,7 @@ def test_run_settings_name_the_method_only_when_it_is_not_the_papers(tmp_path):
 
 
 def test_tensorboard_without_the_package_is_a_one_line_error(tmp_path, monkeypatch):
-    from privemo.reproduce import UserError, build_parser, config_from_args
+    from privemo.cli.reproduce import UserError, build_parser, config_from_args
 
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
@@ -114,7 +115,7 @@ def test_tensorboard_missing_from_the_real_command(tmp_path):
     (["--removal", "ensemble", "--adversary", "none"], "--removal ensemble removes an attribute: add --adversary"),
 ])
 def test_removal_user_errors(tmp_path, args, message):
-    from privemo.reproduce import UserError, build_parser, config_from_args
+    from privemo.cli.reproduce import UserError, build_parser, config_from_args
 
     with pytest.raises(UserError, match=message):
         config_from_args(build_parser().parse_args([*args, "--out", str(tmp_path / "out")]))
@@ -140,8 +141,8 @@ def _hp(hypermodel, **values):
 
 
 def test_hypermodel_declares_lambda_only_for_methods_that_use_it():
-    from privemo.grids import QUICK_GRID
-    from privemo.tuning import EmotionPrivacyHyperModel
+    from privemo.search.grids import QUICK_GRID
+    from privemo.search.tuning import EmotionPrivacyHyperModel
 
     from privemo.removal import REMOVALS
 
@@ -160,9 +161,9 @@ def test_hypermodel_declares_lambda_only_for_methods_that_use_it():
 
 
 def test_model_cache_skips_alternating_models_and_keeps_the_dann_ramp_per_trial():
-    from privemo.grids import QUICK_GRID
+    from privemo.search.grids import QUICK_GRID
     from privemo.removal import AlternatingAdversarialModel, NullspaceProjection, ScheduledGRLModel
-    from privemo.tuning import EmotionPrivacyHyperModel
+    from privemo.search.tuning import EmotionPrivacyHyperModel
 
     cache: dict = {}
     ensemble = EmotionPrivacyHyperModel(QUICK_GRID, adversary="gender", removal="ensemble", model_cache=cache)
@@ -184,9 +185,9 @@ def test_model_cache_skips_alternating_models_and_keeps_the_dann_ramp_per_trial(
 
 
 def test_leace_networks_hold_an_identity_eraser_until_the_post_hoc_step():
-    from privemo.grids import QUICK_GRID
+    from privemo.search.grids import QUICK_GRID
     from privemo.removal import AffineErasure, AlternatingAdversarialModel
-    from privemo.tuning import EmotionPrivacyHyperModel
+    from privemo.search.tuning import EmotionPrivacyHyperModel
 
     cache: dict = {}
     leace = EmotionPrivacyHyperModel(QUICK_GRID, adversary="gender", removal="leace", model_cache=cache)
@@ -284,7 +285,7 @@ def _saved_model_on_training_rows(config, table, record):
     import keras
 
     from privemo.experiment import holdout_rows, plan_run, prepare_corpus
-    from privemo.training import predict_sequences
+    from privemo.nn.training import predict_sequences
 
     saved = Path(config.out_dir) / "models" / record["condition"] / "fold0.keras"
     model = keras.saving.load_model(saved)
@@ -363,7 +364,7 @@ def test_resume_refuses_another_removal_method(world):
 
 @pytest.mark.slow
 def test_tables_name_the_method(world, tmp_path):
-    from privemo.reporting import write_tables
+    from privemo.experiment.reporting import write_tables
 
     write_tables(world.ensemble_records, tmp_path)
     note = (tmp_path / "table1a.md").read_text(encoding="utf-8")
@@ -395,7 +396,7 @@ def test_distributed_search_runs_the_method_with_probe_selection(world, tmp_path
     import socket
     import threading
 
-    from privemo import distributed as D
+    from privemo.experiment import distributed as D
     from privemo.experiment import run_cross_validation
 
     with socket.socket() as s:

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from privemo import reporting
-from privemo.reporting import (
+from privemo.experiment import reporting
+from privemo.experiment.reporting import (
     COLUMN_NAMES,
     MARK_DOWN,
     MARK_UP,

@@ -146,7 +146,7 @@ def test_kill_at_four_points_then_resume_matches_an_uninterrupted_run(env):
     assert trial_status(base_trial) == "COMPLETED"
     finished = {base_json: stamp(base_json), base_trial / "checkpoint.weights.h5": stamp(base_trial / "checkpoint.weights.h5"),
                 base_trial / "trial.json": stamp(base_trial / "trial.json")}
-    saved_model = out / "models" / BASELINE / "fold0.keras"  # the selected network, kept for privemo.export
+    saved_model = out / "models" / BASELINE / "fold0.keras"  # the selected network, kept for privemo.cli.export
     if saved_model.exists():
         finished[saved_model] = stamp(saved_model)
     first = json.loads(base_json.read_text())

@@ -1,13 +1,13 @@
 """The selection rule's privacy term: the fresh gender probe, the probe object's checks, the two-sided head rule, and
-training with a probe (``privemo.training.fit(probe=...)``) on a tiny real network."""
+training with a probe (``privemo.nn.training.fit(probe=...)``) on a tiny real network."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from privemo.selection import PrivacyProbe, check_selection, gender_probe_uar, probe_rows
-from privemo.training import objective
+from privemo.search.selection import PrivacyProbe, check_selection, gender_probe_uar, probe_rows
+from privemo.nn.training import objective
 
 
 def planted(n: int, dim: int, shift: float, seed: int):
@@ -51,8 +51,8 @@ def test_head_rule_penalises_a_fooled_head_in_both_directions():
 
 def test_fit_with_a_probe_logs_it_and_scores_the_objective_with_it():
     import privemo
-    from privemo.pipeline import make_dataset
-    from privemo.training import fit
+    from privemo.data.pipeline import make_dataset
+    from privemo.nn.training import fit
 
     rng = np.random.default_rng(0)
     n = 48

@@ -6,9 +6,9 @@ import tensorflow as tf
 import keras
 
 from privemo.metrics import uar
-from privemo.models import build_model
-from privemo.pipeline import class_weights, make_dataset
-from privemo.training import (
+from privemo.nn.models import build_model
+from privemo.data.pipeline import class_weights, make_dataset
+from privemo.nn.training import (
     ValidationUAR,
     align_dataset,
     best_epoch,

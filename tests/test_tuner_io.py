@@ -1,4 +1,4 @@
-"""keras-tuner's state files are written atomically, and a damaged one is reported by name (privemo._tuner_io)."""
+"""keras-tuner's state files are written atomically, and a damaged one is reported by name (privemo.search._tuner_io)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import keras_tuner
 import pytest
 from keras_tuner.src import utils as kt_utils
 
-import privemo.tuning  # noqa: F401  (installs privemo._tuner_io, as every privemo tuner run does)
-from privemo._tuner_io import TunerStateError, load_json, save_json
+import privemo.search.tuning  # noqa: F401  (installs privemo.search._tuner_io, as every privemo tuner run does)
+from privemo.search._tuner_io import TunerStateError, load_json, save_json
 
 
 def _tuner(directory: Path) -> keras_tuner.Tuner:
@@ -68,5 +68,5 @@ def test_a_damaged_state_file_is_named_on_resume(tmp_path, name, damage):
     assert message.startswith(f"{path}: damaged keras-tuner state file")
     assert "Rerun without --resume" in message and f"delete the tuner project folder {project} " in message
     assert ("it is empty" in message) is (damage == "empty")
-    # python -m privemo.reproduce prints it in one line, no traceback (privemo.reproduce.run_command)
+    # python -m privemo.reproduce prints it in one line, no traceback (privemo.cli.reproduce.run_command)
     assert isinstance(info.value, ValueError) and info.value.user_error

@@ -7,9 +7,9 @@ import pytest
 import keras
 import keras_tuner
 
-from privemo.grids import PAPER_GRID, grid_size
-from privemo.pipeline import make_dataset
-from privemo.tuning import EmotionPrivacyHyperModel, make_tuner, objective, search_space_size
+from privemo.search.grids import PAPER_GRID, grid_size
+from privemo.data.pipeline import make_dataset
+from privemo.search.tuning import EmotionPrivacyHyperModel, make_tuner, objective, search_space_size
 
 
 def test_objective_arithmetic():
@@ -202,7 +202,7 @@ def test_baseline_and_adversary_of_one_seed_start_from_identical_shared_weights(
 
 
 def test_trial_history_is_kept_for_the_learning_curve(tmp_path):
-    from privemo.tuning import trial_history
+    from privemo.search.tuning import trial_history
 
     rng = np.random.default_rng(0)
     n = 12

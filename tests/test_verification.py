@@ -1,4 +1,4 @@
-"""Tests for privemo.verification: the semi-informed speaker-verification attacker and its equal error rate."""
+"""Tests for privemo.privacy.verification: the semi-informed speaker-verification attacker and its equal error rate."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import privemo
-from privemo import verification
-from privemo.verification import _trials, equal_error_rate, speaker_verification_attack
+from privemo.privacy import verification
+from privemo.privacy.verification import _trials, equal_error_rate, speaker_verification_attack
 
 
 def speakers_with_identity(n_speakers, n_utts=20, dim=16, spread=3.0, seed=0, first=0):

@@ -34,6 +34,10 @@ from ._common import SAMPLE_RATE, CorpusFormatError
 MANIFEST = "manifest.json"
 MIN_DURATION_S = 1.0
 MAX_DURATION_S = 4.0
+# Voice quality (``spectral_tilt``): the gain turns by the utterance's dB per octave around 1 kHz, between 100 Hz and
+# 7 kHz, as the spectral slope (eGeMAPS' alpha ratio / Hammarberg index) of a brighter or darker voice.
+TILT_PIVOT_HZ = 1000.0
+TILT_BAND_HZ = (100.0, 7000.0)
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,19 @@ def pick(rng: np.random.Generator, items: tuple[str, ...]) -> str:
     return items[int(rng.integers(len(items)))]
 
 
+def level(rng: np.random.Generator, z: float, gain: float, neutral_logit: float) -> int:
+    """A word class drawn around a latent value: 0 (low / negative), 1 (mid / neutral) or 2 (high / positive), with
+    logits ``(-gain * z, neutral_logit, gain * z)`` for the latent ``z`` in [-1, 1]."""
+    logits = np.array([-gain * z, neutral_logit, gain * z])
+    probs = np.exp(logits - logits.max())
+    return int(rng.choice(3, p=probs / probs.sum()))
+
+
+def articles(text: str) -> str:
+    """Replace each ``{art}`` placeholder by "a" or "an", as the next word asks ("an awful", "a lovely")."""
+    return re.sub(r"\{art\} (\w)", lambda m: ("an " if m.group(1) in "aeiou" else "a ") + m.group(1), text)
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Audio: 16 kHz PCM16 wavs, rendered in the worker processes.
 
@@ -103,8 +120,31 @@ def pcm16_wav_bytes(audio: np.ndarray, sr: int) -> bytes:
     return buf.getvalue()
 
 
+def spectral_tilt(audio: np.ndarray, sr: int, db_per_octave: float) -> np.ndarray:
+    """``audio`` with its spectrum tilted by ``db_per_octave`` around ``TILT_PIVOT_HZ`` (positive: brighter, more energy
+    above the pivot; negative: darker, as a lax or breathy voice), flat outside ``TILT_BAND_HZ``; the RMS is kept, so the
+    loudness of the utterance does not change. eSpeak has no per-call voice-quality parameter, hence this filter.
+
+    Args:
+        audio: float mono samples, shape ``(n,)``.
+        sr: sample rate in Hz.
+        db_per_octave: gain change per octave; 0 returns ``audio`` unchanged.
+
+    Returns:
+        float64 array, shape ``(n,)``.
+    """
+    if db_per_octave == 0.0 or audio.size < 2:
+        return audio
+    freqs = np.fft.rfftfreq(audio.size, 1.0 / sr)
+    octaves = np.log2(np.clip(freqs, *TILT_BAND_HZ) / TILT_PIVOT_HZ)
+    out = np.fft.irfft(np.fft.rfft(audio) * 10.0 ** (db_per_octave * octaves / 20.0), n=audio.size)
+    power = float(np.mean(out ** 2))
+    return out * np.sqrt(float(np.mean(audio ** 2)) / power) if power > 0 else out
+
+
 def render(utt: dict, speaker: dict) -> tuple[np.ndarray, str]:
-    """Synthesise one utterance: eSpeak -> trim -> 16 kHz -> pad with the speaker's noise floor to 1-4 s."""
+    """Synthesise one utterance: eSpeak -> trim -> 16 kHz -> spectral tilt (``utt["tilt"]`` dB per octave, if any) ->
+    pad with the speaker's noise floor to 1-4 s."""
     import soxr
 
     from ._espeak import synthesize
@@ -126,6 +166,7 @@ def render(utt: dict, speaker: dict) -> tuple[np.ndarray, str]:
     else:  # pragma: no cover - the rates above always get there
         raise RuntimeError(f"demo: could not fit {utt['utterance_id']} into {MAX_DURATION_S} s")
     audio = soxr.resample(audio.astype(np.float64), sr, SAMPLE_RATE, quality="HQ")
+    audio = spectral_tilt(audio, SAMPLE_RATE, float(utt.get("tilt", 0.0)))
     rng = np.random.default_rng(utt["noise_seed"])
     lead, tail = (int(rng.uniform(0.08, 0.3) * SAMPLE_RATE) for _ in range(2))
     total = audio.size + lead + tail

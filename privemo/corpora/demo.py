@@ -75,60 +75,77 @@ FEMALE_VOICES = ("en+f1", "en+f2", "en+f3", "en+f4", "en+f5")
 MALE_VOICES = ("en+m1", "en+m2", "en+m3", "en+m4", "en+m5", "en+m6", "en+m7")
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Wording: valence is carried by the polarity of the words filling each template's slots.
+# Wording. Adjectives and verbs by (valence polarity, activation level), intensifiers and openers by activation level,
+# tags by polarity. Levels: 0 = low / negative, 1 = mid / neutral, 2 = high / positive.
 _NOUNS = (
     "weather", "meeting", "dinner", "trip", "news", "house", "job", "plan", "movie", "letter", "party", "car", "idea",
     "result", "weekend", "garden", "lesson", "neighbour", "project", "music", "story", "holiday", "phone call", "game",
 )
-_WORDS: dict[str, dict[str, tuple[str, ...]]] = {
-    "adj": {
-        "pos": ("wonderful", "great", "lovely", "amazing", "beautiful", "fantastic", "delightful", "perfect", "brilliant",
-                "pleasant", "excellent", "charming"),
-        "neu": ("ordinary", "usual", "normal", "average", "regular", "plain", "typical", "standard", "common", "simple",
-                "quiet", "new"),
-        "neg": ("terrible", "awful", "horrible", "miserable", "dreadful", "ugly", "disgusting", "painful", "stupid",
-                "boring", "annoying", "hopeless"),
-    },
-    "verb": {
-        "pos": ("love", "enjoy", "like", "adore", "appreciate", "admire"),
-        "neu": ("see", "need", "remember", "notice", "check", "mention"),
-        "neg": ("hate", "dread", "despise", "resent", "loathe", "regret"),
-    },
-    "adv": {
-        "pos": ("wonderfully", "truly", "happily"),
-        "neu": ("quite", "fairly", "somewhat", "rather"),
-        "neg": ("terribly", "awfully", "sadly"),
-    },
-    "tag": {
-        "pos": ("thank goodness", "how nice", "I am glad"),
-        "neu": ("I guess", "you know", "I think"),
-        "neg": ("unfortunately", "what a shame", "I am upset"),
-    },
+_ADJ: dict[tuple[int, int], tuple[str, ...]] = {  # (valence, activation)
+    (2, 2): ("thrilling", "fantastic", "amazing", "brilliant", "exciting", "incredible", "spectacular", "awesome"),
+    (2, 1): ("wonderful", "great", "lovely", "delightful", "beautiful", "excellent", "perfect", "charming"),
+    (2, 0): ("pleasant", "peaceful", "relaxing", "gentle", "soothing", "comfortable", "cosy", "restful"),
+    (1, 2): ("intense", "hectic", "crazy", "loud", "wild", "frantic", "surprising", "busy"),
+    (1, 1): ("ordinary", "usual", "normal", "regular", "typical", "standard", "common", "new"),
+    (1, 0): ("quiet", "slow", "plain", "simple", "still", "sleepy", "soft", "long"),
+    (0, 2): ("furious", "outrageous", "disgusting", "infuriating", "ridiculous", "shocking", "terrifying", "unbearable"),
+    (0, 1): ("terrible", "awful", "horrible", "annoying", "stupid", "nasty", "ugly", "unfair"),
+    (0, 0): ("sad", "miserable", "boring", "gloomy", "dull", "hopeless", "lonely", "depressing"),
 }
-_TEMPLATES = (  # lower-case first word (except "I"): a prefix may precede it
-    "I {verb} this {adj} {noun}",
-    "that {noun} was {adv} {adj}",
+_VERB: dict[tuple[int, int], tuple[str, ...]] = {
+    (2, 2): ("adore", "love", "celebrate"),
+    (2, 1): ("enjoy", "like", "appreciate"),
+    (2, 0): ("admire", "welcome", "cherish"),
+    (1, 2): ("rush", "chase", "push"),
+    (1, 1): ("see", "need", "check", "mention"),
+    (1, 0): ("remember", "notice", "wait for"),
+    (0, 2): ("hate", "despise", "loathe"),
+    (0, 1): ("resent", "dislike", "doubt"),
+    (0, 0): ("regret", "dread", "miss"),
+}
+_INTENSIFIERS: dict[int, tuple[str, ...]] = {
+    2: ("absolutely", "totally", "incredibly", "really", "so", "extremely"),
+    1: ("quite", "fairly", "pretty", "rather"),
+    0: ("a bit", "somewhat", "kind of", "slightly", "a little"),
+}
+_OPENERS: dict[int, tuple[str, ...]] = {
+    2: ("Oh wow,", "Listen,", "Hey,", "Come on,", "Whoa,", "Seriously,"),
+    1: ("", "", "So,", "Well,", "Okay,", "Right,"),
+    0: ("Hmm,", "Um,", "Eh,", "Uh,", "Oh well,", "Yeah,"),
+}
+_TAGS: dict[int, tuple[str, ...]] = {
+    2: ("thank goodness", "how nice", "I am glad"),
+    1: ("I guess", "you know", "I think"),
+    0: ("unfortunately", "what a shame", "I am upset"),
+}
+_TEMPLATES = (  # lower-case first word (except "I"): an opener may precede it; every one has two valence slots
+    "I {verb} this {int} {adj} {noun}",
+    "that {noun} was {int} {adj}, {tag}",
     "you {verb} the {adj} {noun} today",
-    "the {noun} is {adj}, {tag}",
-    "honestly, the {noun} looks {adv} {adj}",
-    "it is a {adj} {noun}, {tag}",
-    "my {noun} feels {adv} {adj} now",
-    "they said the {noun} was {adj}",
-    "we {verb} the {noun}, it was {adj}",
+    "the {noun} is {int} {adj}, {tag}",
+    "honestly, I {verb} the {noun}, it looks {adj}",
+    "it is {art} {int} {adj} {noun}, {tag}",
+    "I {verb} my {noun}, it feels {int} {adj}",
+    "they said the {noun} was {adj}, {tag}",
+    "we {verb} the {noun}, it was {int} {adj}",
 )
-_PREFIXES = ("", "", "Well,", "Listen,", "Okay,", "Oh,", "So,")
 _SUFFIXES = ("", "", " again", " right now", " this time")
 
 # ---------------------------------------------------------------------------------------------------------------------
-# assumption: see README assumptions table. How the latent activation / valence (z in [-1, 1]) drive eSpeak's prosody.
+# assumption: see README assumptions table. How the latent activation / valence (z in [-1, 1]) drive the words and
+# eSpeak's prosody.
 BASE_RATE_WPM = 165.0
-RATE_PER_Z = (0.30, 0.06)  # relative rate change per unit of (activation z, valence z)
-PITCH_PER_Z = (16.0, 5.0)  # eSpeak pitch units (0-100) per unit of (activation z, valence z)
-RANGE_PER_Z = (28.0, 8.0)  # eSpeak pitch-range units (0-100)
+RATE_PER_Z = (0.30, 0.10)  # relative rate change per unit of (activation z, valence z)
+PITCH_PER_Z = (16.0, 9.0)  # eSpeak pitch units (0-100) per unit of (activation z, valence z)
+RANGE_PER_Z = (28.0, 14.0)  # eSpeak pitch-range units (0-100)
 VOLUME_PER_Z = 0.40  # relative loudness change per unit of activation z
-PROSODY_JITTER = {"rate": 0.06, "pitch": 4.0, "range": 6.0, "volume": 0.08}  # per-utterance noise (log-rate, units, log-vol)
+TILT_PER_Z = 2.0  # spectral tilt (dB per octave, privemo.corpora._synthesis.spectral_tilt) per unit of valence z
+PROSODY_JITTER = {"rate": 0.06, "pitch": 4.0, "range": 6.0, "volume": 0.08, "tilt": 0.8}  # per utterance (log-rate,
+# units, log-volume, dB per octave)
 RATER_NOISE = 0.55  # s.d. of a rater's score around the latent value (before rounding to 1..5)
-WORD_POLARITY_GAIN = 2.2  # logit gain of the valence z on a slot's word polarity (neutral logit 0.8)
+WORD_VALENCE_GAIN = 3.2  # logit gain of the valence z on a slot's polarity
+WORD_ACTIVATION_GAIN = 1.6  # logit gain of the activation z on a slot's activation level
+NEUTRAL_LOGIT = 0.8  # logit of the mid / neutral word class
 
 
 def demo_root(seed: int = DEMO_SEED, n_per_speaker: int = DEFAULT_N_PER_SPEAKER) -> Path:
@@ -167,19 +184,23 @@ def _speakers(seed: int) -> list[dict]:
 
 
 def _sentence(rng: np.random.Generator, zv: float, za: float) -> tuple[list[str], str]:
-    """Candidate texts (longest first; shorter ones drop the filler) for one utterance; valence sets word polarity."""
-    logits = np.array([-WORD_POLARITY_GAIN * zv, 0.8, WORD_POLARITY_GAIN * zv])
-    probs = np.exp(logits - logits.max())
-    probs /= probs.sum()
+    """Candidate texts (longest first; shorter ones drop the suffix, the opener, then the tag) for one utterance: each
+    slot's word class is drawn around the latent valence (polarity) and activation (arousal level)."""
     template = pick(rng, _TEMPLATES)
-    fills = {"noun": pick(rng, _NOUNS)}
-    for slot in ("adj", "verb", "adv", "tag"):
-        polarity = ("neg", "neu", "pos")[int(rng.choice(3, p=probs))]
-        fills[slot] = pick(rng, _WORDS[slot][polarity])
-    core = template.format(**fills)
-    prefix, suffix = pick(rng, _PREFIXES), pick(rng, _SUFFIXES)
+    va = lambda: (level(rng, zv, WORD_VALENCE_GAIN, NEUTRAL_LOGIT), level(rng, za, WORD_ACTIVATION_GAIN, NEUTRAL_LOGIT))  # noqa: E731
+    fills = {
+        "noun": pick(rng, _NOUNS),
+        "adj": pick(rng, _ADJ[va()]),
+        "verb": pick(rng, _VERB[va()]),
+        "int": pick(rng, _INTENSIFIERS[level(rng, za, WORD_ACTIVATION_GAIN, NEUTRAL_LOGIT)]),
+        "tag": pick(rng, _TAGS[level(rng, zv, WORD_VALENCE_GAIN, NEUTRAL_LOGIT)]),
+    }
+    opener = pick(rng, _OPENERS[level(rng, za, WORD_ACTIVATION_GAIN, NEUTRAL_LOGIT)])
+    suffix = pick(rng, _SUFFIXES)
+    core = articles(template.format(art="{art}", **fills))
+    short = articles(template.replace(", {tag}", "").format(art="{art}", **fills))
     end = "!" if za > 0.45 and rng.random() < 0.6 else "."
-    variants = [f"{prefix} {core}{suffix}".strip(), f"{core}{suffix}", core]
+    variants = [f"{opener} {core}{suffix}".strip(), f"{opener} {core}".strip(), f"{core}{suffix}", core, short]
     texts = []
     for v in variants:
         text = v[0].upper() + v[1:] + end

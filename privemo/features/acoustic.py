@@ -33,7 +33,7 @@ HOP_LENGTH_MS = 10.0
 # in [-1, 1] speech bands sit far above it, digital silence maps to log(1e-6) = -13.8 instead of -inf.
 LOG_FLOOR = 1e-6
 # assumption (README assumptions table): longest utterance fed to the model, 1000 frames = 10 s; longer ones keep their
-# first MAX_FRAMES frames (head truncation). Applied by the pipeline (``privemo.pipeline``) or via ``max_frames``.
+# first MAX_FRAMES frames (head truncation). Applied by the pipeline (``privemo.data.pipeline``) or via ``max_frames``.
 MAX_FRAMES = 1000
 # assumption (README assumptions table): floor on per-band standard deviations in z-normalisation (constant bands).
 STD_FLOOR = 1e-3

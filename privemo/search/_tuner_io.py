@@ -3,7 +3,7 @@
 keras-tuner 1.4 writes ``oracle.json``, every ``trial_*/trial.json``, ``build_config.json`` and ``<tuner_id>.json``
 through ``keras_tuner.src.utils.save_json``, which opens the file for writing (emptying it) and then writes: a run
 killed in between leaves an empty or truncated file, and ``--resume`` then fails deep inside keras-tuner with a bare
-``JSONDecodeError``. Importing this module (``privemo.tuning`` does) replaces keras-tuner's ``save_json`` and
+``JSONDecodeError``. Importing this module (``privemo.search.tuning`` does) replaces keras-tuner's ``save_json`` and
 ``load_json`` (every keras-tuner module calls them as ``utils.save_json`` / ``utils.load_json``, so the module attribute
 is the one place to change):
 
@@ -23,7 +23,7 @@ from typing import Any
 
 from keras_tuner.src import utils as _kt_utils
 
-from ._io import atomic_write_text
+from privemo._io import atomic_write_text
 
 
 class TunerStateError(ValueError):

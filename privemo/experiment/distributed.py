@@ -12,7 +12,7 @@ per (condition, outer fold): ``<out>/work/tuning/<condition.key>/fold<k>/``. pri
   attacks, tables);
 - any number of **workers** (``python -m privemo.distributed --role worker --worker-id N``), each visiting the projects
   in the job list's order: it asks the project's oracle for a trial (keras-tuner's ``CreateTrial``), trains trials with
-  the reproduce command's own data, hypermodel and ``privemo.tuning.make_tuner`` (a keras-tuner worker: its oracle is a
+  the reproduce command's own data, hypermodel and ``privemo.search.tuning.make_tuner`` (a keras-tuner worker: its oracle is a
   gRPC client of the chief's) until the oracle says the project is handed out, then moves to the next project. Workers
   therefore also work on different projects at the same time: the quick grid (one configuration per project) spreads
   over workers too.
@@ -64,9 +64,9 @@ from typing import Any, NamedTuple, Sequence
 import keras_tuner
 from keras_tuner.src.engine import trial as trial_module
 
-from ._io import atomic_write_json, atomic_write_text, read_json
-from .experiment import work_dir
-from .tuning import OBJECTIVE, ConcurrentGridSearch, ConcurrentGridSearchOracle, GridSearch
+from privemo._io import atomic_write_json, atomic_write_text, read_json
+from privemo.experiment import work_dir
+from privemo.search.tuning import OBJECTIVE, ConcurrentGridSearch, ConcurrentGridSearchOracle, GridSearch
 
 # assumption (README assumptions table): default base port of the chief's oracles (the gRPC convention's 50051); project
 # i of the job list is served on BASE_PORT + i. Change with --port / KERASTUNER_ORACLE_PORT.
@@ -86,7 +86,7 @@ SINGLE_PROCESS_TUNER_ID = "tuner0"
 
 def make_oracle(hypermodel, directory: str | os.PathLike, project_name: str, *, seed: int = 0,
                 overwrite: bool = False) -> ConcurrentGridSearchOracle:
-    """The oracle of one tuner project, as ``privemo.tuning.make_tuner`` would set it up, without building a model.
+    """The oracle of one tuner project, as ``privemo.search.tuning.make_tuner`` would set it up, without building a model.
 
     A project with saved state is reloaded unless ``overwrite`` (then it is deleted first); a new one gets the
     hypermodel's declared search space. The oracle saves itself to ``directory/project_name/oracle.json``.
@@ -124,14 +124,14 @@ class Job(NamedTuple):
 
 
 def _user_error(message: str) -> Exception:
-    from .reproduce import UserError
+    from privemo.cli.reproduce import UserError
 
     return UserError(message)
 
 
 def load_run(config) -> tuple[Any, list, list[Job]]:
     """The corpus table, its folds and the run's full job list (conditions x folds, the reproduce command's order)."""
-    from .experiment import plan_run
+    from privemo.experiment import plan_run
 
     table, folds, fold_ids, conditions = plan_run(config)
     pairs = [(k, c) for c in conditions for k in fold_ids]  # experiment.run_cross_validation's (condition-major) order
@@ -149,7 +149,7 @@ def plan_path(config) -> Path:
 
 def fingerprint(config, jobs: Sequence[Job]) -> dict:
     """The settings every process of a distributed run must share (compared by workers against the chief's plan)."""
-    from .experiment import run_settings
+    from privemo.experiment import run_settings
 
     return {**run_settings(config), "jobs": [job.name for job in jobs]}
 
@@ -222,7 +222,7 @@ def run_chief(config, *, host: str = DEFAULT_HOST, port: int = BASE_PORT, search
     """Serve every pending project of the run until all trials have ended; then run the reproduce command's remaining
     steps unless ``search_only``. Returns a summary (per project: trials, which tuner ran which trial).
     """
-    from .experiment import _hypermodel, fold_seed, result_path
+    from privemo.experiment import _hypermodel, fold_seed, result_path
 
     log = log or (lambda message: print(message, file=sys.stderr, flush=True) if config.verbose else None)
     t0 = time.perf_counter()
@@ -300,7 +300,7 @@ def run_chief(config, *, host: str = DEFAULT_HOST, port: int = BASE_PORT, search
             server.stop(grace=1.0)
     log(f"[chief] search finished in {search_s:.1f} s")
     if not search_only:
-        from .experiment import run
+        from privemo.experiment import run
 
         summary["reproduce"] = run(dataclasses.replace(config, resume=True))
     return summary
@@ -381,7 +381,7 @@ def run_worker(config, *, worker_id=0, host: str = DEFAULT_HOST, threads: int | 
     Returns {"role": "worker", "tuner_id", "trials": {project name: [trial ids this worker trained]},
     "trial_times": {project name: {trial id: [start, end] (time.time())}}, "seconds"}.
     """
-    from .experiment import lexical_inputs, prepare_corpus
+    from privemo.experiment import lexical_inputs, prepare_corpus
 
     log = log or (lambda message: print(message, file=sys.stderr, flush=True) if config.verbose else None)
     tuner_id = tuner_id_for(worker_id)
@@ -431,9 +431,9 @@ def run_worker(config, *, worker_id=0, host: str = DEFAULT_HOST, threads: int | 
 
 def _search_project(config, job: Job, data, fold, lexical, tuner_id: str, host: str, port: int,
                     log) -> dict[str, list[float]]:
-    from .tuning import make_tuner
+    from privemo.search.tuning import make_tuner
 
-    from .experiment import search_setup
+    from privemo.experiment import search_setup
 
     setup = search_setup(data, job.fold, fold, job.condition, config, lexical)
     directory, project = project_location(config, job)
@@ -474,73 +474,3 @@ def _configure_threads(threads: int | None) -> None:
         except RuntimeError:  # TensorFlow already initialised in this process
             pass
     tf.config.experimental.enable_op_determinism()
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Command line
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from .reproduce import build_parser as reproduce_parser
-
-    p = reproduce_parser()
-    p.prog = "python -m privemo.distributed"
-    p.description = ("Distributed hyper-parameter search for `python -m privemo.reproduce` on keras-tuner's "
-                     "chief/worker engine: one chief serves every tuner project's oracle over gRPC, workers train "
-                     "the trials. Every process takes the reproduce command's flags (the same on every machine) "
-                     "plus the ones below.")
-    env_id = os.environ.get(ENV_TUNER_ID)
-    g = p.add_argument_group("distributed search")
-    g.add_argument("--role", choices=["chief", "worker"],
-                   default=None if env_id is None else ("chief" if "chief" in env_id else "worker"),
-                   help=f"chief (serves the oracles) or worker (trains trials); default from ${ENV_TUNER_ID}")
-    g.add_argument("--worker-id", default=None,
-                   help=f"worker only: an integer N (tuner id 'tunerN') or a name; default from ${ENV_TUNER_ID}, "
-                        "else 0")
-    g.add_argument("--host", default=os.environ.get(ENV_ORACLE_IP, DEFAULT_HOST),
-                   help="chief: address to listen on (0.0.0.0 for other machines); worker: the chief's address")
-    g.add_argument("--port", type=int, default=int(os.environ.get(ENV_ORACLE_PORT, BASE_PORT)),
-                   help="base port: project i of the job list is served on port + i")
-    g.add_argument("--threads", type=int, default=None,
-                   help="worker: TensorFlow threads (e.g. 1 when several workers share a machine's cores)")
-    g.add_argument("--search-only", action="store_true",
-                   help="chief: stop after the search (then run `python -m privemo.reproduce --resume` with the same "
-                        "flags for the tables)")
-    g.add_argument("--linger", type=float, default=LINGER_S,
-                   help="chief: seconds to wait after the last trial for workers still walking through the projects")
-    g.add_argument("--plan-wait", type=float, default=PLAN_WAIT_S,
-                   help="worker: seconds to wait for a running chief")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    from .reproduce import UserError, config_from_args, run_command
-
-    args = build_parser().parse_args(argv)
-
-    def body() -> str:
-        if args.role is None:
-            raise UserError(f"--role chief|worker is required (or set ${ENV_TUNER_ID})")
-        if not 1 <= args.port <= 65535:
-            raise UserError(f"--port must be between 1 and 65535 (got {args.port})")
-        if args.threads is not None and args.threads < 1:
-            raise UserError(f"--threads must be a positive integer (got {args.threads})")
-        config = config_from_args(args)
-        if args.role == "chief":
-            summary = run_chief(config, host=args.host, port=args.port, search_only=args.search_only,
-                                linger_s=args.linger)
-            text = summary.pop("reproduce", None)
-            return "\n".join(filter(None, [json.dumps(summary, sort_keys=True), text]))
-        worker_id = args.worker_id
-        if worker_id is None:
-            env_id = os.environ.get(ENV_TUNER_ID)
-            worker_id = env_id if env_id and "chief" not in env_id else 0
-        summary = run_worker(config, worker_id=worker_id, host=args.host, threads=args.threads,
-                             plan_wait_s=args.plan_wait)
-        return json.dumps(summary, sort_keys=True)
-
-    return run_command("privemo.distributed", body, "rerun the chief with --resume to continue")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

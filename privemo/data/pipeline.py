@@ -15,8 +15,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .features.acoustic import MAX_FRAMES
-from .features.lexical import MAX_TOKENS
+from privemo.features.acoustic import MAX_FRAMES
+from privemo.features.lexical import MAX_TOKENS
 
 MODALITIES: tuple[str, ...] = ("acoustic", "lexical")
 # assumption (README assumptions table): sequence caps per modality (see MAX_FRAMES, MAX_TOKENS).
@@ -263,7 +263,7 @@ def make_dataset(
     dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(n_batches))
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
-    # The epoch counter drives the shuffle; a training run restarts it (privemo.training.fit) so that every trial of a
+    # The epoch counter drives the shuffle; a training run restarts it (privemo.nn.training.fit) so that every trial of a
     # search sees the same batch order whatever ran before it in the process (resumed and distributed trials included).
     dataset.privemo_restart_epochs = lambda: epoch.__setitem__(0, 0)
     return dataset

@@ -22,7 +22,7 @@ import tensorflow as tf
 import keras
 
 from privemo.metrics import uar
-from privemo.models import ADVERSARIES, output_names
+from privemo.nn.models import ADVERSARIES, output_names
 
 LEARNING_RATE = 1e-3  # assumption: see README assumptions table (Adam; the paper does not state optimiser or rate)
 PATIENCE = 5  # assumption: see README assumptions table (early-stopping patience in epochs on val_objective)
@@ -51,7 +51,7 @@ def objective(
     ``chance`` is 1/K for K attribute classes (0.5 for gender).
 
     Where the attribute UAR comes from decides whether the rule can be gamed. privemo's default takes it from a *fresh
-    probe* fitted on the training speakers' h each epoch (``privemo.selection.PrivacyProbe``), which cannot be fooled the
+    probe* fitted on the training speakers' h each epoch (``privemo.search.selection.PrivacyProbe``), which cannot be fooled the
     way a jointly trained head can. The paper-literal rule scores the adversary head itself; a head driven below chance
     is confidently wrong and still leaks, so with ``two_sided=True`` its distance from chance costs in both directions:
     ``emotion_uar - weight * |attribute_uar - chance|``.
@@ -139,8 +139,8 @@ def predict_sequences(
     model: keras.Model, inputs: Mapping[str, Sequence[np.ndarray]], batch_size: int = VAL_BATCH_SIZE
 ) -> dict[str, np.ndarray]:
     """Predict utterances given as {modality: [array (frames_i, dim), ...]} (all of them, in order) with
-    ``privemo.pipeline.predict``: length-sorted zero-padded batches, results in the original order."""
-    from privemo.pipeline import predict
+    ``privemo.data.pipeline.predict``: length-sorted zero-padded batches, results in the original order."""
+    from privemo.data.pipeline import predict
 
     keys = _input_names(model)
     absent = [k for k in keys if k not in inputs]
@@ -188,7 +188,7 @@ class ValidationUAR(keras.callbacks.Callback):
             output without targets is not scored (e.g. a speaker head on unseen validation speakers).
         objective: ``f(emotion_uar, attribute_uar_or_None, chance) -> float``; default ``objective`` (weight 1).
         batch_size: prediction batch size for raw utterances.
-        probe: a ``privemo.selection.PrivacyProbe``: the attribute term of the objective then comes from a fresh probe
+        probe: a ``privemo.search.selection.PrivacyProbe``: the attribute term of the objective then comes from a fresh probe
             fitted on the training speakers' h each epoch (logged as ``val_probe``), not from the adversary head (whose
             UAR is still logged). Needs raw-utterance ``val_data`` and a model with an "h" layer.
     """

@@ -1,6 +1,6 @@
 """Speaker verification attack: can an attacker link two utterances of the same, unseen speaker through h?
 
-`privemo.attacks.speaker_attack` asks whether an attacker who has seen some of a speaker's utterances can name the
+`privemo.privacy.attacks.speaker_attack` asks whether an attacker who has seen some of a speaker's utterances can name the
 speaker of others (closed-set identification). The threat the VoicePrivacy challenge evaluates is linkage: given two
 representations of speakers the attacker has never seen, can it tell whether they come from the same person? This
 module measures that with the challenge's *semi-informed attacker* design, on plain NumPy arrays.
@@ -34,7 +34,7 @@ from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.metrics import roc_curve
 from sklearn.preprocessing import StandardScaler
 
-from privemo.attacks import _check_h, _check_labels, _invalid
+from privemo.privacy.attacks import _check_h, _check_labels, _invalid
 
 __all__ = ["speaker_verification_attack", "equal_error_rate", "MAX_TRIALS"]
 

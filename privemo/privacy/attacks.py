@@ -4,13 +4,13 @@ Every privacy figure privemo reports comes from an attacker trained *afresh* aft
 adversary head's own accuracy during training says little: a jointly trained gradient reversal layer can leave the
 attribute in h while its head is fooled). Everything here works on plain NumPy arrays -- representations h of shape
 (n_utterances, n_features) and the model's emotion probabilities of shape (n_utterances, n_classes) -- so it does not
-depend on how h was produced. Linkage of unseen speakers (speaker verification, EER) is in `privemo.verification`.
+depend on how h was produced. Linkage of unseen speakers (speaker verification, EER) is in `privemo.privacy.verification`.
 
 Attribute attack protocol (gender, or speaker identity)
 -------------------------------------------------------
 - The paper's attacker (`MLPAttacker`, `train_attacker`): an MLP of ``dense_layers`` x Dense(``dense_width``, relu)
   and a softmax, one per configuration of the paper's grid (dense layers {2, 3, 4} x width {32, 64},
-  `privemo.grids.ATTACKER_GRID`). Assumptions (not in the paper): inputs standardised with statistics of the attacker's
+  `privemo.search.grids.ATTACKER_GRID`). Assumptions (not in the paper): inputs standardised with statistics of the attacker's
   training set; Adam (learning rate 1e-3), batch size 64, class-balanced sample weights; early stopping on the
   validation UAR computed on the whole validation set after every epoch (at most 100 epochs, patience 10), restoring
   the best epoch's weights; the configuration with the best validation UAR is kept.
@@ -86,7 +86,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 from sklearn.utils.class_weight import compute_sample_weight
 
-from privemo.grids import ATTACKER_GRID
+from privemo.search.grids import ATTACKER_GRID
 from privemo.metrics import uar
 
 __all__ = [
@@ -997,7 +997,7 @@ def speaker_attack(
     per part, so at least 3 per speaker); the same attackers as `attack_representation` are trained, selected on the
     validation part (log-loss), refit on train + validation parts and scored by UAR over speakers on the test part.
     Chance UAR = 1 / n_speakers. For identity linkage across speakers unseen by the attacker see
-    `privemo.verification.speaker_verification_attack`.
+    `privemo.privacy.verification.speaker_verification_attack`.
     """
     h = _check_h(h, "h")
     speakers = _check_labels(speakers, len(h), "speakers")

@@ -9,7 +9,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ._io import atomic_write_json
+from privemo._io import atomic_write_json
 
 PACKAGES = ("privemo", "tensorflow", "keras", "keras-tuner", "librosa", "numpy", "scikit-learn", "pandas", "scipy",
             "soundfile", "gensim", "espeakng-loader", "matplotlib")
@@ -23,7 +23,7 @@ def package_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     if versions.get("privemo") is None:
-        from . import __version__
+        from privemo import __version__
 
         versions["privemo"] = __version__
     return versions

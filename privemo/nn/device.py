@@ -1,7 +1,7 @@
 """Device set-up and GPU readiness: op determinism, an optional mixed-precision policy, and what TensorFlow sees.
 
 privemo trains on whatever TensorFlow places the ops on: a visible GPU is used without any flag. The encoder's GRU
-layers (``privemo.models.encode_branch``) keep Keras' cuDNN-compatible defaults (tanh, sigmoid recurrent activation,
+layers (``privemo.nn.models.encode_branch``) keep Keras' cuDNN-compatible defaults (tanh, sigmoid recurrent activation,
 bias, ``reset_after=True``, no recurrent dropout, not unrolled) and get right-padded masks from ``FrameMask`` (an
 all-zero input keeps one frame, so no sequence is fully masked), so on a GPU Keras takes the cuDNN GRU kernel;
 ``cudnn_gru_problems`` checks a model for anything that would silently fall back to the generic kernel.

@@ -75,7 +75,7 @@ class PrivacyProbe:
         """The attribute's validation score in [0, 1] (0.5 = chance, higher = more leakage)."""
         if self.kind == "gender":
             return gender_probe_uar(h_train, self.train_labels, h_val, self.val_labels)
-        from .verification import speaker_verification_attack
+        from privemo.privacy.verification import speaker_verification_attack
 
         result = speaker_verification_attack(h_train, self.train_labels, h_val, self.val_labels, seed=self.seed)
         return 1.0 - float(result["eer"])
@@ -87,7 +87,7 @@ def gender_probe_uar(h_train: np.ndarray, y_train: np.ndarray, h_eval: np.ndarra
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from .metrics import uar
+    from privemo.metrics import uar
 
     y_train = np.asarray(y_train)
     if len(np.unique(y_train)) < 2:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ._io import atomic_write_text
+from privemo._io import atomic_write_text
 
 # Row order of the paper's Table 1 (modality, corpus); other corpora (the demo corpus) are appended per modality.
 PAPER_ROWS: tuple[tuple[str, str], ...] = (
@@ -126,7 +126,7 @@ def table1(frame: pd.DataFrame, adversary: str, privacy: Sequence[str] | str, *,
             "speaker_eer": higher is more private).
         placement: which adversary placement to tabulate.
         extra: further metric columns (e.g. "mi_auc").
-        reference: ``privemo.reference.reference_frame`` output: adds the linear reference's emotion UAR per task.
+        reference: ``privemo.experiment.reference.reference_frame`` output: adds the linear reference's emotion UAR per task.
     """
     privacy = [privacy] if isinstance(privacy, str) else list(privacy)
     out_rows = []

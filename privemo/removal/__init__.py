@@ -2,14 +2,14 @@
 
 Why: a GRL trained jointly with its adversary can leave the attribute in h and teach the adversary head to be confidently
 wrong (its own UAR below chance), while a *fresh* attacker trained on the frozen h recovers the attribute perfectly (see
-``benchmarks/leakage.py`` and the README). The methods here share privemo.models' encoder and heads, so every result is
-comparable with the paper's set-up; privacy is always judged by fresh attackers (``privemo.attacks``).
+``benchmarks/leakage.py`` and the README). The methods here share privemo.nn.models' encoder and heads, so every result is
+comparable with the paper's set-up; privacy is always judged by fresh attackers (``privemo.privacy.attacks``).
 
 ``build_removal_model(removal=..., **build_model_kwargs, **method_kwargs)`` is the one entry point:
 
-- ``"grl"``: the paper's joint training, exactly ``privemo.models.build_model`` (the default; reproduces Table 1).
+- ``"grl"``: the paper's joint training, exactly ``privemo.nn.models.build_model`` (the default; reproduces Table 1).
 - ``"grl_dann"``: the same network; lambda ramps from 0 to ``grl_lambda`` over training with the DANN schedule
-  (``privemo.layers.LambdaSchedule``), which the returned ``ScheduledGRLModel`` adds to every ``fit`` call itself.
+  (``privemo.nn.layers.LambdaSchedule``), which the returned ``ScheduledGRLModel`` adds to every ``fit`` call itself.
 - ``"alternating"``: ``AlternatingAdversarialModel``: at each training step the adversary heads are first trained for ``k``
   steps on the frozen representation (ordinary cross-entropy), then the encoder and emotion head take one step on
   ``emotion loss + adversary_weight * privacy loss`` against the updated heads, the privacy loss being the reversed
@@ -25,7 +25,7 @@ comparable with the paper's set-up; privacy is always judged by fresh attackers 
   attribute, and ``apply_projection`` appends it (``NullspaceProjection``, a registered layer named "h") so the projected
   representation is exported and the emotion head can be refitted on it. A linear reference point: non-linear attackers
   may still recover what INLP leaves.
-- ``"leace"``: post hoc, like "inlp", with LEACE (``privemo.leace.LeaceEraser``, Belrose et al., NeurIPS 2023) as the
+- ``"leace"``: post hoc, like "inlp", with LEACE (``privemo.removal.leace.LeaceEraser``, Belrose et al., NeurIPS 2023) as the
   eraser: the closed-form affine edit ``h -> h - (h - mean) A^T`` that makes h's covariance with the attribute exactly
   zero on the rows it is fitted on (no linear classifier beats a constant there) while moving h the least.
   ``apply_leace`` appends it as an ``AffineErasure`` layer named "h" (``apply_erasure``).
@@ -35,8 +35,8 @@ comparable with the paper's set-up; privacy is always judged by fresh attackers 
 ``POST_HOC`` maps each post-hoc method to (the network it trains: "baseline" or another method, its eraser).
 
 Every returned model has the same dict outputs as ``build_model`` ("emotion", and "gender" / "speaker" or the per-modality
-"gender_acoustic" ... for adversarial methods) and a layer named "h", so ``privemo.models.representation_model``,
-``privemo.training.fit`` / ``ValidationUAR`` and ``privemo.pipeline.predict`` work unchanged. Under
+"gender_acoustic" ... for adversarial methods) and a layer named "h", so ``privemo.nn.models.representation_model``,
+``privemo.nn.training.fit`` / ``ValidationUAR`` and ``privemo.data.pipeline.predict`` work unchanged. Under
 ``keras.utils.set_random_seed(seed)`` (or ``seed=``) building and training are deterministic.
 """
 
@@ -50,9 +50,9 @@ import keras
 from keras import ops
 
 from privemo._seed import set_seed
-from privemo.layers import LambdaSchedule, check_lambda
+from privemo.nn.layers import LambdaSchedule, check_lambda
 from privemo.metrics import uar
-from privemo.models import ADVERSARIES, build_model, classifier_head, representation_model
+from privemo.nn.models import ADVERSARIES, build_model, classifier_head, representation_model
 
 __all__ = [
     "REMOVALS",
@@ -167,8 +167,8 @@ class ScheduledGRLModel(keras.Model):
     """``build_model``'s network whose GradientReversal layers follow a lambda schedule during every ``fit``.
 
     A functional model (same inputs, outputs and layer names as ``build_model``) that adds a
-    ``privemo.layers.LambdaSchedule`` to the callbacks of each ``fit`` call (unless one is passed), so
-    ``privemo.training.fit`` and keras-tuner drive the DANN ramp without knowing about it.
+    ``privemo.nn.layers.LambdaSchedule`` to the callbacks of each ``fit`` call (unless one is passed), so
+    ``privemo.nn.training.fit`` and keras-tuner drive the DANN ramp without knowing about it.
 
     Args (keyword, besides the functional ``inputs``, ``outputs``, ``name``):
         lambda_max: Float >= 0, the lambda reached at the end of the ramp.
@@ -219,7 +219,7 @@ class AlternatingAdversarialModel(keras.Model):
     A functional model: ``call`` returns the dict of ``build_model`` ("emotion" and one output per adversary: the head's
     softmax, or the average over the ensemble's heads), and the layers "h" / "h_acoustic" / "h_lexical" exist, so
     ``representation_model``, ``ValidationUAR`` and prediction code work unchanged. Build it with
-    ``build_removal_model(removal="alternating" | "ensemble", ...)``; train it with ``privemo.training.fit`` or
+    ``build_removal_model(removal="alternating" | "ensemble", ...)``; train it with ``privemo.nn.training.fit`` or
     ``model.fit`` after ``compile`` (the compiled losses are only used by ``evaluate``). The adversary heads are the
     nested models ``{output}_adversary{i}_head``.
 
@@ -358,7 +358,7 @@ class AlternatingAdversarialModel(keras.Model):
         import tensorflow as tf  # the train step is written for the TensorFlow backend
 
         if self.adversary_optimizer is None:
-            raise RuntimeError("Compile the model first: model.compile(optimizer) or privemo.training.compile_model(model).")
+            raise RuntimeError("Compile the model first: model.compile(optimizer) or privemo.nn.training.compile_model(model).")
         x, y, sw = _unpack(data)
         if not isinstance(y, Mapping):
             raise ValueError("AlternatingAdversarialModel needs targets as a dict {output name: labels}.")
@@ -510,7 +510,7 @@ def adversary_head_model(
 ) -> keras.Model:
     """One adversary head of the alternating model, a nested model named ``name``: optionally
     ``BatchNormalization(center=False, scale=False)`` (standardises each feature of h, as a fresh attacker's scaler does,
-    so the encoder cannot hide the attribute by shrinking it), then ``privemo.models.classifier_head``."""
+    so the encoder cannot hide the attribute by shrinking it), then ``privemo.nn.models.classifier_head``."""
     x = keras.Input(shape=(int(input_dim),), name=f"{name}_input")
     z = keras.layers.BatchNormalization(center=False, scale=False, name=f"{name}_norm")(x) if normalize else x
     y = classifier_head(z, n_classes, dense_layers=dense_layers, dense_width=dense_width, name=name.removesuffix("_head"))
@@ -581,13 +581,13 @@ def build_removal_model(
     **build_model_kwargs,
 ) -> keras.Model:
     """Build the emotion network with the attribute-removal method ``removal`` (uncompiled; train with
-    ``privemo.training.fit``, which compiles it).
+    ``privemo.nn.training.fit``, which compiles it).
 
     Args:
         removal: one of ``REMOVALS``: "grl" (``build_model`` as is), "grl_dann" (``ScheduledGRLModel``: DANN lambda ramp
             up to ``grl_lambda``), "alternating" / "ensemble" (``AlternatingAdversarialModel``; ``grl_lambda`` is not used),
             "inlp" (the baseline without adversary; apply ``fit_inlp`` + ``apply_projection`` after training), "leace"
-            (the same baseline; apply ``apply_leace`` with a fitted ``privemo.leace.LeaceEraser`` after training),
+            (the same baseline; apply ``apply_leace`` with a fitted ``privemo.removal.leace.LeaceEraser`` after training),
             "ensemble_leace" (the "ensemble" network; ``apply_leace`` after training).
         seed: if given, ``privemo._seed.set_seed(seed)`` (as ``keras.utils.set_random_seed``) before building.
         k: adversary steps per encoder step (alternating / ensemble).
@@ -599,7 +599,7 @@ def build_removal_model(
             every epoch (``AdversaryRefresh``; alternating / ensemble).
         normalize_adversary: standardise h (batch statistics) at the input of every alternating adversary head.
         schedule_update: "batch" or "epoch": when the DANN ramp advances ("grl_dann").
-        **build_model_kwargs: ``privemo.models.build_model`` arguments (modalities, adversary, n_speakers, grl_lambda,
+        **build_model_kwargs: ``privemo.nn.models.build_model`` arguments (modalities, adversary, n_speakers, grl_lambda,
             grl_placement, conv_layers, ...).
 
     Returns:
@@ -794,7 +794,7 @@ def apply_projection(
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# LEACE (post hoc, linear): an affine layer that carries a fitted privemo.leace.LeaceEraser
+# LEACE (post hoc, linear): an affine layer that carries a fitted privemo.removal.leace.LeaceEraser
 
 
 def _check_affine(kernel, bias) -> tuple[np.ndarray, np.ndarray]:
@@ -817,12 +817,12 @@ def _check_affine(kernel, bias) -> tuple[np.ndarray, np.ndarray]:
 
 
 def leace_affine(eraser) -> tuple[np.ndarray, np.ndarray]:
-    """(kernel, bias) of a fitted ``privemo.leace.LeaceEraser`` as an affine map on rows: ``transform(h) = h - (h - mean)
+    """(kernel, bias) of a fitted ``privemo.removal.leace.LeaceEraser`` as an affine map on rows: ``transform(h) = h - (h - mean)
     A^T = h @ (I - A^T) + mean @ A^T``, so kernel = ``I - A^T`` and bias = ``mean @ A^T`` (float32)."""
     matrix = getattr(eraser, "matrix_", None)
     mean = getattr(eraser, "mean_", None)
     if matrix is None or mean is None:
-        raise _invalid("eraser", "a fitted privemo.leace.LeaceEraser (with matrix_ and mean_)", eraser)
+        raise _invalid("eraser", "a fitted privemo.removal.leace.LeaceEraser (with matrix_ and mean_)", eraser)
     matrix, mean = np.asarray(matrix, np.float64), np.asarray(mean, np.float64)
     return _check_affine(np.eye(len(mean)) - matrix.T, mean @ matrix.T)
 
@@ -830,7 +830,7 @@ def leace_affine(eraser) -> tuple[np.ndarray, np.ndarray]:
 @keras.saving.register_keras_serializable(package="privemo")
 class AffineErasure(keras.layers.Layer):
     """A fixed affine map of representations: ``outputs = inputs @ kernel + bias``, e.g. a LEACE eraser
-    (``AffineErasure.from_eraser``; ``privemo.leace.LeaceEraser``).
+    (``AffineErasure.from_eraser``; ``privemo.removal.leace.LeaceEraser``).
 
     Appended after an encoder (``apply_erasure`` / ``apply_leace``) it exports the erased representation. Kernel and bias
     are non-trainable weights (so checkpoints and ``.keras`` files carry them; ``set_affine`` writes new values) and are
@@ -863,7 +863,7 @@ class AffineErasure(keras.layers.Layer):
 
     @classmethod
     def from_eraser(cls, eraser, **kwargs) -> "AffineErasure":
-        """The layer applying a fitted ``privemo.leace.LeaceEraser`` (``leace_affine``)."""
+        """The layer applying a fitted ``privemo.removal.leace.LeaceEraser`` (``leace_affine``)."""
         return cls(*leace_affine(eraser), **kwargs)
 
     def set_affine(self, kernel, bias) -> None:
@@ -889,7 +889,7 @@ class AffineErasure(keras.layers.Layer):
 def apply_leace(
     model: keras.Model, eraser, *, layer: str = "h", freeze_encoder: bool = True, name: str | None = None
 ) -> keras.Model:
-    """``apply_erasure`` with ``AffineErasure.from_eraser(eraser)`` (a ``privemo.leace.LeaceEraser`` fitted on
+    """``apply_erasure`` with ``AffineErasure.from_eraser(eraser)`` (a ``privemo.removal.leace.LeaceEraser`` fitted on
     ``representation_model(model, layer)``'s output) as the layer "h"; default name ``{model.name}_leace``."""
     return apply_erasure(model, AffineErasure.from_eraser(eraser, name="h"), layer=layer, freeze_encoder=freeze_encoder,
                          name=name or f"{model.name}_leace")
@@ -923,7 +923,7 @@ def apply_erasure(
     gives an ``AlternatingAdversarialModel`` with the same settings whose adversary heads (copies) read the erased h, and
     its adversary outputs.
 
-    With ``freeze_encoder`` (default) the encoder is not trainable, so ``privemo.training.fit(result, ...)`` refits only
+    With ``freeze_encoder`` (default) the encoder is not trainable, so ``privemo.nn.training.fit(result, ...)`` refits only
     the heads on the erased representation (as Ravfogel et al. retrain the main-task classifier).
     """
     if not isinstance(erasure, keras.layers.Layer) or erasure.name != "h":

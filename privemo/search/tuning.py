@@ -3,7 +3,7 @@
 ``EmotionPrivacyHyperModel`` declares one ``hp.Choice`` per grid key (one per group of layers: conv layers, conv width,
 conv kernels, GRU layers, GRU width, dense layers, dense width, and the GRL lambda when an adversary is trained), so the
 search space is exactly the grid: 384 configurations of ``PAPER_GRID`` with an adversary, 96 without. Its ``fit`` trains
-with ``privemo.training.fit`` (whole-set validation UAR, early stopping) and returns the best epoch's
+with ``privemo.nn.training.fit`` (whole-set validation UAR, early stopping) and returns the best epoch's
 ``val_objective`` (the selection objective, see ``objective``), ``val_emotion_uar`` and the attribute's UAR.
 
 ``removal`` selects the attribute-removal method (``privemo.removal.REMOVALS``; "grl", the paper's gradient reversal, is the
@@ -34,14 +34,14 @@ from keras_tuner.src import utils as tuner_io
 from keras_tuner.src.engine import tuner as tuner_module
 from keras_tuner.src.engine import tuner_utils
 
-from privemo import _tuner_io  # noqa: F401  (keras-tuner state files written atomically; damaged ones named)
+from privemo.search import _tuner_io  # noqa: F401  (keras-tuner state files written atomically; damaged ones named)
 from privemo._io import atomic_write_json, read_json
 from privemo._seed import set_seed
-from privemo.selection import check_selection
-from privemo.grids import PAPER_GRID
-from privemo.layers import check_lambda
-from privemo.models import check_int, build_model
-from privemo.leace import LeaceEraser
+from privemo.search.selection import check_selection
+from privemo.search.grids import PAPER_GRID
+from privemo.nn.layers import check_lambda
+from privemo.nn.models import check_int, build_model
+from privemo.removal.leace import LeaceEraser
 from privemo.removal import (
     POST_HOC,
     REMOVALS,
@@ -53,7 +53,7 @@ from privemo.removal import (
     fit_inlp,
     leace_affine,
 )
-from privemo.training import (
+from privemo.nn.training import (
     LEARNING_RATE,
     MAX_EPOCHS,
     OBJECTIVE_WEIGHT,
@@ -122,7 +122,7 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
         learning_rate, jit_compile: passed to ``compile_model``.
         epochs, patience: training budget per trial (``fit`` keyword arguments override them).
         objective_weight: weight of the attribute UAR's excess over chance in ``objective``.
-        selection: "probe" (default: the attribute term comes from a fresh probe on h, ``privemo.selection``; ``fit``
+        selection: "probe" (default: the attribute term comes from a fresh probe on h, ``privemo.search.selection``; ``fit``
             then needs ``probe=``) or "head" (the paper-literal rule: the adversary head's validation UAR, its distance
             from chance penalised in both directions).
         removal: the attribute-removal method, one of ``privemo.removal.REMOVALS`` (needs an ``adversary`` unless
@@ -279,7 +279,7 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
         self, hp, model, train_ds, val_data, val_targets=None, *, callbacks=(), verbose=0, epochs=None, patience=None,
         probe=None, **kwargs,
     ):
-        """Train ``model`` with ``privemo.training.fit`` and return the best epoch's scores:
+        """Train ``model`` with ``privemo.nn.training.fit`` and return the best epoch's scores:
         {"val_objective", "val_emotion_uar", "val_<attribute>_uar" (when scored), "val_probe" (probe selection with an
         adversary), "best_epoch", "epochs_run"}."""
         return self.fit_with_history(hp, model, train_ds, val_data, val_targets, callbacks=callbacks, verbose=verbose,
@@ -295,7 +295,7 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
         use_probe = self.selection == "probe" and self.adversary is not None
         if use_probe and probe is None:
             raise ValueError("EmotionPrivacyHyperModel(selection='probe') with an adversary needs `probe=` (a "
-                             "privemo.selection.PrivacyProbe) in fit / tuner.search.")
+                             "privemo.search.selection.PrivacyProbe) in fit / tuner.search.")
         epochs = self.epochs if epochs is None else epochs
         patience = self.patience if patience is None else patience
         score = partial(objective, weight=self.objective_weight, two_sided=self.selection == "head")
@@ -338,7 +338,7 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
              ``val_data`` are raw utterances and ``val_targets`` hold the attribute (gender); otherwise (speaker
              identity: the validation speakers are unseen) a seeded, stratified ``INLP_HOLDOUT`` of the training rows,
              left out of the fit;
-           - LEACE (``privemo.leace.LeaceEraser``, closed form, on every such row: gender ids, or the training speakers'
+           - LEACE (``privemo.removal.leace.LeaceEraser``, closed form, on every such row: gender ids, or the training speakers'
              ids for the speaker adversary; no stopping rule, so no held-out rows);
         3. the map is written into the network's layer "h" (``NullspaceProjection`` for INLP, ``AffineErasure`` for
            LEACE; weights: the checkpoint carries them);
@@ -515,7 +515,7 @@ class GridSearch(keras_tuner.GridSearch):
     report_label = ""
 
     def run_trial(self, trial, *args, **kwargs):
-        # keras-tuner writes the weights at every improving epoch (SaveBestEpoch); privemo.training.fit ends with the best
+        # keras-tuner writes the weights at every improving epoch (SaveBestEpoch); privemo.nn.training.fit ends with the best
         # epoch's weights restored, so one write after training leaves the same checkpoint (0.2 s per write on a CPU).
         if self.executions_per_trial != 1 or not isinstance(self.hypermodel, EmotionPrivacyHyperModel):
             return super().run_trial(trial, *args, **kwargs)
@@ -608,7 +608,7 @@ class ConcurrentGridSearchOracle(keras_tuner.oracles.GridSearchOracle):
 
 
 class ConcurrentGridSearch(GridSearch):
-    """``privemo.tuning.GridSearch`` with a ``ConcurrentGridSearchOracle`` (arguments as ``keras_tuner.GridSearch``)."""
+    """``privemo.search.tuning.GridSearch`` with a ``ConcurrentGridSearchOracle`` (arguments as ``keras_tuner.GridSearch``)."""
 
     def __init__(self, hypermodel=None, objective=None, max_trials=None, seed=None, hyperparameters=None,
                  tune_new_entries=True, allow_new_entries=True, max_retries_per_trial=0,

@@ -32,7 +32,7 @@ Assumptions (the choices of this reference, not of the paper):
   (``privemo.metrics.uar``) on the fold's test speakers. A fold without validation rows uses ``DEFAULT_C`` (1.0,
   scikit-learn's default) and records ``validation_uar`` as NaN.
 * Rows whose label is negative (e.g. unknown gender, coded -1) are left out of training and scoring.
-* Mean and std over folds: the std is the sample std (``ddof=1``, 0.0 for a single fold), as in ``privemo.reporting``.
+* Mean and std over folds: the std is the sample std (``ddof=1``, 0.0 for a single fold), as in ``privemo.experiment.reporting``.
 
 Public functions: ``utterance_statistics``, ``linear_reference``, ``gender_reference``, ``reference_table`` and
 ``reference_frame``.
@@ -144,7 +144,7 @@ def _statistics(table: pd.DataFrame, acoustic: Any) -> np.ndarray:
 
 
 def _transcripts(table: pd.DataFrame) -> np.ndarray:
-    from .features.lexical import _transcripts as checked
+    from privemo.features.lexical import _transcripts as checked
 
     return np.asarray(checked(table, np.arange(len(table), dtype=np.int64)), dtype=object)
 
@@ -158,7 +158,7 @@ class _Design:
         from sklearn.feature_extraction.text import CountVectorizer
         from sklearn.preprocessing import StandardScaler
 
-        from .features.lexical import tokenize
+        from privemo.features.lexical import tokenize
 
         self.stats, self.texts, self.weight = stats, texts, weight
         self.scaler = StandardScaler().fit(stats[fit_rows]) if stats is not None else None
@@ -216,7 +216,7 @@ def _cross_validate(
     stats: np.ndarray | None, texts: np.ndarray | None, labels: np.ndarray, folds: list, seed: int, c_grid: Sequence[float],
     weights: Sequence[float] = (1.0,), refit: bool = True,
 ) -> dict:
-    from .metrics import uar
+    from privemo.metrics import uar
 
     fold_uar, chosen, chosen_weight, validation_uar, n_features, converged = [], [], [], [], [], []
     for k, fold in enumerate(folds):
@@ -420,7 +420,7 @@ def reference_table(
     Labels are ``privemo.bin_labels(table[task].to_numpy(float), corpus)`` with the corpus's default thresholds, as in
     the experiment. ``acoustic`` (frames or their statistics) is needed when a modality uses acoustics or ``gender``.
     """
-    from .labels import bin_labels
+    from privemo.data.labels import bin_labels
 
     table = _check_table(table)
     for modality in modalities:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from .grids import GRIDS, grid_size
+from privemo.search.grids import GRIDS, grid_size
 
 ADVERSARY_CHOICES = {"none": None, "gender": "gender", "speaker": "speaker"}
 # privemo.removal.REMOVALS with a line each for --help (not imported from there: --help and flag errors stay free of
@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace):
-    from .experiment import ExperimentConfig
+    from privemo.experiment import ExperimentConfig
 
     if args.corpus not in ("demo", "demo-podcast") and not args.root:
         raise UserError(f"--corpus {args.corpus} needs --root: the folder holding your licensed copy of the corpus")
@@ -124,7 +124,7 @@ def config_from_args(args: argparse.Namespace):
     if args.embeddings:
         if not Path(args.embeddings).is_file():
             raise UserError(f"--embeddings: file not found: {args.embeddings}")
-        from .features.lexical import _detect_format
+        from privemo.features.lexical import _detect_format
 
         try:  # the format check reads only the file's head; a bad file fails now, not after feature extraction
             _detect_format(Path(args.embeddings))
@@ -195,7 +195,7 @@ def run_command(prog: str, body: Callable[[], str | None], interrupted: str) -> 
         return 2
     except (ValueError, FileNotFoundError) as exc:
         # Bad corpora, labels and files are reported by the loaders with the file and line; keep that one line.
-        from .corpora import CorpusFormatError
+        from privemo.corpora import CorpusFormatError
 
         if isinstance(exc, (CorpusFormatError, FileNotFoundError)) or getattr(exc, "user_error", False):
             print(f"{prog}: error: {exc}", file=sys.stderr)
@@ -212,12 +212,12 @@ def run_command(prog: str, body: Callable[[], str | None], interrupted: str) -> 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.verbose:
-        from ._quiet import show_tensorflow_log
+        from privemo._quiet import show_tensorflow_log
 
         show_tensorflow_log()  # TensorFlow's own start-up log, also in the worker processes
 
     def body() -> str:
-        from .experiment import describe_plan, run
+        from privemo.experiment import describe_plan, run
 
         config = config_from_args(args)
         return describe_plan(config) if args.dry_run else run(config)

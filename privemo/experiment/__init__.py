@@ -19,9 +19,9 @@ from typing import Any, Callable, NamedTuple, Sequence
 import numpy as np
 import pandas as pd
 
-from ._io import atomic_write_json, read_json
-from ._progress import Progress
-from .grids import GRIDS, grid_size
+from privemo._io import atomic_write_json, read_json
+from privemo._progress import Progress
+from privemo.search.grids import GRIDS, grid_size
 
 MODALITY_SETS: dict[str, tuple[str, ...]] = {
     "acoustic": ("acoustic",),
@@ -37,7 +37,7 @@ DEFAULT_MODALITIES: tuple[str, ...] = ("acoustic", "lexical")
 EPOCHS = {"paper": 40, "quick": 40}
 PATIENCE = {"paper": 10, "quick": 6}
 LEARNING_RATE = {"paper": 1e-3, "quick": 1e-3}
-# Epoch cap of the MLP attackers (None: privemo.attacks.ATTACKER_MAX_EPOCHS); the quick run caps them lower.
+# Epoch cap of the MLP attackers (None: privemo.privacy.attacks.ATTACKER_MAX_EPOCHS); the quick run caps them lower.
 ATTACK_EPOCHS: dict[str, int | None] = {"paper": None, "quick": 40}
 BATCH_SIZE = {"paper": 32, "quick": 32}
 # assumption (README assumptions table): share of every training speaker's utterances held out of training, the
@@ -97,7 +97,7 @@ class ExperimentConfig:
     work_dir: str | None = None  # tuner projects; None: <out_dir>/work
     resume: bool = False
     repeats: int = 1  # repetitions of every (condition, fold) with new seeds; paired tests run over folds x repeats
-    selection: str = "probe"  # "probe" (fresh probe on h) | "head" (the adversary head, two-sided); privemo.selection
+    selection: str = "probe"  # "probe" (fresh probe on h) | "head" (the adversary head, two-sided); privemo.search.selection
     mi_holdout: float = MI_HOLDOUT
     folds: tuple[int, ...] | None = None  # run only these outer folds (None: all)
     n_jobs: int | None = None  # worker processes (None: one per core)
@@ -145,7 +145,7 @@ class ExperimentConfig:
         return out
 
     def attacker_grid(self) -> dict[str, tuple]:
-        from .grids import ATTACKER_GRIDS
+        from privemo.search.grids import ATTACKER_GRIDS
 
         return ATTACKER_GRIDS[self.grid]
 
@@ -211,13 +211,13 @@ class CorpusData:
 
 def prepare_corpus(table: pd.DataFrame, config: ExperimentConfig) -> CorpusData:
     """Features and labels computed once per corpus (acoustic features come from the on-disk cache)."""
-    from .labels import bin_labels
+    from privemo.data.labels import bin_labels
 
     corpus = table.attrs.get("corpus", config.corpus)
     timings: dict[str, float] = {}
     acoustic = None
     if any("acoustic" in MODALITY_SETS[m] for m in config.modalities):
-        from .features.acoustic import extract_acoustic
+        from privemo.features.acoustic import extract_acoustic
 
         t0 = time.perf_counter()
         feats = extract_acoustic(table, progress=bool(config.verbose))
@@ -231,7 +231,7 @@ def prepare_corpus(table: pd.DataFrame, config: ExperimentConfig) -> CorpusData:
 
 def lexical_inputs(data: CorpusData, train_indices: np.ndarray, config: ExperimentConfig):
     """Word vectors for every utterance: the user's file, or Word2Vec trained on this fold's training transcripts only."""
-    from .features.lexical import embed, load_embeddings, train_word2vec
+    from privemo.features.lexical import embed, load_embeddings, train_word2vec
 
     if config.embeddings:
         vectors = load_embeddings(config.embeddings)
@@ -243,7 +243,7 @@ def lexical_inputs(data: CorpusData, train_indices: np.ndarray, config: Experime
 
 def _targets(data: CorpusData, condition: Condition, fold, train_rows: np.ndarray) -> tuple[dict, dict, dict]:
     """Per-output labels and sample weights for every row, plus label metadata (speaker id map)."""
-    from .pipeline import class_weights
+    from privemo.data.pipeline import class_weights
 
     n = len(data.table)
     y = {"emotion": data.emotion[condition.task].astype(np.int32)}
@@ -296,7 +296,7 @@ def holdout_rows(data: CorpusData, fold, config: ExperimentConfig) -> tuple[np.n
     """(training rows, held-out rows): ``config.mi_holdout`` of every training speaker's utterances are kept out of
     training as the membership attack's same-speaker non-members. It depends only on the run's seed and the fold, so
     every condition of a fold trains on the same rows."""
-    from .attacks import holdout_split
+    from privemo.privacy.attacks import holdout_split
 
     train = np.asarray(fold.train, np.int64)
     if not config.mi_holdout:
@@ -322,7 +322,7 @@ def _model_inputs(data: CorpusData, condition: Condition, lexical) -> dict[str, 
 
 def _hypermodel(condition: Condition, config: ExperimentConfig, meta: dict, seed: int, lexical_dim: int,
                 model_cache: dict | None = None):
-    from .tuning import EmotionPrivacyHyperModel
+    from privemo.search.tuning import EmotionPrivacyHyperModel
 
     return EmotionPrivacyHyperModel(
         config.grid_dict(),
@@ -343,7 +343,7 @@ def _hypermodel(condition: Condition, config: ExperimentConfig, meta: dict, seed
 
 class SearchSetup(NamedTuple):
     """What ``run_fold`` passes to ``tuner.search`` for one (condition, fold), with its hypermodel, inputs and targets
-    (shared with ``privemo.distributed``'s workers, so both search exactly the same trials)."""
+    (shared with ``privemo.experiment.distributed``'s workers, so both search exactly the same trials)."""
 
     hypermodel: Any
     train_ds: Any
@@ -352,7 +352,7 @@ class SearchSetup(NamedTuple):
     seed: int
     inputs: dict
     targets: dict
-    probe: Any  # privemo.selection.PrivacyProbe, or None (baseline, head selection)
+    probe: Any  # privemo.search.selection.PrivacyProbe, or None (baseline, head selection)
     train_rows: np.ndarray  # the rows trained on (fold.train minus the held-out rows)
     heldout_rows: np.ndarray  # the membership attack's same-speaker non-members
     callbacks: tuple = ()  # Keras callbacks of every trial (a TensorBoard callback with --tensorboard)
@@ -365,9 +365,9 @@ class SearchSetup(NamedTuple):
 def search_setup(data: CorpusData, fold_index: int, fold, condition: Condition, config: ExperimentConfig,
                  lexical: Sequence[np.ndarray] | None = None, model_cache: dict | None = None) -> SearchSetup:
     """Seed, inputs, targets, training dataset, validation data, probe and hypermodel of one (condition, fold)."""
-    from ._seed import set_seed
-    from .pipeline import make_dataset
-    from .selection import PrivacyProbe, probe_rows
+    from privemo._seed import set_seed
+    from privemo.data.pipeline import make_dataset
+    from privemo.search.selection import PrivacyProbe, probe_rows
 
     seed = fold_seed(config, condition, fold_index)
     set_seed(seed)
@@ -397,7 +397,7 @@ def search_setup(data: CorpusData, fold_index: int, fold, condition: Condition, 
                              labels[val_rows], seed=seed)
     hypermodel = _hypermodel(condition, config, meta, seed, lexical_dim, model_cache)
     callbacks = ()
-    if config.tensorboard:  # privemo.tuning.GridSearch writes each trial's logs to <log_dir>/trial_<id>
+    if config.tensorboard:  # privemo.search.tuning.GridSearch writes each trial's logs to <log_dir>/trial_<id>
         import keras
 
         log_dir = Path(config.tensorboard) / condition.key / f"fold{fold_index}"
@@ -421,7 +421,7 @@ def run_fold(
     Every trial of the search (the grid's configurations, the four lambda values included) is listed in the record
     with its validation scores and, for the lambda trade-off, the test emotion UAR and a fresh probe's test UAR of its
     own network; the validation-selected trial is saved and attacked with the full attack suite."""
-    from .tuning import make_tuner, trial_history
+    from privemo.search.tuning import make_tuner, trial_history
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -498,8 +498,8 @@ class Represented(NamedTuple):
 
 
 def _represent(model, inputs: dict, rows: np.ndarray) -> Represented:
-    from .pipeline import predict
-    from .training import with_representation
+    from privemo.data.pipeline import predict
+    from privemo.nn.training import with_representation
 
     out = predict(with_representation(model), inputs, rows)
     position = np.full(int(rows.max()) + 1, -1, np.int64)
@@ -510,8 +510,8 @@ def _represent(model, inputs: dict, rows: np.ndarray) -> Represented:
 def _trial_record(trial, out: Represented, data: CorpusData, fold, setup: SearchSetup, condition: Condition) -> dict:
     """A trial's hyper-parameters and validation scores, plus its own network's test emotion UAR and the test UAR of a
     fresh gender probe fitted on its training speakers' h (for the lambda trade-off; never used for selection)."""
-    from .metrics import uar
-    from .selection import gender_probe_uar
+    from privemo.metrics import uar
+    from privemo.search.selection import gender_probe_uar
 
     metrics = trial.metrics
     best = {name: float(metrics.get_best_value(name)) for name in metrics.metrics}
@@ -538,7 +538,7 @@ def _trial_record(trial, out: Represented, data: CorpusData, fold, setup: Search
 
 
 def _save_model(model, saved: Path) -> None:
-    """For privemo.export; written atomically (a temporary name in the same folder, then renamed)."""
+    """For privemo.cli.export; written atomically (a temporary name in the same folder, then renamed)."""
     import os
 
     saved.parent.mkdir(parents=True, exist_ok=True)
@@ -551,8 +551,8 @@ def _attacks(out: Represented, data: CorpusData, fold, setup: SearchSetup, confi
     """The selected network's privacy figures: fresh gender attackers (train speakers -> validation speakers ->
     test speakers), speaker verification among the validation + test speakers with a verifier learnt on the training
     speakers, and membership inference (training rows vs the same speakers' held-out rows)."""
-    from .attacks import attack_representation, membership_inference
-    from .verification import speaker_verification_attack
+    from privemo.privacy.attacks import attack_representation, membership_inference
+    from privemo.privacy.verification import speaker_verification_attack
 
     attack_kw = dict(seed=setup.seed, grid=config.attacker_grid())
     attack_epochs = config.attack_epochs if config.attack_epochs is not None else ATTACK_EPOCHS.get(config.grid)
@@ -619,9 +619,9 @@ def work_dir(config: ExperimentConfig) -> Path:
 def plan_run(config: ExperimentConfig, table: pd.DataFrame | None = None):
     """The corpus table (loaded unless given), its speaker folds, the fold indices to run and the conditions, with the
     user errors a run can meet before training (too few speakers, a bad fold index, lexical without transcripts).
-    Shared by ``run_cross_validation`` and ``privemo.distributed``, so both run the same jobs."""
-    from .corpora import load_corpus
-    from .folds import speaker_folds
+    Shared by ``run_cross_validation`` and ``privemo.experiment.distributed``, so both run the same jobs."""
+    from privemo.corpora import load_corpus
+    from privemo.data.folds import speaker_folds
 
     if table is None:
         options = {}
@@ -649,8 +649,8 @@ def plan_run(config: ExperimentConfig, table: pd.DataFrame | None = None):
 def describe_plan(config: ExperimentConfig, table: pd.DataFrame | None = None) -> str:
     """What a run would do, without training or writing results (``--dry-run``): corpus size, folds and their test
     speakers, conditions, trials per (condition, fold) and the number of trainings with their epoch budget."""
-    from .grids import grid_size
-    from .tuning import LAMBDA_REMOVALS
+    from privemo.search.grids import grid_size
+    from privemo.search.tuning import LAMBDA_REMOVALS
 
     table, folds, fold_ids, conditions = plan_run(config, table)
     grid = config.grid_dict()
@@ -713,7 +713,7 @@ def run_cross_validation(config: ExperimentConfig, table: pd.DataFrame | None = 
         f"{len(conditions)} conditions x {len(fold_ids)} folds = {len(jobs)} cross-validated trainings "
         f"({len(finished)} already finished), {n_jobs} worker process(es)", config)
     if pending:
-        from .device import device_summary
+        from privemo.nn.device import device_summary
 
         log(device_summary(), config)
 
@@ -748,7 +748,7 @@ def run_cross_validation(config: ExperimentConfig, table: pd.DataFrame | None = 
         import concurrent.futures as cf
         import os
 
-        from ._processes import process_pool
+        from privemo._processes import process_pool
 
         with process_pool(n_jobs, initializer=_worker_init, initargs=(data, 1, True, os.getpid())) as pool:
             queue = _AffinityQueue(pending)
@@ -790,7 +790,7 @@ def _worker_init(data: CorpusData, threads: int, parallel: bool, parent: int | N
         _exit_with_parent(parent if parent is not None else os.getppid())
     import tensorflow as tf
 
-    from ._quiet import verbose
+    from privemo._quiet import verbose
 
     if not verbose():  # TensorFlow's Python warnings (e.g. retracing notices for new padded lengths) are not ours
         tf.get_logger().setLevel("ERROR")
@@ -804,7 +804,7 @@ def _worker_init(data: CorpusData, threads: int, parallel: bool, parent: int | N
         # spin: with a worker per core they take CPU time from the other workers' training.
         from threadpoolctl import threadpool_limits
 
-        from . import attacks  # noqa: F401  (loads scikit-learn's OpenMP runtime, so the limit below covers it)
+        from privemo.privacy import attacks  # noqa: F401  (loads scikit-learn's OpenMP runtime, so the limit below covers it)
 
         _WORKER["thread_limits"] = threadpool_limits(limits=threads)
     tf.config.experimental.enable_op_determinism()
@@ -875,10 +875,10 @@ class _AffinityQueue:
 def run(config: ExperimentConfig) -> str:
     """The whole job: cross-validation, the linear reference, tables, the lambda trade-off, manifest. Returns a
     printable summary."""
-    from . import reporting
-    from ._io import atomic_write_text
-    from .grids import grid_size
-    from .manifest import write_manifest
+    from privemo.experiment import reporting
+    from privemo._io import atomic_write_text
+    from privemo.search.grids import grid_size
+    from privemo.experiment.manifest import write_manifest
 
     t0 = time.perf_counter()
     out = Path(config.out_dir)
@@ -920,8 +920,8 @@ def run(config: ExperimentConfig) -> str:
 
 def linear_reference_frame(config: ExperimentConfig, table: pd.DataFrame | None = None) -> pd.DataFrame:
     """The linear reference of every (modality, task) row of the run on the same folds and training rows
-    (``privemo.reference``): columns corpus, modality, task, uar_mean, uar_std, n_folds."""
-    from .reference import linear_reference, reference_frame
+    (``privemo.experiment.reference``): columns corpus, modality, task, uar_mean, uar_std, n_folds."""
+    from privemo.experiment.reference import linear_reference, reference_frame
 
     table, folds, fold_ids, _ = plan_run(config, table)
     data = prepare_corpus(table, config)  # acoustic features come from the on-disk cache

@@ -1,12 +1,12 @@
 """The private encoder: the trained network's inputs -> h part as a stand-alone ``.keras`` file, and ``encode``.
 
 This is the piece an app would ship so that only the representation h (not the audio or the words) leaves the device.
-``export_encoder`` cuts ``privemo.models.representation_model`` out of a trained network (the experiment keeps each
+``export_encoder`` cuts ``privemo.nn.models.representation_model`` out of a trained network (the experiment keeps each
 fold's selected network as ``<out>/models/<condition.key>/fold<k>.keras``, see ``ExperimentConfig.save_models``) and
 saves it with a JSON sidecar (``<encoder>.json``) recording how its inputs must be made: modalities, input sizes,
 acoustic feature parameters, normalisation, sequence caps, where the word vectors came from, and the run it belongs to.
 ``python -m privemo.export`` does that from the command line. ``encode(paths_or_arrays, encoder)`` turns wav files or
-feature arrays into h, an (n, dim) float32 array, batching through ``privemo.pipeline.predict``.
+feature arrays into h, an (n, dim) float32 array, batching through ``privemo.data.pipeline.predict``.
 
 Normalisation: the experiment z-normalises log-MFB features per speaker (statistics over all of a speaker's audio). An
 app seldom has those, so by default ``encode`` z-normalises each wav file with its own statistics (per-utterance
@@ -26,7 +26,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ._io import atomic_write_json, read_json
+from privemo._io import atomic_write_json, read_json
 
 FORMAT = "privemo-encoder"
 FORMAT_VERSION = 1
@@ -47,7 +47,7 @@ def _versions() -> dict[str, str]:
     import keras
     import tensorflow as tf
 
-    from . import __version__
+    from privemo import __version__
 
     return {"privemo": __version__, "keras": keras.__version__, "tensorflow": tf.__version__}
 
@@ -71,7 +71,7 @@ def export_encoder(model, path: str | os.PathLike, *, metadata: Mapping[str, Any
     """Save the inputs -> h part of ``model`` (a privemo network or a path to its ``.keras`` file) as ``path``.
 
     Args:
-        model: a ``keras.Model`` built by ``privemo.models.build_model`` (trained), or the path of one saved as .keras.
+        model: a ``keras.Model`` built by ``privemo.nn.models.build_model`` (trained), or the path of one saved as .keras.
         path: the encoder file to write; must end with ".keras". Written atomically, with the sidecar ``<path>.json``.
         metadata: extra JSON-serialisable facts for the sidecar (e.g. the run's condition, fold, feature parameters).
 
@@ -80,8 +80,8 @@ def export_encoder(model, path: str | os.PathLike, *, metadata: Mapping[str, Any
     """
     import keras
 
-    from . import layers  # noqa: F401  (registers privemo's layers for loading)
-    from .models import representation_model
+    from privemo.nn import layers  # noqa: F401  (registers privemo's layers for loading)
+    from privemo.nn.models import representation_model
 
     path = Path(path)
     if path.suffix != ".keras":
@@ -107,7 +107,7 @@ def export_encoder(model, path: str | os.PathLike, *, metadata: Mapping[str, Any
         "versions": _versions(),
     }
     if "acoustic" in modalities:
-        from .features.acoustic import MAX_FRAMES, STD_FLOOR, feature_params
+        from privemo.features.acoustic import MAX_FRAMES, STD_FLOOR, feature_params
 
         info["acoustic_features"] = feature_params(n_mels=dims["acoustic"])
         info["normalization"] = {
@@ -118,7 +118,7 @@ def export_encoder(model, path: str | os.PathLike, *, metadata: Mapping[str, Any
         }
         info.setdefault("max_lengths", {})["acoustic"] = MAX_FRAMES
     if "lexical" in modalities:
-        from .features.lexical import MAX_TOKENS
+        from privemo.features.lexical import MAX_TOKENS
 
         info.setdefault("max_lengths", {})["lexical"] = MAX_TOKENS
         info["lexical_input"] = ("word-vector sequences (tokens, dim) from privemo.features.lexical.embed with the "
@@ -194,7 +194,7 @@ def load_encoder(path: str | os.PathLike) -> Encoder:
     """Load an encoder saved by ``export_encoder`` (and its sidecar, when present)."""
     import keras
 
-    from . import layers  # noqa: F401  (registers privemo's layers)
+    from privemo.nn import layers  # noqa: F401  (registers privemo's layers)
 
     path = Path(path)
     if not path.is_file():
@@ -213,7 +213,7 @@ def _as_encoder(encoder) -> Encoder:
         return load_encoder(encoder)
     if isinstance(encoder, keras.Model):
         if isinstance(encoder.output, (dict, list, tuple)):  # a whole privemo network: use its inputs -> h part
-            from .models import representation_model
+            from privemo.nn.models import representation_model
 
             encoder = representation_model(encoder)
         return Encoder(encoder)
@@ -227,7 +227,7 @@ def _is_path(x) -> bool:
 
 def wav_features(path: str | os.PathLike, params: Mapping[str, Any] | None = None) -> np.ndarray:
     """Raw (un-normalised) log-MFB features of one sound file, with the encoder's feature parameters."""
-    from .features.acoustic import HOP_LENGTH_MS, N_MELS, WIN_LENGTH_MS, load_audio, log_mfb
+    from privemo.features.acoustic import HOP_LENGTH_MS, N_MELS, WIN_LENGTH_MS, load_audio, log_mfb
 
     params = params or {}
     signal, sr = load_audio(path)
@@ -240,7 +240,7 @@ def speaker_statistics(paths_or_features: Sequence, params: Mapping[str, Any] | 
                                                                                                           np.ndarray]:
     """Per-band (mean, std) over all frames of one speaker's recordings (wav paths or raw log-MFB arrays), as the
     experiment's per-speaker z-normalisation computes them (std floored at ``STD_FLOOR``)."""
-    from .features.acoustic import STD_FLOOR
+    from privemo.features.acoustic import STD_FLOOR
 
     items = [paths_or_features] if _is_path(paths_or_features) else list(paths_or_features)
     if not items:
@@ -258,7 +258,7 @@ def speaker_statistics(paths_or_features: Sequence, params: Mapping[str, Any] | 
 
 
 def _znorm(x: np.ndarray, stats) -> np.ndarray:
-    from .features.acoustic import STD_FLOOR
+    from privemo.features.acoustic import STD_FLOOR
 
     x = np.asarray(x, np.float32)
     if stats is None:
@@ -308,7 +308,7 @@ def encode(paths_or_arrays, encoder, *, normalize: bool | None = None, speaker_s
     Returns:
         np.ndarray float32 of shape (n, h dim).
     """
-    from .pipeline import predict
+    from privemo.data.pipeline import predict
 
     enc = _as_encoder(encoder)
     if isinstance(paths_or_arrays, Mapping):

@@ -8,7 +8,7 @@ Examples::
 
 The run must have been made with ``ExperimentConfig.save_models`` (the default), which keeps each fold's selected
 network as ``<out>/models/<condition>/fold<k>.keras``. The encoder goes to ``<out>/encoders/<condition>/fold<k>.keras``
-(or ``--output``) with a JSON sidecar describing its inputs; load it with ``privemo.encoder.load_encoder`` and turn wav
+(or ``--output``) with a JSON sidecar describing its inputs; load it with ``privemo.nn.encoder.load_encoder`` and turn wav
 files or feature arrays into h with ``privemo.encode``.
 """
 
@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        from .encoder import available_models, describe, export_encoder, export_from_run
+        from privemo.nn.encoder import available_models, describe, export_encoder, export_from_run
 
         if args.list:
             models = available_models(args.out)

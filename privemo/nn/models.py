@@ -1,7 +1,7 @@
 """The model factory: per-modality Conv1D + GRU encoders, fusion into the representation h, an emotion head and an optional
 gender / speaker adversary behind a GradientReversal layer (Jaiswal & Mower Provost, AAAI 2020).
 
-``build_model`` returns an **uncompiled** functional model; ``privemo.training.compile_model`` compiles it (one sparse
+``build_model`` returns an **uncompiled** functional model; ``privemo.nn.training.compile_model`` compiles it (one sparse
 categorical cross-entropy per head, summed; the GRL supplies the adversary's sign). The graph is made of small builders so
 other training schemes can reuse the same encoder and heads:
 
@@ -27,7 +27,7 @@ from typing import NamedTuple, Sequence
 
 import keras
 
-from privemo.layers import ApplyMask, FrameMask, GradientReversal, PoolMask, check_lambda
+from privemo.nn.layers import ApplyMask, FrameMask, GradientReversal, PoolMask, check_lambda
 
 MODALITIES = ("acoustic", "lexical")
 ADVERSARIES = ("gender", "speaker")
@@ -295,7 +295,7 @@ def build_model(
     Returns:
         An uncompiled ``keras.Model`` with dict inputs and dict outputs: "emotion" and, with an adversary, "gender" /
         "speaker" (fused) or "gender_acoustic", "gender_lexical" (resp. "speaker_...") (per modality). Compile it with
-        ``privemo.training.compile_model``.
+        ``privemo.nn.training.compile_model``.
     """
     modalities = _check_modalities(modalities)
     if adversary is not None and adversary not in ADVERSARIES:

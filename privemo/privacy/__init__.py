@@ -1,0 +1,1 @@
+"""What a representation still gives away: fresh attribute attackers, speaker verification and membership inference."""
