@@ -23,7 +23,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from privemo.corpora._common import COLUMNS  # noqa: E402
-from privemo.features.acoustic import available_cores, extract_acoustic, log_mfb  # noqa: E402
+from privemo._processes import available_cpus  # noqa: E402
+from privemo.features.acoustic import extract_acoustic, log_mfb  # noqa: E402
 
 SR = 16000
 
@@ -63,7 +64,7 @@ def main() -> None:
     args = parser.parse_args()
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    cores = available_cores()
+    cores = available_cpus()
     jobs = args.jobs or cores
     with tempfile.TemporaryDirectory(prefix="privemo-bench-") as tmp:
         tmp = Path(tmp)

@@ -29,6 +29,7 @@ import contextlib
 import multiprocessing
 import multiprocessing.context
 import multiprocessing.pool
+import os
 import sys
 import threading
 from typing import Any, Callable, Iterable, Iterator
@@ -72,6 +73,14 @@ def hidden_main() -> Iterator[None]:
                     if _saved[name] is not _MISSING:
                         namespace[name] = _saved[name]
                 _saved.clear()
+
+
+def available_cpus() -> int:
+    """The cores this process may run on (its CPU affinity where the OS has one, else the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def mp_context(method: str = "auto", *, preload: Iterable[str] = ()) -> multiprocessing.context.BaseContext:

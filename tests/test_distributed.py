@@ -15,6 +15,7 @@ import pytest
 
 from privemo.experiment import distributed as D
 from privemo.cli.distributed import main
+from privemo.search.tuning import ConcurrentGridSearch
 
 ROOT = Path(__file__).resolve().parents[1]
 OBJECTIVE = kt.Objective("val_objective", "max")
@@ -34,7 +35,7 @@ def _score(trial):
     return {"val_objective": float(values["a"] + values["b"])}
 
 
-class Fake(D.ConcurrentGridSearch):
+class Fake(ConcurrentGridSearch):
     """A tuner whose trials are cheap (no network): run_trial returns a score; optional interruption and delay."""
 
     interrupt_in = None  # trial id whose run is interrupted (KeyboardInterrupt is not caught by keras-tuner)
@@ -161,6 +162,7 @@ g.GRIDS["tiny"] = {"conv_layers": (1,), "conv_width": (2, 3), "conv_kernels": (8
                    "gru_width": (8,), "dense_layers": (1,), "dense_width": (8,)}
 g.ATTACKER_GRIDS["tiny"] = {"dense_layers": (2,), "dense_width": (8,)}
 from privemo.cli.distributed import main
+from privemo.search.tuning import ConcurrentGridSearch
 sys.exit(main(sys.argv[1:]))
 """
 DEMO_SIZE = 12  # utterances per speaker of the synthesised demo corpus (120 in all): small, so that trials are quick
@@ -225,14 +227,14 @@ def test_chief_and_two_workers_on_loopback_equal_a_single_process_run(tmp_path, 
                                 folds=(0,), grid="tiny", epochs=1, out_dir=str(where),
                                 resume=resume, n_jobs=1, attack_epochs=1, demo_per_speaker=DEMO_SIZE, verbose=0)
 
-    single = run_cross_validation(config(tmp_path / "single", False))[0]
+    single = run_cross_validation(config(tmp_path / "single", False)).records[0]
     distributed_trials = _project_trials(out)
     assert len(distributed_trials) == 4
     assert distributed_trials == _project_trials(tmp_path / "single")  # same hyper-parameter values and statuses
 
     # the chief's final phase (here called directly) reloads the searched project: nothing is trained again
     checkpoints = {p: p.stat().st_mtime_ns for p in (out / "work").rglob("trial_*/*")}
-    record = run_cross_validation(config(out, True))[0]
+    record = run_cross_validation(config(out, True)).records[0]
     assert {p: p.stat().st_mtime_ns for p in (out / "work").rglob("trial_*/*")} == checkpoints
     assert len(record["trials"]) == 4 == len(single["trials"])
     assert record["best_hp"] in [values for _, values in distributed_trials.values()]

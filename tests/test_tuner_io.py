@@ -7,6 +7,8 @@ from pathlib import Path
 
 import keras_tuner
 import pytest
+
+from privemo._validation import UserError
 from keras_tuner.src import utils as kt_utils
 
 import privemo.search.tuning  # noqa: F401  (installs privemo.search._tuner_io, as every privemo tuner run does)
@@ -69,4 +71,4 @@ def test_a_damaged_state_file_is_named_on_resume(tmp_path, name, damage):
     assert "Rerun without --resume" in message and f"delete the tuner project folder {project} " in message
     assert ("it is empty" in message) is (damage == "empty")
     # python -m privemo.reproduce prints it in one line, no traceback (privemo.cli.reproduce.run_command)
-    assert isinstance(info.value, ValueError) and info.value.user_error
+    assert isinstance(info.value, UserError)

@@ -17,9 +17,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from privemo._validation import UserError
 
-class UserError(Exception):
-    """A command-line mistake: one line on stderr, exit status 2."""
+
 
 
 def build_parser() -> argparse.ArgumentParser:

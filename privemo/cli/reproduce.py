@@ -8,12 +8,12 @@ paper's full grid. Results go to ``results/<corpus>/``; ``--resume`` continues a
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Callable
 
-from privemo.search.grids import GRIDS, grid_size
+from privemo._validation import UserError
+from privemo.search.grids import GRIDS
 
 ADVERSARY_CHOICES = {"none": None, "gender": "gender", "speaker": "speaker"}
 # privemo.removal.REMOVALS with a line each for --help (not imported from there: --help and flag errors stay free of
@@ -32,8 +32,6 @@ REMOVAL_HELP = {
 REMOVALS = tuple(REMOVAL_HELP)
 
 
-class UserError(Exception):
-    """A mistake in the command line or the user's files: reported in one line, exit status 2, no traceback."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -193,14 +191,9 @@ def run_command(prog: str, body: Callable[[], str | None], interrupted: str) -> 
     except UserError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
-    except (ValueError, FileNotFoundError) as exc:
-        # Bad corpora, labels and files are reported by the loaders with the file and line; keep that one line.
-        from privemo.corpora import CorpusFormatError
-
-        if isinstance(exc, (CorpusFormatError, FileNotFoundError)) or getattr(exc, "user_error", False):
-            print(f"{prog}: error: {exc}", file=sys.stderr)
-            return 2
-        raise
+    except FileNotFoundError as exc:  # a missing corpus or word-vector file, named by the loader
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; {interrupted}", file=sys.stderr)
         return 130

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .._validation import UserError
+
 # Columns every loader returns, in this order (design.md). Loaders may append corpus-specific columns after these.
 COLUMNS: tuple[str, ...] = (
     "utterance_id",
@@ -23,7 +25,7 @@ COLUMNS: tuple[str, ...] = (
 SAMPLE_RATE = 16000
 
 
-class CorpusFormatError(ValueError):
+class CorpusFormatError(UserError):
     """A corpus on disk does not have the layout or content a loader expects.
 
     The message names the file (and line, where there is one) and what was expected.

@@ -50,9 +50,7 @@ only (``--jobs`` processes). Nothing here needs a GPU; a worker uses one when Te
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import os
 import shutil
 import sys
@@ -65,8 +63,9 @@ import keras_tuner
 from keras_tuner.src.engine import trial as trial_module
 
 from privemo._io import atomic_write_json, atomic_write_text, read_json
-from privemo.experiment import work_dir
-from privemo.search.tuning import OBJECTIVE, ConcurrentGridSearch, ConcurrentGridSearchOracle, GridSearch
+from privemo._validation import UserError
+from privemo.experiment.config import fold_seed, result_path, run_settings, work_dir
+from privemo.search.tuning import OBJECTIVE, ConcurrentGridSearchOracle
 
 # assumption (README assumptions table): default base port of the chief's oracles (the gRPC convention's 50051); project
 # i of the job list is served on BASE_PORT + i. Change with --port / KERASTUNER_ORACLE_PORT.
@@ -123,15 +122,9 @@ class Job(NamedTuple):
         return f"{self.condition.key}/fold{self.fold}"
 
 
-def _user_error(message: str) -> Exception:
-    from privemo.cli.reproduce import UserError
-
-    return UserError(message)
-
-
 def load_run(config) -> tuple[Any, list, list[Job]]:
     """The corpus table, its folds and the run's full job list (conditions x folds, the reproduce command's order)."""
-    from privemo.experiment import plan_run
+    from privemo.experiment.plan import plan_run
 
     table, folds, fold_ids, conditions = plan_run(config)
     pairs = [(k, c) for c in conditions for k in fold_ids]  # experiment.run_cross_validation's (condition-major) order
@@ -149,8 +142,6 @@ def plan_path(config) -> Path:
 
 def fingerprint(config, jobs: Sequence[Job]) -> dict:
     """The settings every process of a distributed run must share (compared by workers against the chief's plan)."""
-    from privemo.experiment import run_settings
-
     return {**run_settings(config), "jobs": [job.name for job in jobs]}
 
 
@@ -211,7 +202,7 @@ def _start_server(servicer, host: str, port: int):
     except RuntimeError:
         bound = 0
     if not bound:
-        raise _user_error(f"cannot serve on {host}:{port} (port in use or address not on this machine); "
+        raise UserError(f"cannot serve on {host}:{port} (port in use or address not on this machine); "
                           "choose another --port")
     server.start()
     return server
@@ -222,13 +213,13 @@ def run_chief(config, *, host: str = DEFAULT_HOST, port: int = BASE_PORT, search
     """Serve every pending project of the run until all trials have ended; then run the reproduce command's remaining
     steps unless ``search_only``. Returns a summary (per project: trials, which tuner ran which trial).
     """
-    from privemo.experiment import _hypermodel, fold_seed, result_path
+    from privemo.experiment.fold import hypermodel_for
 
     log = log or (lambda message: print(message, file=sys.stderr, flush=True) if config.verbose else None)
     t0 = time.perf_counter()
     _, _, jobs = load_run(config)
     if port + len(jobs) - 1 > 65535:
-        raise _user_error(f"--port {port}: the run has {len(jobs)} projects, so ports {port}..{port + len(jobs) - 1} "
+        raise UserError(f"--port {port}: the run has {len(jobs)} projects, so ports {port}..{port + len(jobs) - 1} "
                           "are needed; choose a lower --port")
     if config.resume:
         served = [job for job in jobs if not result_path(config, job.condition, job.fold).is_file()]
@@ -243,7 +234,7 @@ def run_chief(config, *, host: str = DEFAULT_HOST, port: int = BASE_PORT, search
         for job in served:
             seed = fold_seed(config, job.condition, job.fold)
             directory, project = project_location(config, job)
-            hypermodel = _hypermodel(job.condition, config, {}, seed, 300)  # only its grid matters to the oracle
+            hypermodel = hypermodel_for(job.condition, config, {}, seed, 300)  # only its grid matters to the oracle
             oracle = make_oracle(hypermodel, directory, project, seed=seed, overwrite=not config.resume)
             # experiment.run_fold's single-process tuner (id "tuner0") reloads a project only when this state file
             # exists; without it, `reproduce --resume` would start these projects afresh.
@@ -300,7 +291,7 @@ def run_chief(config, *, host: str = DEFAULT_HOST, port: int = BASE_PORT, search
             server.stop(grace=1.0)
     log(f"[chief] search finished in {search_s:.1f} s")
     if not search_only:
-        from privemo.experiment import run
+        from privemo.experiment.protocol import run
 
         summary["reproduce"] = run(dataclasses.replace(config, resume=True))
     return summary
@@ -325,7 +316,7 @@ def _wait_for_plan(config, wait_s: float, log) -> dict:
         if plan is not None and plan.get("status") == "running":
             return plan
         if time.monotonic() > deadline:
-            raise _user_error(f"no running chief: {plan_path(config)} "
+            raise UserError(f"no running chief: {plan_path(config)} "
                               f"{'is ' + repr(plan.get('status')) if plan else 'does not exist'} after {wait_s:.0f} s; "
                               "start the chief (--role chief) with the same --out")
         if not announced:
@@ -341,7 +332,7 @@ def _check_plan(plan: dict, expected: dict) -> None:
         details = "; ".join(f"{k}: chief {theirs.get(k)!r}, worker {expected.get(k)!r}" for k in diff if k != "jobs")
         if "jobs" in diff:
             details = (details + "; " if details else "") + "the job lists differ (--modality/--task/--adversary/..)"
-        raise _user_error(f"this worker's flags differ from the chief's ({details}); use the same flags everywhere")
+        raise UserError(f"this worker's flags differ from the chief's ({details}); use the same flags everywhere")
 
 
 def _probe(host: str, port: int, tuner_id: str, timeout: float):
@@ -369,7 +360,7 @@ def tuner_id_for(worker_id) -> str:
     text = str(worker_id).strip()
     tuner_id = f"tuner{text}" if text.isdigit() else text
     if not tuner_id or "chief" in tuner_id or any(c.isspace() for c in tuner_id):
-        raise _user_error(f"--worker-id {worker_id!r}: expected an integer or a name without spaces and without "
+        raise UserError(f"--worker-id {worker_id!r}: expected an integer or a name without spaces and without "
                           "'chief' (keras-tuner treats any id containing 'chief' as the chief)")
     return tuner_id
 
@@ -381,7 +372,7 @@ def run_worker(config, *, worker_id=0, host: str = DEFAULT_HOST, threads: int | 
     Returns {"role": "worker", "tuner_id", "trials": {project name: [trial ids this worker trained]},
     "trial_times": {project name: {trial id: [start, end] (time.time())}}, "seconds"}.
     """
-    from privemo.experiment import lexical_inputs, prepare_corpus
+    from privemo.experiment.inputs import lexical_inputs, prepare_corpus
 
     log = log or (lambda message: print(message, file=sys.stderr, flush=True) if config.verbose else None)
     tuner_id = tuner_id_for(worker_id)
@@ -433,7 +424,7 @@ def _search_project(config, job: Job, data, fold, lexical, tuner_id: str, host: 
                     log) -> dict[str, list[float]]:
     from privemo.search.tuning import make_tuner
 
-    from privemo.experiment import search_setup
+    from privemo.experiment.fold import search_setup
 
     setup = search_setup(data, job.fold, fold, job.condition, config, lexical)
     directory, project = project_location(config, job)

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .._io import atomic_write_json
-from .._processes import process_pool
+from .._processes import available_cpus, process_pool
 from .cache import FileDigests, ShardStore, chunks, default_cache_dir, params_key, safe_name, write_shard
 
 SAMPLE_RATE = 16000  # the paper's rate; other rates are resampled to it
@@ -243,14 +243,6 @@ def _extract_chunk(root: str, items: list[tuple[str, str]], params: dict, mel: n
     return manifest
 
 
-def available_cores() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
 def extract_acoustic(
     table: pd.DataFrame,
     *,
@@ -314,7 +306,7 @@ def extract_acoustic(
         ids = list(table["utterance_id"].iloc[missing_path[:3]])
         raise ValueError(f"{corpus}: {len(missing_path)} row(s) have no wav_path, e.g. {ids}")
     auto_jobs = n_jobs is None
-    n_jobs = int(n_jobs) if n_jobs is not None else available_cores()
+    n_jobs = int(n_jobs) if n_jobs is not None else available_cpus()
     keys = FileDigests(corpus_dir / "file_digests.json").digests(paths, n_threads=max(2, n_jobs))
     index = store.scan()
 

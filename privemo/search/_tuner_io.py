@@ -24,13 +24,12 @@ from typing import Any
 from keras_tuner.src import utils as _kt_utils
 
 from privemo._io import atomic_write_text
+from privemo._validation import UserError
 
 
-class TunerStateError(ValueError):
+class TunerStateError(UserError):
     """A keras-tuner state file that cannot be read. ``python -m privemo.reproduce`` reports it in one line (a user
     error: the fix is to rerun, not to change code)."""
-
-    user_error = True
 
 
 _ORIGINAL = {

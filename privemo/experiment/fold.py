@@ -1,0 +1,188 @@
+"""One (condition, outer fold): search the grid with keras-tuner, then record every trial, save the selected network and
+measure what it gives away. Each finished (condition, fold) is one JSON record.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, NamedTuple, Sequence
+
+import numpy as np
+
+from privemo.experiment.config import Condition, ExperimentConfig, fold_seed, run_settings, work_dir
+from privemo.experiment.evaluate import privacy_figures, represent, trial_record
+from privemo.experiment.inputs import CorpusData, holdout_rows, model_inputs, targets
+
+
+def hypermodel_for(condition: Condition, config: ExperimentConfig, meta: dict, seed: int, lexical_dim: int,
+                model_cache: dict | None = None):
+    from privemo.search.tuning import EmotionPrivacyHyperModel
+
+    return EmotionPrivacyHyperModel(
+        config.grid_dict(),
+        modalities=condition.modalities,
+        adversary=condition.adversary,
+        n_speakers=meta.get("n_speakers"),
+        grl_placement=condition.placement,
+        lexical_dim=lexical_dim,
+        epochs=config.resolved_epochs(),
+        patience=config.resolved_patience(),
+        learning_rate=config.resolved_learning_rate(),
+        seed=seed,
+        model_cache=model_cache,
+        selection=config.selection,
+        removal=condition.removal,
+    )
+
+
+class SearchSetup(NamedTuple):
+    """What ``run_fold`` passes to ``tuner.search`` for one (condition, fold), with its hypermodel, inputs and targets
+    (shared with ``privemo.experiment.distributed``'s workers, so both search exactly the same trials)."""
+
+    hypermodel: Any
+    train_ds: Any
+    val_inputs: dict
+    val_targets: dict
+    seed: int
+    inputs: dict
+    targets: dict
+    probe: Any  # privemo.search.selection.PrivacyProbe, or None (baseline, head selection)
+    train_rows: np.ndarray  # the rows trained on (fold.train minus the held-out rows)
+    heldout_rows: np.ndarray  # the membership attack's same-speaker non-members
+    callbacks: tuple = ()  # Keras callbacks of every trial (a TensorBoard callback with --tensorboard)
+
+    def search_kwargs(self) -> dict:
+        """Keyword arguments of ``tuner.search`` besides the training dataset."""
+        return {"val_targets": self.val_targets, "probe": self.probe, "verbose": 0, "callbacks": list(self.callbacks)}
+
+
+def search_setup(data: CorpusData, fold_index: int, fold, condition: Condition, config: ExperimentConfig,
+                 lexical: Sequence[np.ndarray] | None = None, model_cache: dict | None = None) -> SearchSetup:
+    """Seed, inputs, targets, training dataset, validation data, probe and hypermodel of one (condition, fold)."""
+    from privemo._seed import set_seed
+    from privemo.data.pipeline import make_dataset
+    from privemo.search.selection import PrivacyProbe, probe_rows
+
+    seed = fold_seed(config, condition, fold_index)
+    set_seed(seed)
+    inputs = model_inputs(data, condition, lexical)
+    lexical_dim = int(lexical[0].shape[1]) if lexical is not None and len(lexical) else 300
+    train_rows, heldout = holdout_rows(data, fold, config)
+    y, w, meta = targets(data, condition, fold, train_rows)
+    train_ds = make_dataset(inputs, y, train_rows, batch_size=config.resolved_batch_size(), shuffle=True, seed=seed,
+                            sample_weights=w)
+    # Validation targets: emotion and gender are defined for the (unseen) validation speakers; speaker identity is not.
+    # Validation rows of unknown gender cannot score gender: the gender condition validates without them.
+    val_rows = fold.validation
+    if condition.adversary == "gender":
+        val_rows = val_rows[data.gender[val_rows] >= 0]
+    val_targets = {"emotion": y["emotion"][val_rows]}
+    if condition.adversary == "gender":
+        val_targets["gender"] = data.gender[val_rows]
+    val_inputs = {k: [v[i] for i in val_rows] for k, v in inputs.items()}
+    probe = None
+    if condition.adversary is not None and config.selection == "probe":
+        if condition.adversary == "gender":
+            labels, rows = data.gender, train_rows[data.gender[train_rows] >= 0]
+        else:
+            labels, rows = data.speakers, train_rows[data.speakers[train_rows] != ""]
+        rows = probe_rows(labels, rows, seed)
+        probe = PrivacyProbe(condition.adversary, {k: [v[i] for i in rows] for k, v in inputs.items()}, labels[rows],
+                             labels[val_rows], seed=seed)
+    hypermodel = hypermodel_for(condition, config, meta, seed, lexical_dim, model_cache)
+    callbacks = ()
+    if config.tensorboard:  # privemo.search.tuning.GridSearch writes each trial's logs to <log_dir>/trial_<id>
+        import keras
+
+        log_dir = Path(config.tensorboard) / condition.key / f"fold{fold_index}"
+        callbacks = (keras.callbacks.TensorBoard(log_dir=str(log_dir)),)
+    return SearchSetup(hypermodel, train_ds, val_inputs, val_targets, seed, inputs, y, probe, train_rows, heldout,
+                       callbacks)
+
+
+def run_fold(
+    data: CorpusData,
+    fold_index: int,
+    fold,
+    condition: Condition,
+    config: ExperimentConfig,
+    lexical: Sequence[np.ndarray] | None = None,
+    model_cache: dict | None = None,
+    report: Callable[[str], None] | None = None,
+) -> dict:
+    """Tune, train, represent and attack one (condition, outer fold); returns the JSON-ready result record.
+
+    Every trial of the search (the grid's configurations, the four lambda values included) is listed in the record
+    with its validation scores and, for the lambda trade-off, the test emotion UAR and a fresh probe's test UAR of its
+    own network; the validation-selected trial is saved and attacked with the full attack suite."""
+    from privemo.search.tuning import make_tuner, trial_history
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    setup = search_setup(data, fold_index, fold, condition, config, lexical, model_cache)
+    work = work_dir(config) / "tuning" / condition.key
+    tuner = make_tuner(setup.hypermodel, str(work), f"fold{fold_index}", seed=setup.seed, overwrite=not config.resume)
+    if report is not None:
+        tuner.report, tuner.report_label = report, f"  fold {fold_index}: {condition.key}: "
+    tuner.search(setup.train_ds, setup.val_inputs, **setup.search_kwargs())
+    timings["tune_s"] = time.perf_counter() - t0
+
+    t1 = time.perf_counter()
+    everything = np.concatenate([fold.train, fold.validation, fold.test])
+    trials = sorted(tuner.oracle.trials.values(), key=lambda t: t.trial_id)
+    best_trial = tuner.oracle.get_best_trials(1)[0]
+    trial_records = []
+    for trial in trials:
+        model = tuner.load_model(trial)
+        out = represent(model, setup.inputs, everything)
+        trial_records.append(trial_record(trial, out, data, fold, setup, condition))
+        if trial.trial_id == best_trial.trial_id:
+            selected, chosen_record = out, trial_records[-1]
+            if config.save_models:
+                save_model(model, Path(config.out_dir) / "models" / condition.key / f"fold{fold_index}.keras")
+    timings["represent_s"] = time.perf_counter() - t1
+    history = trial_history(tuner, best_trial.trial_id)
+    record: dict = {
+        "corpus": data.corpus,
+        "fold": fold_index,
+        "repeat": condition.repeat,
+        "modalities": list(condition.modalities),
+        "modality": condition.modality,
+        "task": condition.task,
+        "adversary": condition.adversary,
+        "placement": condition.placement,
+        "grl_lambda": best_trial.hyperparameters.values.get("grl_lambda"),
+        "condition": condition.key,
+        "seed": setup.seed,
+        "init_seed": setup.seed,
+        "grid": config.grid,
+        "selection": config.selection,
+        "removal": condition.removal if condition.adversary else None,
+        "best_hp": dict(best_trial.hyperparameters.values),
+        "val": {name: float(best_trial.metrics.get_best_value(name)) for name in best_trial.metrics.metrics},
+        "best_epoch": chosen_record["best_epoch"],
+        "epochs_run": chosen_record["epochs_run"],
+        "max_epochs": config.resolved_epochs(),
+        "history": history,
+        "trials": trial_records,
+        "test": {"emotion_uar": chosen_record["test_emotion_uar"], "n": int(len(fold.test))},
+        "n": {"train": int(len(setup.train_rows)), "heldout": int(len(setup.heldout_rows)),
+              "validation": int(len(fold.validation)), "test": int(len(fold.test))},
+        "settings": run_settings(config),
+    }
+    t2 = time.perf_counter()
+    record.update(privacy_figures(selected, data, fold, setup, config))
+    timings["attack_s"] = time.perf_counter() - t2
+    timings["total_s"] = time.perf_counter() - t0
+    record["timings"] = timings
+    return record
+
+
+def save_model(model, saved: Path) -> None:
+    """For privemo.cli.export; written atomically (a temporary name in the same folder, then renamed)."""
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    partial = saved.with_name(f".{saved.stem}.{os.getpid()}.partial.keras")
+    model.save(partial)
+    os.replace(partial, saved)

@@ -1,0 +1,123 @@
+"""What every (condition, fold) of a run is fed: the corpus's features and labels computed once, word vectors per fold,
+per-output targets and sample weights, and the training rows (minus the membership attack's held-out rows).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from privemo.experiment.config import GENDER_IDS, MODALITY_SETS, Condition, ExperimentConfig
+
+
+@dataclass
+class CorpusData:
+    """The corpus table plus what every fold shares: normalised acoustic features, labels, gender ids."""
+
+    table: pd.DataFrame
+    corpus: str
+    acoustic: Sequence[np.ndarray] | None
+    emotion: dict[str, np.ndarray]  # task -> bins
+    gender: np.ndarray  # 0/1, -1 unknown
+    speakers: np.ndarray  # speaker string per row (None -> "")
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def prepare_corpus(table: pd.DataFrame, config: ExperimentConfig) -> CorpusData:
+    """Features and labels computed once per corpus (acoustic features come from the on-disk cache)."""
+    from privemo.data.labels import bin_labels
+
+    corpus = table.attrs.get("corpus", config.corpus)
+    timings: dict[str, float] = {}
+    acoustic = None
+    if any("acoustic" in MODALITY_SETS[m] for m in config.modalities):
+        from privemo.features.acoustic import extract_acoustic
+
+        t0 = time.perf_counter()
+        feats = extract_acoustic(table, progress=bool(config.verbose))
+        acoustic = feats.normalized(table, mode="speaker")
+        timings["acoustic_features_s"] = time.perf_counter() - t0
+    emotion = {task: bin_labels(table[task].to_numpy(float), corpus) for task in config.tasks}
+    gender = np.array([GENDER_IDS.get(g, -1) if isinstance(g, str) else -1 for g in table["gender"]], dtype=np.int64)
+    speakers = np.array([s if isinstance(s, str) else "" for s in table["speaker"]], dtype=object)
+    return CorpusData(table, corpus, acoustic, emotion, gender, speakers, timings)
+
+
+def lexical_inputs(data: CorpusData, train_indices: np.ndarray, config: ExperimentConfig):
+    """Word vectors for every utterance: the user's file, or Word2Vec trained on this fold's training transcripts only."""
+    from privemo.features.lexical import embed, load_embeddings, train_word2vec
+
+    if config.embeddings:
+        vectors = load_embeddings(config.embeddings)
+    else:
+        vectors = train_word2vec(data.table, train_indices, seed=config.seed)
+    arrays, report = embed(data.table, vectors)
+    return arrays, report
+
+
+def targets(data: CorpusData, condition: Condition, fold, train_rows: np.ndarray) -> tuple[dict, dict, dict]:
+    """Per-output labels and sample weights for every row, plus label metadata (speaker id map)."""
+    from privemo.data.pipeline import class_weights
+
+    n = len(data.table)
+    y = {"emotion": data.emotion[condition.task].astype(np.int32)}
+    w = {"emotion": np.zeros(n, np.float32)}
+    w["emotion"][train_rows] = class_weights(y["emotion"][train_rows], 3)
+    w["emotion"][fold.validation] = 1.0
+    meta: dict = {}
+    if condition.adversary == "gender":
+        known = data.gender >= 0
+        labels = np.where(known, data.gender, 0).astype(np.int32)
+        weights = np.zeros(n, np.float32)
+        train_known = train_rows[known[train_rows]]
+        weights[train_known] = class_weights(labels[train_known], 2)
+        heads = adversary_heads(condition)
+        for head in heads:
+            y[head], w[head] = labels, weights
+    elif condition.adversary == "speaker":
+        train_speakers = sorted(set(data.speakers[train_rows]) - {""})
+        index = {s: i for i, s in enumerate(train_speakers)}
+        labels = np.array([index.get(s, 0) for s in data.speakers], dtype=np.int32)
+        weights = np.zeros(n, np.float32)
+        rows = train_rows[[data.speakers[i] in index for i in train_rows]]
+        weights[rows] = class_weights(labels[rows], len(train_speakers))
+        for head in adversary_heads(condition):
+            y[head], w[head] = labels, weights
+        meta["n_speakers"] = len(train_speakers)
+    return y, w, meta
+
+
+def adversary_heads(condition: Condition) -> list[str]:
+    if condition.adversary is None:
+        return []
+    if condition.placement == "per_modality":
+        return [f"{condition.adversary}_{m}" for m in condition.modalities]
+    return [condition.adversary]
+
+
+def holdout_rows(data: CorpusData, fold, config: ExperimentConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(training rows, held-out rows): ``config.mi_holdout`` of every training speaker's utterances are kept out of
+    training as the membership attack's same-speaker non-members. It depends only on the run's seed and the fold, so
+    every condition of a fold trains on the same rows."""
+    from privemo.privacy.membership import holdout_split
+
+    train = np.asarray(fold.train, np.int64)
+    if not config.mi_holdout:
+        return train, train[:0]
+    kept, held = holdout_split(data.speakers[train], share=config.mi_holdout, seed=config.seed)
+    return np.sort(train[kept]), np.sort(train[held])
+
+
+def model_inputs(data: CorpusData, condition: Condition, lexical) -> dict[str, Sequence[np.ndarray]]:
+    inputs: dict[str, Sequence[np.ndarray]] = {}
+    if "acoustic" in condition.modalities:
+        inputs["acoustic"] = data.acoustic
+    if "lexical" in condition.modalities:
+        if lexical is None:
+            raise ValueError("lexical inputs were not prepared for this fold")
+        inputs["lexical"] = lexical
+    return inputs
