@@ -28,7 +28,7 @@ on the ensemble's h -- adversarial training followed by a post-hoc linear clean-
 - ``emotion_uar``: the emotion head (INLP: the head refitted on the projected h, encoder frozen);
 - ``adversary_uar``: the model's own adversary output (the ensemble's averaged softmax; none for baseline / INLP);
 - fresh attackers trained on the frozen h of the training speakers, early-stopped / selected on the validation
-  speakers, scored on the test speakers (``privemo.privacy.attacks``): the paper's MLP grid (``mlp``), logistic regression
+  speakers, scored on the test speakers (``privemo.privacy.attribute``): the paper's MLP grid (``mlp``), logistic regression
   (``logreg``), an RBF SVM (``svm``); ``attacker_max`` is the highest test UAR of the three (the strongest attacker,
   chosen with hindsight: conservative for privacy) and ``attacker_selected`` the test UAR of the one with the best
   validation UAR.
@@ -120,7 +120,7 @@ class BenchmarkConfig:
     patience: int = 6
     batch_size: int = 32
     attacker_grid: tuple[tuple[str, tuple[int, ...]], ...] = (("dense_layers", (2, 3, 4)), ("dense_width", (32, 64)))
-    attacker_epochs: int = 30  # benchmark budget (privemo.privacy.attacks' defaults: 100 / 10)
+    attacker_epochs: int = 30  # benchmark budget (privemo.privacy.mlp_attacker's defaults: 100 / 10)
     attacker_patience: int = 5
     inlp_iterations: int = 20
     inlp_tolerance: float = 0.02
@@ -231,7 +231,7 @@ def _method_kwargs(method: str, config: BenchmarkConfig) -> dict[str, Any]:
 
 
 def _attack(h: np.ndarray, corpus: LabelledData, config: BenchmarkConfig, seed: int) -> dict[str, float]:
-    from privemo.privacy.attacks import attack_representation
+    from privemo.privacy.attribute import attack_representation
 
     y = corpus.gender
     report = attack_representation(

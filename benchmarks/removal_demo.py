@@ -7,7 +7,7 @@ validation speakers carved out of the training speakers). For each requested fol
 baseline, the paper's GRL, GRL with the DANN ramp, alternating updates (reversed cross-entropy / confusion), an ensemble of
 3 confusion adversaries, INLP on the baseline's h, INLP on the ensemble's h -- is trained on the training speakers (class-balanced losses, early
 stopping on the validation speakers' objective) and scored on the test speakers: emotion UAR, the adversary head's own
-gender UAR, and fresh gender attackers (the paper's MLP grid, logistic regression, RBF SVM; ``privemo.privacy.attacks`` with its
+gender UAR, and fresh gender attackers (the paper's MLP grid, logistic regression, RBF SVM; ``privemo.privacy.attribute`` with its
 default budget) trained on the training speakers' frozen h, selected on the validation speakers, scored on the test
 speakers. Writes ``<out-dir>/removal_methods.csv`` (one row per method and fold) and ``<out-dir>/removal_methods.md``
 (mean +- std over folds) atomically.
@@ -59,8 +59,8 @@ TASKS = ("activation", "valence")
 
 def demo_config(epochs: int, patience: int) -> BenchmarkConfig:
     """The network of privemo's quick grid (one value per axis, ``privemo.search.grids.QUICK_GRID``), GRL lambda 1 (the paper's
-    largest), the paper's attacker grid with ``privemo.privacy.attacks``' default budget."""
-    from privemo.privacy.attacks import ATTACKER_MAX_EPOCHS, ATTACKER_PATIENCE
+    largest), the paper's attacker grid with ``privemo.privacy.mlp_attacker``'s default budget."""
+    from privemo.privacy.mlp_attacker import ATTACKER_MAX_EPOCHS, ATTACKER_PATIENCE
     from privemo.search.grids import ATTACKER_GRID, QUICK_GRID
 
     model = tuple((k, int(v[0])) for k, v in QUICK_GRID.items() if k != "grl_lambda")
@@ -136,7 +136,7 @@ def markdown(summary: list[dict], rows: list[dict], *, task: str, folds: list[in
         f"- Training: at most {config.epochs} epochs, patience {config.patience} on the validation objective, batch "
         f"{config.batch_size}, class-balanced losses.",
         f"- Attackers: MLP grid `{dict(config.attacker_grid)}`, at most {config.attacker_epochs} epochs, patience "
-        f"{config.attacker_patience}; logistic regression and RBF SVM as in `privemo.privacy.attacks`.",
+        f"{config.attacker_patience}; logistic regression and RBF SVM as in `privemo.privacy.sklearn_attacker`.",
         f"- Produced by `{command}` in {seconds / 60:.1f} min ({platform.machine()}, Python {platform.python_version()}).",
         "",
     ])

@@ -7,6 +7,7 @@ import keras
 from privemo.search.grids import PAPER_GRID
 from privemo.nn.layers import GradientReversal
 from privemo.nn.models import (
+    EncoderSettings,
     adversary_output_names,
     build_encoder,
     build_head,
@@ -193,13 +194,19 @@ def test_grid_corners_build_and_train_a_step(corner, variant):
 
 
 def test_reusable_encoder_and_heads():
-    encoder = build_encoder(("acoustic", "lexical"), conv_layers=1, conv_kernels=4, gru_layers=1, gru_width=6, lexical_dim=LEX_DIM)
+    settings = EncoderSettings(conv_layers=1, conv_kernels=4, gru_layers=1, gru_width=6)
+    encoder = build_encoder(("acoustic", "lexical"), settings, lexical_dim=LEX_DIM)
     assert sorted(encoder.output) == ["h", "h_acoustic", "h_lexical"]
     out = encoder(_inputs(("acoustic", "lexical")))
     assert np.asarray(out["h"]).shape == (N_UTT, 12)
     head = build_head(12, 2, dense_layers=2, dense_width=5, grl_lambda=0.5, name="gender")
     assert [layer.name for layer in head.layers][1:] == ["gender_grl", "gender_dense1", "gender_dense2", "gender"]
     probs = np.asarray(head(out["h"]))
+    with pytest.raises(ValueError, match="Invalid value received for argument `gru_width`"):
+        EncoderSettings(gru_width=0)
+    with pytest.raises(ValueError, match="Invalid value received for argument `readout`"):
+        EncoderSettings(gru_readout={"acoustic": "max"})
+    assert EncoderSettings().readout("acoustic") == "mean" and EncoderSettings().pool("lexical") == 1
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
     assert build_head(12, 3, dense_layers=0).layers[-1].name == "emotion"
 
@@ -230,3 +237,19 @@ def test_reusable_encoder_and_heads():
 def test_bad_arguments_raise_value_error(kwargs, match):
     with pytest.raises(ValueError, match=f"Invalid value received for argument {match}"):
         build_model(**kwargs)
+
+
+def test_one_description_of_the_outputs_names_and_wires_every_head():
+    from privemo.nn.models import OutputSpec, attribute_of, model_outputs
+
+    assert model_outputs(("acoustic",)) == [OutputSpec("emotion", None, "h")]
+    per = model_outputs(("lexical", "acoustic"), "gender", "per_modality")
+    assert per == [OutputSpec("emotion", None, "h"), OutputSpec("gender_acoustic", "gender", "h_acoustic"),
+                   OutputSpec("gender_lexical", "gender", "h_lexical")]
+    assert [attribute_of(o.name) for o in per] == [None, "gender", "gender"] and attribute_of("speaker") == "speaker"
+    model = build_model(("acoustic", "lexical"), adversary="gender", grl_placement="per_modality", conv_layers=1,
+                        conv_kernels=4, gru_layers=1, gru_width=6, lexical_dim=LEX_DIM)
+    assert sorted(model.output) == sorted(o.name for o in per)
+    for o in per[1:]:  # each head reads the layer its description names, behind its own GRL
+        grl = model.get_layer(f"{o.name}_grl")
+        assert grl.input is model.get_layer(o.source).output

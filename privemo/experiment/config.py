@@ -39,7 +39,7 @@ PATIENCE = {"paper": 10, "quick": 6}
 LEARNING_RATE = {"paper": 1e-3, "quick": 1e-3}
 
 
-# Epoch cap of the MLP attackers (None: privemo.privacy.attacks.ATTACKER_MAX_EPOCHS); the quick run caps them lower.
+# Epoch cap of the MLP attackers (None: privemo.privacy.mlp_attacker.ATTACKER_MAX_EPOCHS); the quick run caps them lower.
 ATTACK_EPOCHS: dict[str, int | None] = {"paper": None, "quick": 40}
 
 

@@ -92,11 +92,10 @@ def targets(data: CorpusData, condition: Condition, fold, train_rows: np.ndarray
 
 
 def adversary_heads(condition: Condition) -> list[str]:
-    if condition.adversary is None:
-        return []
-    if condition.placement == "per_modality":
-        return [f"{condition.adversary}_{m}" for m in condition.modalities]
-    return [condition.adversary]
+    """The adversary outputs of the condition's network (``privemo.nn.models.model_outputs``)."""
+    from privemo.nn.models import adversary_output_names
+
+    return adversary_output_names(condition.modalities, condition.adversary, condition.placement)
 
 
 def holdout_rows(data: CorpusData, fold, config: ExperimentConfig) -> tuple[np.ndarray, np.ndarray]:

@@ -22,11 +22,12 @@ explicitly. The output for an utterance therefore does not depend on how much pa
 
 from __future__ import annotations
 
-from numbers import Integral
+from dataclasses import dataclass, fields
 from typing import NamedTuple, Sequence
 
 import keras
 
+from privemo._validation import check_choice, check_int as _check_int, invalid
 from privemo.nn.layers import ApplyMask, FrameMask, GradientReversal, PoolMask, check_lambda
 
 MODALITIES = ("acoustic", "lexical")
@@ -64,13 +65,8 @@ GRU_READOUT: dict[str, str] = {"acoustic": "mean", "lexical": "last"}
 
 
 def check_int(name: str, value) -> int:
-    low, high = _INT_RANGES[name]
-    if isinstance(value, bool) or not isinstance(value, Integral) or not low <= int(value) <= high:
-        raise ValueError(
-            f"Invalid value received for argument `{name}`. Expected an integer between {low} and {high}. "
-            f"Received: {name}={value!r}"
-        )
-    return int(value)
+    """``value`` checked against the sanity bounds of the network argument ``name`` (``_INT_RANGES``)."""
+    return _check_int(name, value, *_INT_RANGES[name])
 
 
 def _check_modalities(modalities) -> tuple[str, ...]:
@@ -81,11 +77,66 @@ def _check_modalities(modalities) -> tuple[str, ...]:
     except TypeError:
         given = None
     if not given or any(m not in MODALITIES for m in given) or len(set(given)) != len(given):
-        raise ValueError(
-            "Invalid value received for argument `modalities`. Expected a non-empty sequence of distinct names from "
-            f"{MODALITIES}. Received: modalities={modalities!r}"
-        )
+        raise invalid("modalities", f"a non-empty sequence of distinct names from {MODALITIES}", modalities)
     return tuple(m for m in MODALITIES if m in given)
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    """The encoder's architecture, one place for its defaults and checks: per branch ``conv_layers`` x Conv1D
+    (``conv_kernels`` filters of width ``conv_width``), then ``gru_layers`` x GRU(``gru_width``); the acoustic branch
+    max-pooled by ``acoustic_pool`` after each convolution; the GRU stack read out by ``gru_readout`` (one readout for
+    every branch, {modality: readout}, or None for ``GRU_READOUT``)."""
+
+    conv_layers: int = 3
+    conv_width: int = 2
+    conv_kernels: int = 64
+    gru_layers: int = 2
+    gru_width: int = 32
+    acoustic_pool: int = ACOUSTIC_POOL
+    gru_readout: str | dict | None = None
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            if f.name != "gru_readout":
+                object.__setattr__(self, f.name, check_int(f.name, getattr(self, f.name)))
+        readouts = [self.gru_readout] if isinstance(self.gru_readout, str) else list((self.gru_readout or {}).values())
+        for readout in readouts:
+            check_choice("readout", readout, GRU_READOUTS)
+
+    def readout(self, modality: str) -> str:
+        if isinstance(self.gru_readout, str):
+            return self.gru_readout
+        return (self.gru_readout or {}).get(modality, GRU_READOUT[modality])
+
+    def pool(self, modality: str) -> int:
+        return self.acoustic_pool if modality == "acoustic" else 1  # word sequences are never pooled
+
+
+class OutputSpec(NamedTuple):
+    """One output of a privemo model: its name, the attribute it predicts (None: emotion) and the layer it reads."""
+
+    name: str  # "emotion", "gender", "speaker", "gender_acoustic", ...
+    attribute: str | None  # None, "gender" or "speaker"
+    source: str  # "h", "h_acoustic" or "h_lexical"
+
+
+def model_outputs(modalities=("acoustic",), adversary: str | None = None,
+                  grl_placement: str = "fused") -> list[OutputSpec]:
+    """The outputs a model built with these arguments has, in order: the emotion head on h, then the adversary heads
+    (one on h when fused; one per branch vector, named "{adversary}_{modality}", per modality)."""
+    outputs = [OutputSpec("emotion", None, "h")]
+    if adversary is None:
+        return outputs
+    if grl_placement == "per_modality":
+        return outputs + [OutputSpec(f"{adversary}_{m}", adversary, f"h_{m}") for m in _check_modalities(modalities)]
+    return outputs + [OutputSpec(adversary, adversary, "h")]
+
+
+def attribute_of(output: str) -> str | None:
+    """The attribute an output name predicts ("gender_lexical" -> "gender"), or None for the emotion head."""
+    attribute = output.split("_", 1)[0]
+    return attribute if attribute in ADVERSARIES else None
 
 
 class Encoding(NamedTuple):
@@ -102,72 +153,34 @@ def model_inputs(modalities=("acoustic",), *, acoustic_dim: int = 40, lexical_di
     return {m: keras.Input(shape=(None, dims[m]), name=m, dtype="float32") for m in modalities}
 
 
-def encode_branch(
-    x,
-    modality: str,
-    *,
-    conv_layers: int = 3,
-    conv_width: int = 2,
-    conv_kernels: int = 64,
-    gru_layers: int = 2,
-    gru_width: int = 32,
-    pool_size: int = 1,
-    readout: str = "mean",
-):
-    """One modality's encoder: ``conv_layers`` x Conv1D(conv_kernels, conv_width, ReLU, "same") [each followed by
-    MaxPooling1D(pool_size) when pool_size > 1] then ``gru_layers`` x GRU (gru_width; cuDNN-compatible defaults), masked
-    by the input's zero padding, read out as the mean of the last GRU's outputs over the real steps (``readout="mean"``)
-    or its final state ("last"). Returns the branch vector (layer ``h_{modality}``), shape (batch, gru_width)."""
+def encode_branch(x, modality: str, settings: EncoderSettings | None = None):
+    """One modality's encoder (``settings``): Conv1D layers (ReLU, "same"), each followed by MaxPooling1D when the
+    branch is pooled, then GRUs (cuDNN-compatible defaults), masked by the input's zero padding, read out as the mean of
+    the last GRU's outputs over the real steps ("mean") or its final state ("last"). Returns the branch vector (layer
+    ``h_{modality}``), shape (batch, gru_width)."""
+    s = settings or EncoderSettings()
+    pool_size, readout = s.pool(modality), s.readout(modality)
     mask = FrameMask(name=f"{modality}_mask")(x)
-    for i in range(1, conv_layers + 1):
+    for i in range(1, s.conv_layers + 1):
         x = keras.layers.Conv1D(
-            conv_kernels, conv_width, padding="same", activation="relu", name=f"{modality}_conv{i}"
+            s.conv_kernels, s.conv_width, padding="same", activation="relu", name=f"{modality}_conv{i}"
         )(x)
         x = ApplyMask(name=f"{modality}_conv{i}_masked")(x, mask)
         if pool_size > 1:
             x = keras.layers.MaxPooling1D(pool_size, padding="same", name=f"{modality}_pool{i}")(x)
             mask = PoolMask(pool_size, name=f"{modality}_pool{i}_mask")(mask)
-    if readout not in GRU_READOUTS:
-        raise ValueError(
-            f"Invalid value received for argument `readout`. Expected one of {GRU_READOUTS}. Received: readout={readout!r}"
-        )
-    for i in range(1, gru_layers + 1):
-        sequences = i < gru_layers or readout == "mean"
-        x = keras.layers.GRU(gru_width, return_sequences=sequences, name=f"{modality}_gru{i}")(x, mask=mask)
+    for i in range(1, s.gru_layers + 1):
+        sequences = i < s.gru_layers or readout == "mean"
+        x = keras.layers.GRU(s.gru_width, return_sequences=sequences, name=f"{modality}_gru{i}")(x, mask=mask)
     if readout == "mean":
         x = keras.layers.GlobalAveragePooling1D(name=f"{modality}_readout")(x, mask=mask)
     return keras.layers.Identity(name=f"h_{modality}")(x)
 
 
-def encode(
-    inputs: dict,
-    *,
-    conv_layers: int = 3,
-    conv_width: int = 2,
-    conv_kernels: int = 64,
-    gru_layers: int = 2,
-    gru_width: int = 32,
-    acoustic_pool: int = ACOUSTIC_POOL,
-    gru_readout: str | dict[str, str] | None = None,
-) -> Encoding:
-    """Encode every input of ``inputs`` (from ``model_inputs``) and fuse the branch vectors into h (layer "h").
-    ``gru_readout``: one readout for every branch, {modality: readout}, or None for ``GRU_READOUT``."""
-    acoustic_pool = check_int("acoustic_pool", acoustic_pool)
-    kwargs = dict(
-        conv_layers=check_int("conv_layers", conv_layers),
-        conv_width=check_int("conv_width", conv_width),
-        conv_kernels=check_int("conv_kernels", conv_kernels),
-        gru_layers=check_int("gru_layers", gru_layers),
-        gru_width=check_int("gru_width", gru_width),
-    )
+def encode(inputs: dict, settings: EncoderSettings | None = None) -> Encoding:
+    """Encode every input of ``inputs`` (from ``model_inputs``) and fuse the branch vectors into h (layer "h")."""
     modalities = _check_modalities(tuple(inputs))
-    if gru_readout is None:
-        gru_readout = GRU_READOUT
-    readouts = {m: gru_readout if isinstance(gru_readout, str) else gru_readout.get(m, GRU_READOUT[m]) for m in modalities}
-    branches = {
-        m: encode_branch(inputs[m], m, pool_size=acoustic_pool if m == "acoustic" else 1, readout=readouts[m], **kwargs)
-        for m in modalities
-    }
+    branches = {m: encode_branch(inputs[m], m, settings) for m in modalities}
     if len(branches) == 1:
         h = keras.layers.Identity(name="h")(branches[modalities[0]])
     else:
@@ -196,26 +209,15 @@ def adversary_head(
 
 def build_encoder(
     modalities=("acoustic",),
+    settings: EncoderSettings | None = None,
     *,
-    conv_layers: int = 3,
-    conv_width: int = 2,
-    conv_kernels: int = 64,
-    gru_layers: int = 2,
-    gru_width: int = 32,
     acoustic_dim: int = 40,
     lexical_dim: int = 300,
     name: str = "encoder",
 ) -> keras.Model:
     """Stand-alone encoder model: inputs -> {"h": h, "h_acoustic": ..., "h_lexical": ...} (the branches present)."""
     inputs = model_inputs(modalities, acoustic_dim=acoustic_dim, lexical_dim=lexical_dim)
-    enc = encode(
-        inputs,
-        conv_layers=conv_layers,
-        conv_width=conv_width,
-        conv_kernels=conv_kernels,
-        gru_layers=gru_layers,
-        gru_width=gru_width,
-    )
+    enc = encode(inputs, settings)
     outputs = {"h": enc.h, **{f"h_{m}": v for m, v in enc.branches.items()}}
     return keras.Model(inputs, outputs, name=name)
 
@@ -230,12 +232,8 @@ def build_head(
     name: str = "emotion",
 ) -> keras.Model:
     """Stand-alone head model on a (batch, input_dim) representation; behind a GRL when ``grl_lambda`` is given."""
-    if isinstance(input_dim, bool) or not isinstance(input_dim, Integral) or input_dim < 1:
-        raise ValueError(
-            "Invalid value received for argument `input_dim`. Expected a positive integer. "
-            f"Received: input_dim={input_dim!r}"
-        )
-    x = keras.Input(shape=(int(input_dim),), name=f"{name}_input")
+    input_dim = _check_int("input_dim", input_dim, 1, expected="a positive integer")
+    x = keras.Input(shape=(input_dim,), name=f"{name}_input")
     if grl_lambda is None:
         y = classifier_head(x, n_classes, dense_layers=dense_layers, dense_width=dense_width, name=name)
     else:
@@ -247,11 +245,7 @@ def build_head(
 
 def adversary_output_names(modalities=("acoustic",), adversary=None, grl_placement: str = "fused") -> list[str]:
     """The adversary outputs a model built with these arguments has: [], ["gender"], or ["gender_acoustic", ...]."""
-    if adversary is None:
-        return []
-    if grl_placement == "per_modality":
-        return [f"{adversary}_{m}" for m in _check_modalities(modalities)]
-    return [adversary]
+    return [o.name for o in model_outputs(modalities, adversary, grl_placement) if o.attribute]
 
 
 def build_model(
@@ -329,25 +323,17 @@ def build_model(
     )
     n_classes = check_int("n_classes", n_classes)
 
+    settings = EncoderSettings(conv_layers, conv_width, conv_kernels, gru_layers, gru_width, acoustic_pool, gru_readout)
     inputs = model_inputs(modalities, acoustic_dim=acoustic_dim, lexical_dim=lexical_dim)
-    enc = encode(
-        inputs,
-        conv_layers=conv_layers,
-        conv_width=conv_width,
-        conv_kernels=conv_kernels,
-        gru_layers=gru_layers,
-        gru_width=gru_width,
-        acoustic_pool=acoustic_pool,
-        gru_readout=gru_readout,
-    )
-    outputs = {"emotion": classifier_head(enc.h, n_classes, name="emotion", **head_kwargs)}
-    if adversary is not None:
-        if grl_placement == "fused":
-            sources = {adversary: enc.h}
+    enc = encode(inputs, settings)
+    layers = {"h": enc.h, **{f"h_{m}": v for m, v in enc.branches.items()}}
+    outputs = {}
+    for out in model_outputs(modalities, adversary, grl_placement):
+        if out.attribute is None:
+            outputs[out.name] = classifier_head(layers[out.source], n_classes, name=out.name, **head_kwargs)
         else:
-            sources = {f"{adversary}_{m}": enc.branches[m] for m in modalities}
-        for name, source in sources.items():
-            outputs[name] = adversary_head(source, n_attr, grl_lambda=grl_lambda, name=name, **head_kwargs)
+            outputs[out.name] = adversary_head(layers[out.source], n_attr, grl_lambda=grl_lambda, name=out.name,
+                                               **head_kwargs)
     model_name = "privemo_" + "_".join(modalities) + (f"_{adversary}" if adversary else "")
     return keras.Model(inputs, outputs, name=model_name)
 

@@ -22,7 +22,7 @@ import tensorflow as tf
 import keras
 
 from privemo.metrics import uar
-from privemo.nn.models import ADVERSARIES, output_names
+from privemo.nn.models import attribute_of, output_names
 
 LEARNING_RATE = 1e-3  # assumption: see README assumptions table (Adam; the paper does not state optimiser or rate)
 PATIENCE = 5  # assumption: see README assumptions table (early-stopping patience in epochs on val_objective)
@@ -110,14 +110,6 @@ def compile_model(
         jit_compile=jit_compile,
     )
     return model
-
-
-def attribute_of(output: str) -> str | None:
-    """The attribute an output predicts ("gender_lexical" -> "gender"), or None for the emotion head."""
-    for attribute in ADVERSARIES:
-        if output == attribute or output.startswith(attribute + "_"):
-            return attribute
-    return None
 
 
 def _target_for(output: str, targets: Mapping[str, np.ndarray]):

@@ -1,7 +1,7 @@
 """Speaker verification attack: can an attacker link two utterances of the same, unseen speaker through h?
 
-`privemo.privacy.attacks.speaker_attack` asks whether an attacker who has seen some of a speaker's utterances can name the
-speaker of others (closed-set identification). The threat the VoicePrivacy challenge evaluates is linkage: given two
+`privemo.privacy.attribute.speaker_attack` asks whether an attacker who has seen some of a speaker's utterances can name
+the speaker of others (closed-set identification). The threat the VoicePrivacy challenge evaluates is linkage: given two
 representations of speakers the attacker has never seen, can it tell whether they come from the same person? This
 module measures that with the challenge's *semi-informed attacker* design, on plain NumPy arrays.
 
@@ -34,7 +34,8 @@ from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.metrics import roc_curve
 from sklearn.preprocessing import StandardScaler
 
-from privemo.privacy.attacks import _check_h, _check_labels, _invalid
+from privemo._validation import check_int, check_matrix, invalid
+from privemo.privacy.inputs import check_labels
 
 __all__ = ["speaker_verification_attack", "equal_error_rate", "MAX_TRIALS"]
 
@@ -50,7 +51,8 @@ def equal_error_rate(labels: np.ndarray, scores: np.ndarray) -> float:
     """
     labels = np.asarray(labels)
     if np.unique(labels).size != 2:
-        raise _invalid("labels", "both target (1) and non-target (0) trials", f"classes {np.unique(labels).tolist()}")
+        raise invalid("labels", "both target (1) and non-target (0) trials",
+                      received=f"classes {np.unique(labels).tolist()}")
     fpr, tpr, _ = roc_curve(labels, scores)
     fnr = 1.0 - tpr
     diff = fnr - fpr  # 1 at the first point, -1 at the last, non-increasing
@@ -135,6 +137,53 @@ def _trials(speakers: np.ndarray, rng: np.random.Generator, max_trials: int):
     return targets, nontargets, n_target, n_nontarget
 
 
+def _check_inputs(h_train, speakers_train, h_eval, speakers_eval, genders_eval, max_trials):
+    """The verification attack's inputs checked (protocol in the module docstring)."""
+    h_train = check_matrix("h_train", h_train).astype(np.float64)
+    speakers_train = check_labels("speakers_train", speakers_train, len(h_train))
+    h_eval = check_matrix("h_eval", h_eval, n_features=h_train.shape[1]).astype(np.float64)
+    speakers_eval = check_labels("speakers_eval", speakers_eval, len(h_eval))
+    max_trials = check_int("max_trials", max_trials, 1)
+    train_names, train_counts = np.unique(speakers_train, return_counts=True)
+    if train_names.size < 2:
+        raise invalid("speakers_train", "at least 2 distinct training speakers to learn a verifier from",
+                      received=f"{train_names.size} speaker ({train_names.tolist()})")
+    if train_counts.max() < 2:
+        raise invalid("speakers_train", "at least one training speaker with 2 or more utterances (within-speaker "
+                      "variation)", received=f"{train_names.size} speakers with 1 utterance each")
+    eval_names, eval_counts = np.unique(speakers_eval, return_counts=True)
+    if eval_names.size < 2:
+        raise invalid("speakers_eval", "at least 2 distinct evaluation speakers (for different-speaker trials)",
+                      received=f"{eval_names.size} speaker ({eval_names.tolist()})")
+    single = eval_names[eval_counts < 2]
+    if single.size:
+        shown = ", ".join(map(repr, single[:10].tolist())) + (" ..." if single.size > 10 else "")
+        raise invalid("speakers_eval", "at least 2 utterances per evaluation speaker (for same-speaker trials; drop "
+                      "the others first)", received=f"speakers with 1 utterance: {shown}")
+    genders = None if genders_eval is None else check_labels("genders_eval", genders_eval, len(h_eval))
+    return h_train, speakers_train, h_eval, speakers_eval, genders, max_trials
+
+
+def _embed(h_train, speakers_train, h_eval, n_components: int) -> np.ndarray:
+    """The evaluation utterances in the verifier's space: standardised (training statistics), LDA learnt on the
+    training speakers, length-normalised."""
+    scaler = StandardScaler().fit(h_train)
+    lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto", n_components=n_components)
+    lda.fit(scaler.transform(h_train), speakers_train)
+    z = lda.transform(scaler.transform(h_eval))
+    z /= np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+    return z
+
+
+def _method(n_components: int, max_trials: int) -> str:
+    return (
+        "semi-informed verifier learnt on the training speakers only: standardise (training statistics), LDA "
+        f"(eigen solver, Ledoit-Wolf shrinkage, {n_components} components), length normalisation, cosine "
+        "scoring of all same-speaker (target) and different-speaker (non-target) pairs of evaluation utterances "
+        f"(at most {int(max_trials)} of each, seeded sample beyond); EER interpolated on scikit-learn's roc_curve"
+    )
+
+
 def speaker_verification_attack(
     h_train: np.ndarray,
     speakers_train: np.ndarray,
@@ -164,39 +213,12 @@ def speaker_verification_attack(
     ``n_target_available`` / ``n_nontarget_available``, ``n_nontarget_same_gender``, ``n_speakers`` (evaluation),
     ``n_train_speakers``, ``n_components`` (LDA dimensions), ``chance`` (0.5), ``seed`` and ``method``.
     """
-    h_train = _check_h(h_train, "h_train").astype(np.float64)
-    speakers_train = _check_labels(speakers_train, len(h_train), "speakers_train")
-    h_eval = _check_h(h_eval, "h_eval", h_train.shape[1]).astype(np.float64)
-    speakers_eval = _check_labels(speakers_eval, len(h_eval), "speakers_eval")
-    if isinstance(max_trials, bool) or not isinstance(max_trials, (int, np.integer)) or max_trials < 1:
-        raise _invalid("max_trials", "a positive integer", f"max_trials={max_trials!r}")
-    train_names, train_counts = np.unique(speakers_train, return_counts=True)
-    if train_names.size < 2:
-        raise _invalid("speakers_train", "at least 2 distinct training speakers to learn a verifier from",
-                       f"{train_names.size} speaker ({train_names.tolist()})")
-    if train_counts.max() < 2:
-        raise _invalid("speakers_train", "at least one training speaker with 2 or more utterances (within-speaker "
-                       "variation)", f"{train_names.size} speakers with 1 utterance each")
-    eval_names, eval_counts = np.unique(speakers_eval, return_counts=True)
-    if eval_names.size < 2:
-        raise _invalid("speakers_eval", "at least 2 distinct evaluation speakers (for different-speaker trials)",
-                       f"{eval_names.size} speaker ({eval_names.tolist()})")
-    single = eval_names[eval_counts < 2]
-    if single.size:
-        shown = ", ".join(map(repr, single[:10].tolist())) + (" ..." if single.size > 10 else "")
-        raise _invalid("speakers_eval", "at least 2 utterances per evaluation speaker (for same-speaker trials; drop "
-                       "the others first)", f"speakers with 1 utterance: {shown}")
-    genders = None
-    if genders_eval is not None:
-        genders = _check_labels(genders_eval, len(h_eval), "genders_eval")
-
-    scaler = StandardScaler().fit(h_train)
+    h_train, speakers_train, h_eval, speakers_eval, genders, max_trials = _check_inputs(
+        h_train, speakers_train, h_eval, speakers_eval, genders_eval, max_trials)
+    train_names = np.unique(speakers_train)
+    n_eval_speakers = np.unique(speakers_eval).size
     n_components = int(min(train_names.size - 1, h_train.shape[1]))
-    lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto", n_components=n_components)
-    lda.fit(scaler.transform(h_train), speakers_train)
-    z = lda.transform(scaler.transform(h_eval))
-    z /= np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
-
+    z = _embed(h_train, speakers_train, h_eval, n_components)
     rng = np.random.default_rng(seed)
     (ti, tj), (ni, nj), n_target_available, n_nontarget_available = _trials(speakers_eval, rng, int(max_trials))
     target_scores = np.einsum("ij,ij->i", z[ti], z[tj])
@@ -207,24 +229,11 @@ def speaker_verification_attack(
         return equal_error_rate(labels, np.concatenate([target_scores, nontarget]))
 
     result: dict[str, Any] = {
-        "eer": eer_of(nontarget_scores),
-        "eer_same_gender": None,
-        "n_target": int(target_scores.size),
-        "n_nontarget": int(nontarget_scores.size),
-        "n_nontarget_same_gender": None,
-        "n_target_available": n_target_available,
-        "n_nontarget_available": n_nontarget_available,
-        "n_speakers": int(eval_names.size),
-        "n_train_speakers": int(train_names.size),
-        "n_components": n_components,
-        "chance": 0.5,
-        "seed": int(seed),
-        "method": (
-            "semi-informed verifier learnt on the training speakers only: standardise (training statistics), LDA "
-            f"(eigen solver, Ledoit-Wolf shrinkage, {n_components} components), length normalisation, cosine "
-            "scoring of all same-speaker (target) and different-speaker (non-target) pairs of evaluation utterances "
-            f"(at most {int(max_trials)} of each, seeded sample beyond); EER interpolated on scikit-learn's roc_curve"
-        ),
+        "eer": eer_of(nontarget_scores), "eer_same_gender": None,
+        "n_target": int(target_scores.size), "n_nontarget": int(nontarget_scores.size), "n_nontarget_same_gender": None,
+        "n_target_available": n_target_available, "n_nontarget_available": n_nontarget_available,
+        "n_speakers": int(n_eval_speakers), "n_train_speakers": int(train_names.size), "n_components": n_components,
+        "chance": 0.5, "seed": int(seed), "method": _method(n_components, max_trials),
     }
     if genders is not None:
         same = genders[ni] == genders[nj]
