@@ -117,33 +117,18 @@ def run_fold(
     Every trial of the search (the grid's configurations, the four lambda values included) is listed in the record
     with its validation scores and, for the lambda trade-off, the test emotion UAR and a fresh probe's test UAR of its
     own network; the validation-selected trial is saved and attacked with the full attack suite."""
-    from privemo.search.tuning import make_tuner, trial_history
+    from privemo.search.tuning import trial_history
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     setup = search_setup(data, fold_index, fold, condition, config, lexical, model_cache)
-    work = work_dir(config) / "tuning" / condition.key
-    tuner = make_tuner(setup.hypermodel, str(work), f"fold{fold_index}", seed=setup.seed, overwrite=not config.resume)
-    if report is not None:
-        tuner.report, tuner.report_label = report, f"  fold {fold_index}: {condition.key}: "
-    tuner.search(setup.train_ds, setup.val_inputs, **setup.search_kwargs())
+    tuner = _search(setup, fold_index, condition, config, report)
     timings["tune_s"] = time.perf_counter() - t0
-
     t1 = time.perf_counter()
-    everything = np.concatenate([fold.train, fold.validation, fold.test])
-    trials = sorted(tuner.oracle.trials.values(), key=lambda t: t.trial_id)
     best_trial = tuner.oracle.get_best_trials(1)[0]
-    trial_records = []
-    for trial in trials:
-        model = tuner.load_model(trial)
-        out = represent(model, setup.inputs, everything)
-        trial_records.append(trial_record(trial, out, data, fold, setup, condition))
-        if trial.trial_id == best_trial.trial_id:
-            selected, chosen_record = out, trial_records[-1]
-            if config.save_models:
-                save_model(model, Path(config.out_dir) / "models" / condition.key / f"fold{fold_index}.keras")
+    trials, selected = _represent_trials(tuner, best_trial, setup, data, fold_index, fold, condition, config)
     timings["represent_s"] = time.perf_counter() - t1
-    history = trial_history(tuner, best_trial.trial_id)
+    chosen = next(t for t in trials if t["trial_id"] == best_trial.trial_id)
     record: dict = {
         "corpus": data.corpus,
         "fold": fold_index,
@@ -162,12 +147,12 @@ def run_fold(
         "removal": condition.removal if condition.adversary else None,
         "best_hp": dict(best_trial.hyperparameters.values),
         "val": {name: float(best_trial.metrics.get_best_value(name)) for name in best_trial.metrics.metrics},
-        "best_epoch": chosen_record["best_epoch"],
-        "epochs_run": chosen_record["epochs_run"],
+        "best_epoch": chosen["best_epoch"],
+        "epochs_run": chosen["epochs_run"],
         "max_epochs": config.resolved_epochs(),
-        "history": history,
-        "trials": trial_records,
-        "test": {"emotion_uar": chosen_record["test_emotion_uar"], "n": int(len(fold.test))},
+        "history": trial_history(tuner, best_trial.trial_id),
+        "trials": trials,
+        "test": {"emotion_uar": chosen["test_emotion_uar"], "n": int(len(fold.test))},
         "n": {"train": int(len(setup.train_rows)), "heldout": int(len(setup.heldout_rows)),
               "validation": int(len(fold.validation)), "test": int(len(fold.test))},
         "settings": run_settings(config),
@@ -178,6 +163,36 @@ def run_fold(
     timings["total_s"] = time.perf_counter() - t0
     record["timings"] = timings
     return record
+
+
+def _search(setup: SearchSetup, fold_index: int, condition: Condition, config: ExperimentConfig,
+            report: Callable[[str], None] | None):
+    """The keras-tuner search of one (condition, fold), in its own resumable project; returns the tuner."""
+    from privemo.search.tuning import make_tuner
+
+    work = work_dir(config) / "tuning" / condition.key
+    tuner = make_tuner(setup.hypermodel, str(work), f"fold{fold_index}", seed=setup.seed, overwrite=not config.resume)
+    if report is not None:
+        tuner.report, tuner.report_label = report, f"  fold {fold_index}: {condition.key}: "
+    tuner.search(setup.train_ds, setup.val_inputs, **setup.search_kwargs())
+    return tuner
+
+
+def _represent_trials(tuner, best_trial, setup: SearchSetup, data: CorpusData, fold_index: int, fold,
+                      condition: Condition, config: ExperimentConfig):
+    """Every trial's record (its own network's test scores) and the selected trial's outputs on all rows; the
+    selected network is saved for ``privemo.cli.export``."""
+    everything = np.concatenate([fold.train, fold.validation, fold.test])
+    records, selected = [], None
+    for trial in sorted(tuner.oracle.trials.values(), key=lambda t: t.trial_id):
+        model = tuner.load_model(trial)
+        out = represent(model, setup.inputs, everything)
+        records.append(trial_record(trial, out, data, fold, setup, condition))
+        if trial.trial_id == best_trial.trial_id:
+            selected = out
+            if config.save_models:
+                save_model(model, Path(config.out_dir) / "models" / condition.key / f"fold{fold_index}.keras")
+    return records, selected
 
 
 def save_model(model, saved: Path) -> None:

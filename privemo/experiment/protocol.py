@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import NamedTuple
+from typing import Iterator, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -43,26 +43,12 @@ def run_cross_validation(config: ExperimentConfig, table: pd.DataFrame | None = 
     timings.update(data.timings)
     # Condition-major order: a worker's consecutive jobs tend to share a network, which it then need not trace again.
     jobs = [(k, c) for c in conditions for k in fold_ids]
-    settings = run_settings(config)
-    settings_file = work_dir(config) / "settings.json"
-    finished = {job: result_path(config, job[1], job[0]) for job in jobs}
-    finished = {job: path for job, path in finished.items() if config.resume and path.is_file()}
-    records: dict[tuple[int, Condition], dict] = {job: read_json(path) for job, path in finished.items()}
-    if config.resume:
-        found = {settings_file: read_json(settings_file) if settings_file.is_file() else settings}
-        found.update({finished[job]: record.get("settings") for job, record in records.items()})
-        for path, theirs in found.items():
-            difference = settings_differ(theirs, settings)
-            if difference:
-                raise UserError(
-                    f"{path}: cannot resume: it was made with other settings ({difference}). Rerun without --resume to "
-                    "start over, or pass another --out.")
-    atomic_write_json(settings_file, settings)
-    pending = [job for job in jobs if job not in finished]
+    records = _finished_records(config, jobs)
+    pending = [job for job in jobs if job not in records]
     n_jobs = max(1, min(config.n_jobs or available_cpus(), len(pending) or 1))
     log(f"privemo: {data.corpus}: {len(table)} utterances, {table['speaker'].nunique()} speakers, {len(folds)} folds; "
         f"{len(conditions)} conditions x {len(fold_ids)} folds = {len(jobs)} cross-validated trainings "
-        f"({len(finished)} already finished), {n_jobs} worker process(es)", config)
+        f"({len(records)} already finished), {n_jobs} worker process(es)", config)
     if pending:
         from privemo.nn.device import device_summary
 
@@ -75,57 +61,85 @@ def run_cross_validation(config: ExperimentConfig, table: pd.DataFrame | None = 
         log(f"[fold {k}] word vectors: {oov}", config)
     timings["lexical_s"] = time.perf_counter() - t1
 
+    t1 = time.perf_counter()
+    tasks = [(job, (job[0], folds[job[0]], job[1], config, lexical.get(job[0]))) for job in pending]
     kind = lambda c: (c.modality, c.adversary is None)  # noqa: E731  (a baseline has one trial, an adversary four)
     progress = Progress([kind(c) for _, c in pending], len(jobs), n_jobs, lambda line: log(line, config),
                         bar=bool(config.verbose) and sys.stderr.isatty())
-
-    def done(job, record, seconds):
+    for job, record, seconds in _run_jobs(tasks, data, n_jobs):
         records[job] = record
-        priv = record["attacks"].get("gender", {}).get("strongest_test_uar")
-        lam = record.get("grl_lambda")
-        progress.finished(kind(job[1]), record.get("timings", {}).get("total_s", seconds),
-                          f"fold {job[0]}: {job[1].key}: emotion UAR {record['test']['emotion_uar']:.3f}"
-                          + (f" (λ {lam:g})" if lam is not None else "")
-                          + (f", gender attacker UAR {priv:.3f}" if priv is not None else "")
-                          + f" ({record.get('timings', {}).get('total_s', seconds):.0f} s)")
-
-    t1 = time.perf_counter()
-    if n_jobs == 1:
-        worker_init(data, 0, parallel=False)
-        for k, c in pending:
-            t2 = time.perf_counter()
-            done((k, c), run_job(k, folds[k], c, config, lexical.get(k)), time.perf_counter() - t2)
-    else:
-        import concurrent.futures as cf
-        import os
-
-        from privemo._processes import process_pool
-
-        with process_pool(n_jobs, initializer=worker_init, initargs=(data, 1, True, os.getpid())) as pool:
-            queue = AffinityQueue(pending)
-            futures: dict = {}
-
-            def submit(pid: int | None) -> None:
-                job = queue.take(pid)
-                if job is not None:
-                    k, c = job
-                    futures[pool.submit(run_job_in_worker, k, folds[k], c, config, lexical.get(k))] = \
-                        (job, time.perf_counter())
-
-            for _ in range(n_jobs):
-                submit(None)
-            while futures:
-                finished_now, _ = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
-                for fut in finished_now:
-                    job, t2 = futures.pop(fut)
-                    record, pid = fut.result()
-                    queue.ran(pid, job)
-                    done(job, record, time.perf_counter() - t2)
-                    submit(pid)  # the worker that just finished is the idle one: give it a network it has traced
+        progress.finished(kind(job[1]), record.get("timings", {}).get("total_s", seconds), _summary(job, record, seconds))
     progress.close()
     timings["training_and_attacks_s"] = time.perf_counter() - t1
     timings["cross_validation_s"] = time.perf_counter() - t0
     return CrossValidation([records[job] for job in jobs], timings)
+
+
+def _finished_records(config: ExperimentConfig, jobs: list) -> dict:
+    """With ``config.resume``, the records of jobs already finished, after checking that they (and the run's settings
+    file) were made with this run's settings; then the settings file is (re)written."""
+    settings = run_settings(config)
+    settings_file = work_dir(config) / "settings.json"
+    paths = {job: result_path(config, job[1], job[0]) for job in jobs}
+    paths = {job: path for job, path in paths.items() if config.resume and path.is_file()}
+    records: dict[tuple[int, Condition], dict] = {job: read_json(path) for job, path in paths.items()}
+    if config.resume:
+        found = {settings_file: read_json(settings_file) if settings_file.is_file() else settings}
+        found.update({paths[job]: record.get("settings") for job, record in records.items()})
+        for path, theirs in found.items():
+            difference = settings_differ(theirs, settings)
+            if difference:
+                raise UserError(
+                    f"{path}: cannot resume: it was made with other settings ({difference}). Rerun without --resume to "
+                    "start over, or pass another --out.")
+    atomic_write_json(settings_file, settings)
+    return records
+
+
+def _run_jobs(tasks: list, data, n_jobs: int) -> Iterator[tuple[tuple, dict, float]]:
+    """Run ``tasks`` ((job, run_job arguments) pairs) in this process or in ``n_jobs`` worker processes; yields
+    (job, record, seconds) as each finishes."""
+    if n_jobs == 1:
+        worker_init(data, 0, parallel=False)
+        for job, args in tasks:
+            t0 = time.perf_counter()
+            yield job, run_job(*args), time.perf_counter() - t0
+        return
+    import concurrent.futures as cf
+    import os
+
+    from privemo._processes import process_pool
+
+    arguments = dict(tasks)
+    with process_pool(n_jobs, initializer=worker_init, initargs=(data, 1, True, os.getpid())) as pool:
+        queue = AffinityQueue([job for job, _ in tasks])
+        futures: dict = {}
+
+        def submit(pid: int | None) -> None:
+            job = queue.take(pid)
+            if job is not None:
+                futures[pool.submit(run_job_in_worker, *arguments[job])] = (job, time.perf_counter())
+
+        for _ in range(n_jobs):
+            submit(None)
+        while futures:
+            finished_now, _ = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
+            for fut in finished_now:
+                job, t0 = futures.pop(fut)
+                record, pid = fut.result()
+                queue.ran(pid, job)
+                yield job, record, time.perf_counter() - t0
+                submit(pid)  # the worker that just finished is the idle one: give it a network it has traced
+
+
+def _summary(job: tuple, record: dict, seconds: float) -> str:
+    """One progress line for a finished job."""
+    priv = record["attacks"].get("gender", {}).get("strongest_test_uar")
+    lam = record.get("grl_lambda")
+    return (f"fold {job[0]}: {job[1].key}: emotion UAR {record['test']['emotion_uar']:.3f}"
+            + (f" (λ {lam:g})" if lam is not None else "")
+            + (f", gender attacker UAR {priv:.3f}" if priv is not None else "")
+            + f" ({record.get('timings', {}).get('total_s', seconds):.0f} s)")
 
 
 def run(config: ExperimentConfig) -> str:
