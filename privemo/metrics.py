@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-CHANCE_UAR_GENDER = 0.5
-
-
 def uar(y_true, y_pred) -> float:
     """Unweighted average recall: the mean of per-class recalls (scikit-learn's balanced accuracy, same value).
 

@@ -69,13 +69,6 @@ class BadRows:
         )
 
 
-def require_dir(path: Path, what: str) -> Path:
-    """Raise a CorpusFormatError unless ``path`` is an existing folder."""
-    if not Path(path).is_dir():
-        raise CorpusFormatError(f"{what}: folder not found: {path}")
-    return Path(path)
-
-
 def check_wav(path: Path, sample_rate: int = SAMPLE_RATE) -> str | None:
     """Return None if ``path`` is a readable, non-empty wav at ``sample_rate``; else a one-line reason naming the file."""
     import soundfile as sf

@@ -29,6 +29,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from privemo._validation import check_choice, check_int, invalid
+
 STRATEGIES: tuple[str, ...] = ("session", "speaker", "count")
 STRATEGY_BY_CORPUS: dict[str, str] = {
     "iemocap": "session",
@@ -57,16 +59,6 @@ class Fold(NamedTuple):
     train: np.ndarray
     validation: np.ndarray
     test: np.ndarray
-
-
-def _invalid(name: str, expected: str, value: object) -> ValueError:
-    return ValueError(f"Invalid value received for argument `{name}`. Expected {expected}. Received: {name}={value!r}")
-
-
-def _check_count(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise _invalid(name, f"an int >= {minimum}", value)
-    return int(value)
 
 
 def _known_speaker_mask(speakers: pd.Series) -> np.ndarray:
@@ -164,29 +156,46 @@ def speaker_folds(
             the validation speakers.
     """
     if not isinstance(table, pd.DataFrame):
-        raise _invalid("table", "a pandas DataFrame (an utterance table)", type(table).__name__)
+        raise invalid("table", "a pandas DataFrame (an utterance table)", type(table).__name__)
     if "speaker" not in table.columns:
         raise ValueError(f"table has no 'speaker' column; columns: {list(table.columns)}")
-    n_folds = _check_count("n_folds", n_folds, 2)
-    seed = _check_count("seed", seed, 0)
+    n_folds = check_int("n_folds", n_folds, 2)
+    seed = check_int("seed", seed, 0)
     if n_validation_speakers is not None:
-        n_validation_speakers = _check_count("n_validation_speakers", n_validation_speakers, 0)
-    if unknown not in UNKNOWN_SPEAKER_POLICIES:
-        raise _invalid("unknown", f"one of {list(UNKNOWN_SPEAKER_POLICIES)}", unknown)
+        n_validation_speakers = check_int("n_validation_speakers", n_validation_speakers, 0)
+    check_choice("unknown", unknown, UNKNOWN_SPEAKER_POLICIES)
     corpus = str(table.attrs.get("corpus", "")).lower().replace("_", "-")
     if strategy is None:
         strategy = STRATEGY_BY_CORPUS.get(corpus, "speaker")
-    if strategy not in STRATEGIES:
-        raise _invalid("strategy", f"one of {list(STRATEGIES)}", strategy)
+    check_choice("strategy", strategy, STRATEGIES)
 
     positions = np.arange(len(table), dtype=np.int64)
     known = _known_speaker_mask(table["speaker"])
     speaker_of = table["speaker"].astype(object).where(known, None)
     genders = _speaker_genders(table, known)
+    groups, session_of = _test_groups(table, known, speaker_of, genders, n_folds, seed, strategy)
+    speakers = sorted(genders)
+    speaker_array = speaker_of.to_numpy(dtype=object)
+    folds: list[Fold] = []
+    for k, test_speakers in enumerate(groups):
+        test_set = set(test_speakers)
+        train_speakers = [s for s in speakers if s not in test_set]
+        val_set = set(_validation_speakers(k, train_speakers, genders, session_of, n_validation_speakers, seed))
+        in_test = np.fromiter((s in test_set for s in speaker_array), dtype=bool, count=len(speaker_array))
+        in_val = np.fromiter((s in val_set for s in speaker_array), dtype=bool, count=len(speaker_array))
+        in_train = known & ~in_test & ~in_val
+        if unknown == "train":
+            in_train |= ~known
+        folds.append(Fold(positions[in_train], positions[in_val], positions[in_test]))
+    return folds
+
+
+def _test_groups(table: pd.DataFrame, known: np.ndarray, speaker_of: pd.Series, genders: dict, n_folds: int,
+                 seed: int, strategy: str) -> tuple[list[list[str]], dict[str, str]]:
+    """The test speakers of each fold, and each speaker's session (session strategy only, else empty)."""
     speakers = sorted(genders)
     counts = {str(k): int(v) for k, v in speaker_of[known].value_counts().items()}
     rng = np.random.default_rng([seed, 0])
-
     session_of: dict[str, str] = {}
     if strategy == "session":
         if "session" not in table.columns:
@@ -217,38 +226,30 @@ def speaker_folds(
             groups = _deal_by_gender(speakers, genders, n_folds, rng)
         else:
             groups = _greedy_by_count(speakers, counts, n_folds, rng)
+    return groups, session_of
 
-    speaker_array = speaker_of.to_numpy(dtype=object)
-    folds: list[Fold] = []
-    for k, test_speakers in enumerate(groups):
-        fold_rng = np.random.default_rng([seed, 1, k])
-        test_set = set(test_speakers)
-        train_speakers = [s for s in speakers if s not in test_set]
-        if n_validation_speakers is None and strategy == "session":
-            train_sessions = sorted({session_of[s] for s in train_speakers})
-            if len(train_sessions) >= 2:
-                chosen = train_sessions[int(fold_rng.integers(len(train_sessions)))]
-                val_speakers = [s for s in train_speakers if session_of[s] == chosen]
-            else:
-                val_speakers = _pick_validation(train_speakers, genders, max(0, min(MIN_VALIDATION_SPEAKERS, len(train_speakers) - 1)), fold_rng)
-        else:
-            n_val = n_validation_speakers
-            if n_val is None:
-                n_val = max(MIN_VALIDATION_SPEAKERS, int(round(VALIDATION_FRACTION * len(train_speakers))))
-            if n_val >= len(train_speakers):
-                raise ValueError(
-                    f"fold {k}: cannot carve {n_val} validation speaker(s) out of {len(train_speakers)} training speaker(s) "
-                    "and keep at least one for training; lower n_validation_speakers or n_folds"
-                )
-            val_speakers = _pick_validation(train_speakers, genders, n_val, fold_rng)
-        val_set = set(val_speakers)
-        in_test = np.fromiter((s in test_set for s in speaker_array), dtype=bool, count=len(speaker_array))
-        in_val = np.fromiter((s in val_set for s in speaker_array), dtype=bool, count=len(speaker_array))
-        in_train = known & ~in_test & ~in_val
-        if unknown == "train":
-            in_train |= ~known
-        folds.append(Fold(positions[in_train], positions[in_val], positions[in_test]))
-    return folds
+
+def _validation_speakers(k: int, train_speakers: list[str], genders: dict, session_of: dict[str, str],
+                         n_validation_speakers: int | None, seed: int) -> list[str]:
+    """Fold ``k``'s validation speakers, carved out of its training speakers: a whole training session (session
+    strategy, by default), else ``n_validation_speakers`` (default: 15 %, at least 2) balanced by gender."""
+    fold_rng = np.random.default_rng([seed, 1, k])
+    if n_validation_speakers is None and session_of:
+        train_sessions = sorted({session_of[s] for s in train_speakers})
+        if len(train_sessions) >= 2:
+            chosen = train_sessions[int(fold_rng.integers(len(train_sessions)))]
+            return [s for s in train_speakers if session_of[s] == chosen]
+        n_val = max(0, min(MIN_VALIDATION_SPEAKERS, len(train_speakers) - 1))
+        return _pick_validation(train_speakers, genders, n_val, fold_rng)
+    n_val = n_validation_speakers
+    if n_val is None:
+        n_val = max(MIN_VALIDATION_SPEAKERS, int(round(VALIDATION_FRACTION * len(train_speakers))))
+    if n_val >= len(train_speakers):
+        raise ValueError(
+            f"fold {k}: cannot carve {n_val} validation speaker(s) out of {len(train_speakers)} training speaker(s) "
+            "and keep at least one for training; lower n_validation_speakers or n_folds"
+        )
+    return _pick_validation(train_speakers, genders, n_val, fold_rng)
 
 
 def official_partition(table: pd.DataFrame, *, column: str = "split") -> Fold:
@@ -261,7 +262,7 @@ def official_partition(table: pd.DataFrame, *, column: str = "split") -> Fold:
         ValueError: the table has no ``column`` or one of the three sets is empty.
     """
     if not isinstance(table, pd.DataFrame):
-        raise _invalid("table", "a pandas DataFrame (an utterance table)", type(table).__name__)
+        raise invalid("table", "a pandas DataFrame (an utterance table)", type(table).__name__)
     if column not in table.columns:
         raise ValueError(
             f"table has no {column!r} column (the official partition, e.g. MSP-Podcast's Split_Set); columns: {list(table.columns)}"

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from privemo._validation import check_int, invalid
 from privemo.features.acoustic import MAX_FRAMES
 from privemo.features.lexical import MAX_TOKENS
 
@@ -28,16 +29,8 @@ BUCKET_POOL = 16
 PREDICT_BATCH_SIZE = 64
 
 
-def _invalid(name: str, expected: str, received: Any) -> ValueError:
-    return ValueError(
-        f"Invalid value received for argument `{name}`. Expected {expected}. Received: {name}={received!r}"
-    )
-
-
 def _check_batch_size(batch_size) -> int:
-    if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
-        raise _invalid("batch_size", "a positive integer", batch_size)
-    return int(batch_size)
+    return check_int("batch_size", batch_size, 1, expected="a positive integer")
 
 
 def pad_batch(arrays: Sequence[np.ndarray], max_len: int | None = None, *, dim: int | None = None) -> np.ndarray:
@@ -47,18 +40,18 @@ def pad_batch(arrays: Sequence[np.ndarray], max_len: int | None = None, *, dim: 
     ``dim`` is needed only for an empty list.
     """
     if max_len is not None and (not isinstance(max_len, (int, np.integer)) or max_len < 1):
-        raise _invalid("max_len", "a positive integer or None", max_len)
+        raise invalid("max_len", "a positive integer or None", max_len)
     if len(arrays) == 0:
         if dim is None:
-            raise _invalid("arrays", "at least one array (or pass `dim`)", arrays)
+            raise invalid("arrays", "at least one array (or pass `dim`)", arrays)
         return np.zeros((0, 1, dim), np.float32)
     arrays = [np.asarray(a) for a in arrays]
     bad = [a.shape for a in arrays if a.ndim != 2]
     if bad:
-        raise _invalid("arrays", "2-D arrays of shape (length, dim)", f"an array of shape {bad[0]}")
+        raise invalid("arrays", "2-D arrays of shape (length, dim)", f"an array of shape {bad[0]}")
     width = arrays[0].shape[1] if dim is None else dim
     if any(a.shape[1] != width for a in arrays):
-        raise _invalid("arrays", f"arrays of equal width {width}", sorted({a.shape[1] for a in arrays}))
+        raise invalid("arrays", f"arrays of equal width {width}", sorted({a.shape[1] for a in arrays}))
     lengths = [len(a) if max_len is None else min(len(a), int(max_len)) for a in arrays]
     out = np.zeros((len(arrays), max(1, max(lengths)), width), np.float32)
     for i, (a, n) in enumerate(zip(arrays, lengths)):
@@ -73,14 +66,14 @@ def class_weights(labels, n_classes: int) -> np.ndarray:
     absent from ``labels`` gets no weight (it has no samples).
     """
     if not isinstance(n_classes, (int, np.integer)) or isinstance(n_classes, bool) or n_classes < 1:
-        raise _invalid("n_classes", "a positive integer", n_classes)
+        raise invalid("n_classes", "a positive integer", n_classes)
     y = np.asarray(labels)
     if y.ndim != 1 or (y.size and not np.issubdtype(y.dtype, np.integer)):
-        raise _invalid("labels", "a 1-D array of integer class ids", f"shape {y.shape}, dtype {y.dtype}")
+        raise invalid("labels", "a 1-D array of integer class ids", f"shape {y.shape}, dtype {y.dtype}")
     if y.size == 0:
         return np.zeros(0, np.float32)
     if y.min() < 0 or y.max() >= n_classes:
-        raise _invalid("labels", f"class ids in [0, {n_classes})", f"values in [{y.min()}, {y.max()}]")
+        raise invalid("labels", f"class ids in [0, {n_classes})", f"values in [{y.min()}, {y.max()}]")
     counts = np.bincount(y, minlength=n_classes).astype(np.float64)
     present = counts > 0
     per_class = np.zeros(n_classes)
@@ -91,7 +84,7 @@ def class_weights(labels, n_classes: int) -> np.ndarray:
 def _as_rows(indices, name: str = "indices") -> np.ndarray:
     idx = np.asarray(indices)
     if idx.ndim != 1 or idx.size == 0 or not np.issubdtype(idx.dtype, np.integer) or idx.min() < 0:
-        raise _invalid(name, "a non-empty 1-D array of non-negative table positions", indices)
+        raise invalid(name, "a non-empty 1-D array of non-negative table positions", indices)
     return idx.astype(np.int64)
 
 
@@ -105,7 +98,7 @@ def _check_container(name: str, values, rows: np.ndarray) -> None:
             )
     elif not hasattr(values, "__getitem__") or not hasattr(values, "__len__"):
         expected = "a sequence indexed by table position or a mapping position -> value"
-        raise _invalid(name, expected, type(values).__name__)
+        raise invalid(name, expected, type(values).__name__)
     elif rows.max() >= len(values):
         raise ValueError(
             f"`{name}` has {len(values)} rows but table position {int(rows.max())} was requested; inputs, targets and "
@@ -126,10 +119,10 @@ def _caps(names, max_lengths: Mapping[str, int | None] | None) -> dict[str, int 
     caps = {m: DEFAULT_MAX_LENGTHS.get(m) for m in names}
     if max_lengths is not None:
         if not isinstance(max_lengths, Mapping):
-            raise _invalid("max_lengths", "a dict modality -> int or None", max_lengths)
+            raise invalid("max_lengths", "a dict modality -> int or None", max_lengths)
         for m, cap in max_lengths.items():
             if cap is not None and (not isinstance(cap, (int, np.integer)) or isinstance(cap, bool) or cap < 1):
-                raise _invalid("max_lengths", "positive integers or None", dict(max_lengths))
+                raise invalid("max_lengths", "positive integers or None", dict(max_lengths))
             caps[m] = None if cap is None else int(cap)
     return caps
 
@@ -137,7 +130,7 @@ def _caps(names, max_lengths: Mapping[str, int | None] | None) -> dict[str, int 
 def _check_inputs(inputs, indices, batch_size) -> tuple[int, np.ndarray]:
     """Validate the modality inputs, the rows to serve and the batch size; returns (batch_size, rows)."""
     if not isinstance(inputs, Mapping) or not inputs:
-        raise _invalid("inputs", "a non-empty dict modality -> sequence of arrays", type(inputs).__name__)
+        raise invalid("inputs", "a non-empty dict modality -> sequence of arrays", type(inputs).__name__)
     batch_size = _check_batch_size(batch_size)
     rows = _as_rows(indices)
     for name, values in inputs.items():
@@ -217,16 +210,16 @@ def make_dataset(
     batch_size, rows = _check_inputs(inputs, indices, batch_size)
     if targets is not None:
         if not isinstance(targets, Mapping) or not targets:
-            raise _invalid("targets", "a non-empty dict output name -> labels, or None", type(targets).__name__)
+            raise invalid("targets", "a non-empty dict output name -> labels, or None", type(targets).__name__)
         targets = {k: np.asarray(v) for k, v in targets.items()}
         for name, values in targets.items():
             _check_container(f"targets[{name!r}]", values, rows)
     if sample_weights is not None:
         if targets is None:
-            raise _invalid("sample_weights", "None when `targets` is None", "a dict")
+            raise invalid("sample_weights", "None when `targets` is None", "a dict")
         unknown = sorted(set(sample_weights) - set(targets))
         if unknown:
-            raise _invalid("sample_weights", f"keys among the targets' {sorted(targets)}", unknown)
+            raise invalid("sample_weights", f"keys among the targets' {sorted(targets)}", unknown)
         sample_weights = {k: np.asarray(v, dtype=np.float32) for k, v in sample_weights.items()}
         for name, values in sample_weights.items():
             _check_container(f"sample_weights[{name!r}]", values, rows)

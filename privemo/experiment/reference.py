@@ -46,6 +46,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from privemo._validation import check_int, invalid
+
 MODALITIES: tuple[str, ...] = ("acoustic", "lexical", "acoustic+lexical")
 TASKS: tuple[str, ...] = ("activation", "valence")
 C_GRID: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
@@ -56,10 +58,6 @@ MAX_ITER = 10_000
 NGRAM_RANGE = (1, 2)
 GENDER_IDS = {"F": 0, "M": 1}
 FRAME_COLUMNS: tuple[str, ...] = ("corpus", "modality", "task", "uar_mean", "uar_std", "n_folds")
-
-
-def _invalid(name: str, expected: str, value: object) -> ValueError:
-    return ValueError(f"Invalid value received for argument `{name}`. Expected {expected}. Received: {name}={value!r}")
 
 
 # -- features --------------------------------------------------------------------------------------------------------
@@ -80,7 +78,7 @@ def utterance_statistics(frames: Sequence[np.ndarray]) -> np.ndarray:
     """
     n = len(frames)
     if n == 0:
-        raise _invalid("frames", "a non-empty sequence of (n_frames, n_mels) arrays", "an empty sequence")
+        raise invalid("frames", "a non-empty sequence of (n_frames, n_mels) arrays", "an empty sequence")
     out: np.ndarray | None = None
     for i in range(n):
         x = np.asarray(frames[i], dtype=np.float64)
@@ -116,7 +114,7 @@ def utterance_statistics(frames: Sequence[np.ndarray]) -> np.ndarray:
 def _statistics(table: pd.DataFrame, acoustic: Any) -> np.ndarray:
     """Utterance statistics of every table row from ``acoustic`` (frames, or a precomputed 2-D statistics array)."""
     if acoustic is None:
-        raise _invalid(
+        raise invalid(
             "acoustic",
             "the normalised log-Mel frames of every table row (extract_acoustic(table).normalized(table, mode='speaker')) "
             "for an acoustic modality",
@@ -126,7 +124,7 @@ def _statistics(table: pd.DataFrame, acoustic: Any) -> np.ndarray:
         stats = np.asarray(acoustic, np.float64)  # precomputed utterance_statistics
     else:
         if not hasattr(acoustic, "__len__") or not hasattr(acoustic, "__getitem__"):
-            raise _invalid("acoustic", "a sequence of (n_frames, n_mels) arrays, one per table row", type(acoustic).__name__)
+            raise invalid("acoustic", "a sequence of (n_frames, n_mels) arrays, one per table row", type(acoustic).__name__)
         if len(acoustic) != len(table):
             raise ValueError(
                 f"Invalid value received for argument `acoustic`. Expected one frame array per table row ({len(table)}). "
@@ -265,9 +263,9 @@ def _cross_validate(
 # -- validation of the public arguments --------------------------------------------------------------------------------
 def _check_table(table: Any) -> pd.DataFrame:
     if not isinstance(table, pd.DataFrame):
-        raise _invalid("table", "a pandas DataFrame (an utterance table, see privemo.corpora)", type(table).__name__)
+        raise invalid("table", "a pandas DataFrame (an utterance table, see privemo.corpora)", type(table).__name__)
     if len(table) == 0:
-        raise _invalid("table", "a non-empty utterance table", "an empty DataFrame")
+        raise invalid("table", "a non-empty utterance table", "an empty DataFrame")
     return table
 
 
@@ -283,10 +281,10 @@ def _check_labels(labels: Any, n: int) -> np.ndarray:
 
 def _check_folds(folds: Any, n: int) -> list:
     if isinstance(folds, (str, bytes)) or not isinstance(folds, Iterable):
-        raise _invalid("folds", "a list of folds with train / validation / test indices (privemo.speaker_folds)", folds)
+        raise invalid("folds", "a list of folds with train / validation / test indices (privemo.speaker_folds)", folds)
     folds = list(folds)
     if not folds:
-        raise _invalid("folds", "at least one fold (privemo.speaker_folds(table))", folds)
+        raise invalid("folds", "at least one fold (privemo.speaker_folds(table))", folds)
     for k, fold in enumerate(folds):
         for name in ("train", "validation", "test"):
             if not hasattr(fold, name):
@@ -307,16 +305,14 @@ def _check_c_grid(c_grid: Any) -> tuple[float, ...]:
     try:
         grid = tuple(sorted(float(c) for c in c_grid))
     except (TypeError, ValueError):
-        raise _invalid("c_grid", "a non-empty sequence of positive numbers", c_grid) from None
+        raise invalid("c_grid", "a non-empty sequence of positive numbers", c_grid) from None
     if not grid or not all(np.isfinite(c) and c > 0 for c in grid):
-        raise _invalid("c_grid", "a non-empty sequence of positive numbers", c_grid)
+        raise invalid("c_grid", "a non-empty sequence of positive numbers", c_grid)
     return grid
 
 
 def _check_seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise _invalid("seed", "an int >= 0", seed)
-    return int(seed)
+    return check_int("seed", seed, 0)
 
 
 def _corpus(table: pd.DataFrame) -> str:
@@ -363,7 +359,7 @@ def linear_reference(
     """
     table = _check_table(table)
     if modality not in MODALITIES:
-        raise _invalid("modality", f"one of {list(MODALITIES)}", modality)
+        raise invalid("modality", f"one of {list(MODALITIES)}", modality)
     labels = _check_labels(labels, len(table))
     folds = _check_folds(folds, len(table))
     seed = _check_seed(seed)
@@ -425,10 +421,10 @@ def reference_table(
     table = _check_table(table)
     for modality in modalities:
         if modality not in MODALITIES:
-            raise _invalid("modality", f"one of {list(MODALITIES)}", modality)
+            raise invalid("modality", f"one of {list(MODALITIES)}", modality)
     for task in tasks:
         if task not in table.columns:
-            raise _invalid("tasks", f"columns of the table ({list(TASKS)})", task)
+            raise invalid("tasks", f"columns of the table ({list(TASKS)})", task)
     needs_acoustic = gender or any("acoustic" in m for m in modalities)
     stats = _statistics(table, acoustic) if needs_acoustic else None
     rows = []
@@ -451,11 +447,11 @@ def reference_frame(rows: Iterable[dict]) -> pd.DataFrame:
             ``task`` added: ``{**result, "task": "activation"}``.
     """
     if isinstance(rows, (dict, str, bytes)) or not isinstance(rows, Iterable):
-        raise _invalid("rows", "an iterable of result dicts", rows)
+        raise invalid("rows", "an iterable of result dicts", rows)
     records = []
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
-            raise _invalid("rows", "an iterable of result dicts", f"item {i} of type {type(row).__name__}")
+            raise invalid("rows", "an iterable of result dicts", f"item {i} of type {type(row).__name__}")
         missing = [k for k in ("corpus", "modality", "task") if k not in row]
         if "uar_mean" not in row and "fold_uar" not in row:
             missing.append("uar_mean or fold_uar")
