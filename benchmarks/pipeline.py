@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from privemo.features.acoustic import MAX_FRAMES  # noqa: E402
+from privemo.features.logmel import MAX_FRAMES  # noqa: E402
 from privemo.data.pipeline import make_dataset, pad_batch  # noqa: E402
 
 BATCH = 32

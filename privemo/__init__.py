@@ -25,7 +25,7 @@ _EXPORTS: dict[str, str] = {
     "bin_labels": "privemo.data.labels",
     "equal_frequency_thresholds": "privemo.data.labels",
     "speaker_folds": "privemo.data.folds",
-    "log_mfb": "privemo.features.acoustic",
+    "log_mfb": "privemo.features.logmel",
     "tokenize": "privemo.features.lexical",
     "uar": "privemo.metrics",
     "GradientReversal": "privemo.nn.layers",

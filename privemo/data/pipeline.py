@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from privemo._validation import check_int, invalid
-from privemo.features.acoustic import MAX_FRAMES
+from privemo.features.logmel import MAX_FRAMES
 from privemo.features.lexical import MAX_TOKENS
 
 MODALITIES: tuple[str, ...] = ("acoustic", "lexical")
@@ -208,22 +208,7 @@ def make_dataset(
     import tensorflow as tf
 
     batch_size, rows = _check_inputs(inputs, indices, batch_size)
-    if targets is not None:
-        if not isinstance(targets, Mapping) or not targets:
-            raise invalid("targets", "a non-empty dict output name -> labels, or None", type(targets).__name__)
-        targets = {k: np.asarray(v) for k, v in targets.items()}
-        for name, values in targets.items():
-            _check_container(f"targets[{name!r}]", values, rows)
-    if sample_weights is not None:
-        if targets is None:
-            raise invalid("sample_weights", "None when `targets` is None", "a dict")
-        unknown = sorted(set(sample_weights) - set(targets))
-        if unknown:
-            raise invalid("sample_weights", f"keys among the targets' {sorted(targets)}", unknown)
-        sample_weights = {k: np.asarray(v, dtype=np.float32) for k, v in sample_weights.items()}
-        for name, values in sample_weights.items():
-            _check_container(f"sample_weights[{name!r}]", values, rows)
-
+    targets, sample_weights = _check_targets(targets, sample_weights, rows)
     caps = _caps(inputs, max_lengths)
     key = _sort_key({m: _lengths(v, rows, caps[m]) for m, v in inputs.items()})
     dims = {m: int(np.asarray(v[int(rows[0])]).shape[-1]) for m, v in inputs.items()}
@@ -245,21 +230,46 @@ def make_dataset(
             else:
                 yield x, y, {k: sample_weights[k][chosen] for k in targets if k in sample_weights}
 
-    x_spec = {m: tf.TensorSpec((None, None, dims[m]), tf.float32) for m in inputs}
-    if targets is None:
-        signature: Any = x_spec
-    else:
-        y_spec = {k: tf.TensorSpec((None,), tf.int32) for k in targets}
-        signature = (x_spec, y_spec)
-        if sample_weights is not None:
-            signature = (*signature, {k: tf.TensorSpec((None,), tf.float32) for k in targets if k in sample_weights})
-    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=_signature(dims, targets, sample_weights))
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(n_batches))
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
     # The epoch counter drives the shuffle; a training run restarts it (privemo.nn.training.fit) so that every trial of a
     # search sees the same batch order whatever ran before it in the process (resumed and distributed trials included).
     dataset.privemo_restart_epochs = lambda: epoch.__setitem__(0, 0)
     return dataset
+
+
+def _check_targets(targets, sample_weights, rows: np.ndarray) -> tuple[dict | None, dict | None]:
+    """``targets`` and ``sample_weights`` as arrays, each checked to cover ``rows``."""
+    if targets is not None:
+        if not isinstance(targets, Mapping) or not targets:
+            raise invalid("targets", "a non-empty dict output name -> labels, or None", type(targets).__name__)
+        targets = {k: np.asarray(v) for k, v in targets.items()}
+        for name, values in targets.items():
+            _check_container(f"targets[{name!r}]", values, rows)
+    if sample_weights is not None:
+        if targets is None:
+            raise invalid("sample_weights", "None when `targets` is None", "a dict")
+        unknown = sorted(set(sample_weights) - set(targets))
+        if unknown:
+            raise invalid("sample_weights", f"keys among the targets' {sorted(targets)}", unknown)
+        sample_weights = {k: np.asarray(v, dtype=np.float32) for k, v in sample_weights.items()}
+        for name, values in sample_weights.items():
+            _check_container(f"sample_weights[{name!r}]", values, rows)
+    return targets, sample_weights
+
+
+def _signature(dims: dict[str, int], targets: dict | None, sample_weights: dict | None) -> Any:
+    """The dataset's element spec: x, (x, y) or (x, y, sw)."""
+    import tensorflow as tf
+
+    x_spec = {m: tf.TensorSpec((None, None, dim), tf.float32) for m, dim in dims.items()}
+    if targets is None:
+        return x_spec
+    signature = (x_spec, {k: tf.TensorSpec((None,), tf.int32) for k in targets})
+    if sample_weights is not None:
+        signature = (*signature, {k: tf.TensorSpec((None,), tf.float32) for k in targets if k in sample_weights})
+    return signature
 
 
 def _match_inputs(model, x: dict[str, np.ndarray]):

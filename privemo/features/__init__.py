@@ -1,12 +1,13 @@
 """Features: acoustic log Mel filterbanks (cached, parallel) and lexical word-vector sequences.
 
-``acoustic.log_mfb`` / ``acoustic.extract_acoustic`` -> ``AcousticFeatures``; ``lexical.tokenize``,
+``logmel.log_mfb`` (one waveform) / ``acoustic.extract_acoustic`` (a corpus) -> ``AcousticFeatures``; ``lexical.tokenize``,
 ``lexical.load_embeddings``, ``lexical.train_word2vec``, ``lexical.embed``; ``cache`` holds the on-disk store.
 """
 
 from __future__ import annotations
 
-from .acoustic import MAX_FRAMES, AcousticFeatures, NormalizedFeatures, extract_acoustic, frame_count, log_mfb
+from .acoustic import AcousticFeatures, NormalizedFeatures, extract_acoustic
+from .logmel import MAX_FRAMES, frame_count, log_mfb
 from .lexical import MAX_TOKENS, OOVReport, embed, load_embeddings, tokenize, train_word2vec
 
 __all__ = [

@@ -107,7 +107,7 @@ def export_encoder(model, path: str | os.PathLike, *, metadata: Mapping[str, Any
         "versions": _versions(),
     }
     if "acoustic" in modalities:
-        from privemo.features.acoustic import MAX_FRAMES, STD_FLOOR, feature_params
+        from privemo.features.logmel import MAX_FRAMES, STD_FLOOR, feature_params
 
         info["acoustic_features"] = feature_params(n_mels=dims["acoustic"])
         info["normalization"] = {
@@ -227,7 +227,7 @@ def _is_path(x) -> bool:
 
 def wav_features(path: str | os.PathLike, params: Mapping[str, Any] | None = None) -> np.ndarray:
     """Raw (un-normalised) log-MFB features of one sound file, with the encoder's feature parameters."""
-    from privemo.features.acoustic import HOP_LENGTH_MS, N_MELS, WIN_LENGTH_MS, load_audio, log_mfb
+    from privemo.features.logmel import HOP_LENGTH_MS, N_MELS, WIN_LENGTH_MS, load_audio, log_mfb
 
     params = params or {}
     signal, sr = load_audio(path)
@@ -240,7 +240,7 @@ def speaker_statistics(paths_or_features: Sequence, params: Mapping[str, Any] | 
                                                                                                           np.ndarray]:
     """Per-band (mean, std) over all frames of one speaker's recordings (wav paths or raw log-MFB arrays), as the
     experiment's per-speaker z-normalisation computes them (std floored at ``STD_FLOOR``)."""
-    from privemo.features.acoustic import STD_FLOOR
+    from privemo.features.logmel import STD_FLOOR
 
     items = [paths_or_features] if _is_path(paths_or_features) else list(paths_or_features)
     if not items:
@@ -258,7 +258,7 @@ def speaker_statistics(paths_or_features: Sequence, params: Mapping[str, Any] | 
 
 
 def _znorm(x: np.ndarray, stats) -> np.ndarray:
-    from privemo.features.acoustic import STD_FLOOR
+    from privemo.features.logmel import STD_FLOOR
 
     x = np.asarray(x, np.float32)
     if stats is None:
