@@ -213,8 +213,6 @@ def run_chief(config, *, host: str = DEFAULT_HOST, port: int = BASE_PORT, search
     """Serve every pending project of the run until all trials have ended; then run the reproduce command's remaining
     steps unless ``search_only``. Returns a summary (per project: trials, which tuner ran which trial).
     """
-    from privemo.experiment.fold import hypermodel_for
-
     log = log or (lambda message: print(message, file=sys.stderr, flush=True) if config.verbose else None)
     t0 = time.perf_counter()
     _, _, jobs = load_run(config)
@@ -227,21 +225,11 @@ def run_chief(config, *, host: str = DEFAULT_HOST, port: int = BASE_PORT, search
         served = list(jobs)
         for job in jobs:  # the final phase resumes: results of an earlier run in --out must not be taken as this one's
             result_path(config, job.condition, job.fold).unlink(missing_ok=True)
-    Servicer = _servicer_class()
     servers, servicers = [], []
     session = uuid.uuid4().hex
     try:
         for job in served:
-            seed = fold_seed(config, job.condition, job.fold)
-            directory, project = project_location(config, job)
-            hypermodel = hypermodel_for(job.condition, config, {}, seed, 300)  # only its grid matters to the oracle
-            oracle = make_oracle(hypermodel, directory, project, seed=seed, overwrite=not config.resume)
-            # experiment.run_fold's single-process tuner (id "tuner0") reloads a project only when this state file
-            # exists; without it, `reproduce --resume` would start these projects afresh.
-            state = directory / project / f"{SINGLE_PROCESS_TUNER_ID}.json"
-            if not state.is_file():
-                atomic_write_text(state, "{}")
-            servicer = Servicer(oracle, job.name, log)
+            servicer = _serve(config, job, log)
             servers.append(_start_server(servicer, host, port + job.index))
             servicers.append(servicer)
         plan = {
@@ -256,20 +244,7 @@ def run_chief(config, *, host: str = DEFAULT_HOST, port: int = BASE_PORT, search
         atomic_write_json(plan_path(config), plan)
         log(f"[chief] serving {len(served)} of {len(jobs)} tuner projects on {host}:{port}.."
             f"{port + (served[-1].index if served else 0)}; start workers with the same flags and --role worker")
-        done_at = None
-        reported: set[str] = set()
-        while True:
-            states = [s.oracle.progress() for s in servicers]
-            for s, state in zip(servicers, states):
-                if state["complete"] and s.name not in reported:
-                    reported.add(s.name)
-                    log(f"[chief] {s.name}: search complete ({state['done']} trials)")
-            if all(state["complete"] for state in states):
-                done_at = done_at or time.monotonic()
-                seen = set().union(*(s.seen for s in servicers)) if servicers else set()
-                if not servicers or seen <= servicers[-1].stopped or time.monotonic() - done_at > linger_s:
-                    break
-            time.sleep(POLL_S)
+        _wait_for_searches(servicers, linger_s, log)
         search_s = time.perf_counter() - t0
         summary = {
             "role": "chief",
@@ -295,6 +270,40 @@ def run_chief(config, *, host: str = DEFAULT_HOST, port: int = BASE_PORT, search
 
         summary["reproduce"] = run(dataclasses.replace(config, resume=True))
     return summary
+
+
+def _serve(config, job: Job, log):
+    """The servicer of one project: its oracle, made (or reloaded with --resume) from the job's hypermodel."""
+    from privemo.experiment.fold import hypermodel_for
+
+    seed = fold_seed(config, job.condition, job.fold)
+    directory, project = project_location(config, job)
+    hypermodel = hypermodel_for(job.condition, config, {}, seed, 300)  # only its grid matters to the oracle
+    oracle = make_oracle(hypermodel, directory, project, seed=seed, overwrite=not config.resume)
+    # experiment.run_fold's single-process tuner (id "tuner0") reloads a project only when this state file exists;
+    # without it, `reproduce --resume` would start these projects afresh.
+    state = directory / project / f"{SINGLE_PROCESS_TUNER_ID}.json"
+    if not state.is_file():
+        atomic_write_text(state, "{}")
+    return _servicer_class()(oracle, job.name, log)
+
+
+def _wait_for_searches(servicers: list, linger_s: float, log) -> None:
+    """Until every project's search is complete and the workers have stopped asking (at most ``linger_s`` more)."""
+    done_at = None
+    reported: set[str] = set()
+    while True:
+        states = [s.oracle.progress() for s in servicers]
+        for s, state in zip(servicers, states):
+            if state["complete"] and s.name not in reported:
+                reported.add(s.name)
+                log(f"[chief] {s.name}: search complete ({state['done']} trials)")
+        if all(state["complete"] for state in states):
+            done_at = done_at or time.monotonic()
+            seen = set().union(*(s.seen for s in servicers)) if servicers else set()
+            if not servicers or seen <= servicers[-1].stopped or time.monotonic() - done_at > linger_s:
+                return
+        time.sleep(POLL_S)
 
 
 # --------------------------------------------------------------------------------------------------------------------
