@@ -292,31 +292,7 @@ def build_model(
         ``privemo.nn.training.compile_model``.
     """
     modalities = _check_modalities(modalities)
-    if adversary is not None and adversary not in ADVERSARIES:
-        raise ValueError(
-            f"Invalid value received for argument `adversary`. Expected None or one of {ADVERSARIES}. "
-            f"Received: adversary={adversary!r}"
-        )
-    if grl_placement not in PLACEMENTS:
-        raise ValueError(
-            f"Invalid value received for argument `grl_placement`. Expected one of {PLACEMENTS}. "
-            f"Received: grl_placement={grl_placement!r}"
-        )
-    if adversary is not None and grl_placement == "per_modality" and len(modalities) < 2:
-        raise ValueError(
-            "Invalid value received for argument `grl_placement`. Expected 'fused' when only one modality is used "
-            f"('per_modality' needs both {MODALITIES}). Received: grl_placement='per_modality' with "
-            f"modalities={modalities!r}"
-        )
-    if adversary == "speaker":
-        if n_speakers is None:
-            raise ValueError(
-                "Invalid value received for argument `n_speakers`. Expected the number of training speakers (an integer "
-                "between 2 and 100000) when adversary='speaker'. Received: n_speakers=None"
-            )
-        n_attr = check_int("n_speakers", n_speakers)
-    else:
-        n_attr = N_GENDERS
+    n_attr = _attribute_classes(modalities, adversary, n_speakers, grl_placement)
     grl_lambda = check_lambda(grl_lambda, "grl_lambda")
     head_kwargs = dict(
         dense_layers=check_int("dense_layers", dense_layers), dense_width=check_int("dense_width", dense_width)
@@ -336,6 +312,23 @@ def build_model(
                                                **head_kwargs)
     model_name = "privemo_" + "_".join(modalities) + (f"_{adversary}" if adversary else "")
     return keras.Model(inputs, outputs, name=model_name)
+
+
+def _attribute_classes(modalities: tuple[str, ...], adversary: str | None, n_speakers: int | None,
+                       grl_placement: str) -> int:
+    """The adversary's class count (2 genders, or the training speakers), after checking the adversary arguments."""
+    if adversary is not None and adversary not in ADVERSARIES:
+        raise invalid("adversary", f"None or one of {ADVERSARIES}", adversary)
+    check_choice("grl_placement", grl_placement, PLACEMENTS)
+    if adversary is not None and grl_placement == "per_modality" and len(modalities) < 2:
+        raise invalid("grl_placement", f"'fused' when only one modality is used ('per_modality' needs both "
+                      f"{MODALITIES})", received=f"grl_placement='per_modality' with modalities={modalities!r}")
+    if adversary != "speaker":
+        return N_GENDERS
+    if n_speakers is None:
+        raise invalid("n_speakers", "the number of training speakers (an integer between 2 and 100000) when "
+                      "adversary='speaker'", None)
+    return check_int("n_speakers", n_speakers)
 
 
 def representation_model(model: keras.Model, layer: str = "h") -> keras.Model:
