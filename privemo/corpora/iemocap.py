@@ -89,46 +89,54 @@ def load_iemocap(
     counts = {"unrated": 0, "unlabelled_wavs": 0, "skipped_label_files": 0}
     seen: dict[str, str] = {}
     for number, folder in sessions:
-        session = f"Ses{number:02d}"
-        labels, skipped_files = _read_labels(folder, number, corpus)
-        counts["skipped_label_files"] += skipped_files
-        transcripts = _read_transcripts(folder / "dialog" / "transcriptions", set(labels))
-        wav_root = folder / "sentences" / "wav"
-        if not wav_root.is_dir():
-            raise CorpusFormatError(f"{corpus}: audio folder not found: {wav_root}")
-        wavs = index_files(wav_root, ".wav", corpus)
-        unlabelled = sorted(set(wavs) - set(labels))
-        if unlabelled:
-            counts["unlabelled_wavs"] += len(unlabelled)
-            log.debug("%s: %d wav(s) in %s have no label and are ignored, e.g. %s", corpus, len(unlabelled), wav_root,
-                      unlabelled[:3])
-        for utt, label in labels.items():
-            if utt in seen:
-                raise CorpusFormatError(f"{corpus}: utterance {utt} is labelled twice: {seen[utt]} and {label['where']}")
-            seen[utt] = label["where"]
-            if math.isnan(label["valence"]) or math.isnan(label["activation"]):
-                counts["unrated"] += 1
-                continue
-            expected = wav_root / label["dialog"] / f"{utt}.wav"
-            path = wavs.get(utt)
-            if not usable_wav(path, expected, bad, check_audio=check_audio, sample_rate=sample_rate):
-                continue
-            rows.append(
-                {
-                    "utterance_id": utt,
-                    "speaker": session + label["letter"],
-                    "gender": label["letter"],
-                    "session": session,
-                    "wav_path": str(path),
-                    "transcript": transcripts.get(utt),
-                    "activation": label["activation"],
-                    "valence": label["valence"],
-                    "category": label["category"],
-                    "dominance": label["dominance"],
-                    "dialog": label["dialog"],
-                }
-            )
+        rows += _session_rows(number, folder, corpus, bad, counts, seen, check_audio, sample_rate)
     return finish(rows, bad, corpus, root=str(base), **counts)
+
+
+def _session_rows(number: int, folder: Path, corpus: str, bad: BadRows, counts: dict, seen: dict[str, str],
+                  check_audio: bool, sample_rate: int | None) -> list[dict]:
+    """The usable utterances of one session folder; ``counts`` and ``seen`` (utterance -> label line) are updated."""
+    rows: list[dict] = []
+    session = f"Ses{number:02d}"
+    labels, skipped_files = _read_labels(folder, number, corpus)
+    counts["skipped_label_files"] += skipped_files
+    transcripts = _read_transcripts(folder / "dialog" / "transcriptions", set(labels))
+    wav_root = folder / "sentences" / "wav"
+    if not wav_root.is_dir():
+        raise CorpusFormatError(f"{corpus}: audio folder not found: {wav_root}")
+    wavs = index_files(wav_root, ".wav", corpus)
+    unlabelled = sorted(set(wavs) - set(labels))
+    if unlabelled:
+        counts["unlabelled_wavs"] += len(unlabelled)
+        log.debug("%s: %d wav(s) in %s have no label and are ignored, e.g. %s", corpus, len(unlabelled), wav_root,
+                  unlabelled[:3])
+    for utt, label in labels.items():
+        if utt in seen:
+            raise CorpusFormatError(f"{corpus}: utterance {utt} is labelled twice: {seen[utt]} and {label['where']}")
+        seen[utt] = label["where"]
+        if math.isnan(label["valence"]) or math.isnan(label["activation"]):
+            counts["unrated"] += 1
+            continue
+        expected = wav_root / label["dialog"] / f"{utt}.wav"
+        path = wavs.get(utt)
+        if not usable_wav(path, expected, bad, check_audio=check_audio, sample_rate=sample_rate):
+            continue
+        rows.append(
+            {
+                "utterance_id": utt,
+                "speaker": session + label["letter"],
+                "gender": label["letter"],
+                "session": session,
+                "wav_path": str(path),
+                "transcript": transcripts.get(utt),
+                "activation": label["activation"],
+                "valence": label["valence"],
+                "category": label["category"],
+                "dominance": label["dominance"],
+                "dialog": label["dialog"],
+            }
+        )
+    return rows
 
 
 def _find_release(root: Path, corpus: str) -> Path:
