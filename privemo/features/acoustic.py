@@ -113,16 +113,7 @@ def extract_acoustic(
     Returns:
         AcousticFeatures: ``len``, ``feats[i]`` -> float32 (frames_i, n_mels), ``.lengths``, ``.normalized(...)``.
     """
-    if not isinstance(table, pd.DataFrame) or "wav_path" not in table or "utterance_id" not in table:
-        raise ValueError(
-            "Invalid value received for argument `table`. Expected an utterance table (pandas.DataFrame with columns "
-            f"`utterance_id` and `wav_path`, see privemo.corpora). Received: {type(table).__name__}"
-        )
-    if n_jobs is not None:
-        _check_positive("n_jobs", n_jobs, integer=True)
-    _check_positive("chunk_size", chunk_size, integer=True)
-    if max_frames is not None:
-        _check_positive("max_frames", max_frames, integer=True)
+    paths = _check_extraction(table, n_jobs, chunk_size, max_frames)
     params = feature_params(n_mels=n_mels, win_length_ms=win_length_ms, hop_length_ms=hop_length_ms)
     t_start = time.perf_counter()
     corpus = table.attrs.get("corpus") or "unnamed"
@@ -132,12 +123,6 @@ def extract_acoustic(
     params_file = store.root / "params.json"
     if not params_file.exists():
         atomic_write_json(params_file, params)
-
-    paths = [str(p) for p in table["wav_path"]]
-    missing_path = [i for i, p in enumerate(paths) if not p or p == "None" or p == "nan"]
-    if missing_path:
-        ids = list(table["utterance_id"].iloc[missing_path[:3]])
-        raise ValueError(f"{corpus}: {len(missing_path)} row(s) have no wav_path, e.g. {ids}")
     auto_jobs = n_jobs is None
     n_jobs = int(n_jobs) if n_jobs is not None else available_cpus()
     keys = FileDigests(corpus_dir / "file_digests.json").digests(paths, n_threads=max(2, n_jobs))
@@ -168,6 +153,27 @@ def extract_acoustic(
     stats["seconds"] = time.perf_counter() - t_start
     ids = list(map(str, table["utterance_id"]))
     return AcousticFeatures._from_store(store, index, keys, ids, params, max_frames, stats)
+
+
+def _check_extraction(table: pd.DataFrame, n_jobs, chunk_size, max_frames) -> list[str]:
+    """The table's wav paths, after checking the arguments of ``extract_acoustic`` and that every row has a path."""
+    if not isinstance(table, pd.DataFrame) or "wav_path" not in table or "utterance_id" not in table:
+        raise ValueError(
+            "Invalid value received for argument `table`. Expected an utterance table (pandas.DataFrame with columns "
+            f"`utterance_id` and `wav_path`, see privemo.corpora). Received: {type(table).__name__}"
+        )
+    if n_jobs is not None:
+        _check_positive("n_jobs", n_jobs, integer=True)
+    _check_positive("chunk_size", chunk_size, integer=True)
+    if max_frames is not None:
+        _check_positive("max_frames", max_frames, integer=True)
+    paths = [str(p) for p in table["wav_path"]]
+    missing_path = [i for i, p in enumerate(paths) if not p or p == "None" or p == "nan"]
+    if missing_path:
+        ids = list(table["utterance_id"].iloc[missing_path[:3]])
+        corpus = table.attrs.get("corpus") or "unnamed"
+        raise ValueError(f"{corpus}: {len(missing_path)} row(s) have no wav_path, e.g. {ids}")
+    return paths
 
 
 def _run_chunks(root, work, params, n_jobs, progress, total, after_chunk):
