@@ -15,6 +15,7 @@ import soundfile as sf
 from privemo.corpora import CorpusFormatError, load_corpus
 from privemo.corpora import demo
 from privemo.corpora._espeak import synthesize
+from privemo.corpora._synthesis import render, spectral_tilt
 from privemo.data.labels import bin_labels
 
 SMALL = 4  # utterances per speaker in the small corpora (40 utterances, ~2 s to build)
@@ -43,6 +44,64 @@ def test_espeak_prosody_parameters_change_the_audio():
         synthesize("hello", "en", rate=20)
     with pytest.raises(ValueError, match="`text`"):
         synthesize("  ", "en")
+
+
+def _word_levels(tables: dict) -> dict[str, int]:
+    """Phrase -> level (0 low / negative, 1 mid, 2 high / positive) over word tables keyed by level, phrases that occur
+    at more than one level left out (e.g. "so": an opener and an intensifier)."""
+    levels: dict[str, set[int]] = {}
+    for key, words in tables.items():
+        for word in words:
+            phrase = " ".join(re.findall(r"[a-z']+", word.lower()))
+            if phrase:
+                levels.setdefault(phrase, set()).add(key)
+    return {w: next(iter(lv)) for w, lv in levels.items() if len(lv) == 1}
+
+
+def _word_score(text: str, levels: dict[str, int]) -> int:
+    """Number of high-level phrases minus number of low-level phrases in ``text``."""
+    padded = " " + " ".join(re.findall(r"[a-z']+", text.lower())) + " "
+    return sum((level - 1) * padded.count(f" {phrase} ") for phrase, level in levels.items())
+
+
+def test_plan_ties_activation_to_the_words_and_valence_to_the_voice():
+    """The generator's plan (no audio): aroused words follow the latent activation, the spectral tilt and the pitch follow
+    the latent valence, and neither cue follows the other dimension."""
+    utts = [u for sp in demo._plan(0, 30) for u in sp["utterances"]]  # 300 utterances
+    act = np.array([u["latent"]["activation"] for u in utts])
+    val = np.array([u["latent"]["valence"] for u in utts])
+    r = lambda x, y: float(np.corrcoef(x, y)[0, 1])  # noqa: E731
+    slots = [*demo._ADJ.items(), *demo._VERB.items()]  # ((valence, activation), words)
+    arousal_levels = _word_levels({k: [w for (_, a), ws in slots if a == k for w in ws]
+                                   + list(demo._INTENSIFIERS[k]) + list(demo._OPENERS[k]) for k in (0, 1, 2)})
+    polarity_levels = _word_levels({k: [w for (v, _), ws in slots if v == k for w in ws]
+                                    + list(demo._TAGS[k]) for k in (0, 1, 2)})
+    arousal = np.array([_word_score(u["texts"][0], arousal_levels) for u in utts])
+    polarity = np.array([_word_score(u["texts"][0], polarity_levels) for u in utts])
+    tilt = np.array([u["tilt"] for u in utts])
+    pitch = np.array([u["pitch"] for u in utts])
+    assert r(act, arousal) > 0.5 and abs(r(val, arousal)) < 0.2  # ~0.74 and ~0.0 for seed 0
+    assert r(val, polarity) > 0.6 and abs(r(act, polarity)) < 0.2
+    assert r(val, tilt) > 0.4 and abs(r(act, tilt)) < 0.2  # ~0.59 and ~0.0
+    assert r(val, pitch) > 0.25 and r(act, pitch) > 0.5  # pitch carries both, activation more
+
+
+def test_spectral_tilt_brightens_or_darkens_the_rendered_voice():
+    sp = demo._plan(0, 1)[0]
+    utt = sp["utterances"][0]
+
+    def high_minus_low_db(tilt: float) -> float:
+        audio, _ = render({**utt, "tilt": tilt}, sp)
+        power = np.abs(np.fft.rfft(audio)) ** 2
+        freqs = np.fft.rfftfreq(audio.size, 1 / 16000)
+        return float(10 * np.log10(power[freqs > 2000].sum() / power[(freqs > 100) & (freqs < 1000)].sum()))
+
+    bright, flat, dark = high_minus_low_db(1.5), high_minus_low_db(0.0), high_minus_low_db(-1.5)
+    assert bright - flat > 2.0 and flat - dark > 2.0, (bright, flat, dark)
+    x = np.random.default_rng(0).normal(size=12345)
+    y = spectral_tilt(x, 16000, 2.0)
+    assert y.shape == x.shape and np.isclose(np.sqrt(np.mean(y ** 2)), np.sqrt(np.mean(x ** 2)))  # loudness kept
+    assert spectral_tilt(x, 16000, 0.0) is x
 
 
 def test_layout_and_reader(small):
@@ -146,10 +205,10 @@ def test_refuses_to_overwrite_a_foreign_folder(tmp_path):
 
 def test_location_and_argument_validation(monkeypatch, tmp_path):
     monkeypatch.setenv("PRIVEMO_DATA", str(tmp_path / "data"))
-    assert demo.demo_root(3) == tmp_path / "data" / "demo-seed3-v1"
+    assert demo.demo_root(3) == tmp_path / "data" / f"demo-seed3-v{demo.DEMO_VERSION}"
     monkeypatch.delenv("PRIVEMO_DATA")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    assert demo.demo_root() == tmp_path / "cache" / "privemo" / f"demo-seed{demo.DEMO_SEED}-v1"
+    assert demo.demo_root() == tmp_path / "cache" / "privemo" / f"demo-seed{demo.DEMO_SEED}-v{demo.DEMO_VERSION}"
     with pytest.raises(ValueError, match="`seed`"):
         demo.demo_root(-1)
     with pytest.raises(ValueError, match="`n_per_speaker`"):
@@ -188,7 +247,7 @@ def test_full_default_corpus(monkeypatch, tmp_path):
     # ... but not perfectly: the bins overlap (noise in ratings and prosody)
     assert rms[act == 0].max() > rms[act == 2].min()
     # valence is carried by wording
-    positive = set(demo._WORDS["adj"]["pos"]) | set(demo._WORDS["verb"]["pos"])
+    positive = {w for (v, _), words in [*demo._ADJ.items(), *demo._VERB.items()] if v == 2 for w in words}
     has_positive = table.transcript.str.lower().str.findall(r"[a-z]+").apply(lambda ws: bool(positive & set(ws)))
     val = bin_labels(table.valence, "demo")
     assert has_positive[val == 2].mean() > has_positive[val == 0].mean() + 0.4

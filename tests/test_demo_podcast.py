@@ -109,6 +109,46 @@ def test_unknown_speakers_and_gender_balance(small):
         assert not (sets[0] & sets[1] or sets[0] & sets[2] or sets[1] & sets[2])
 
 
+def _word_levels(tables: dict) -> dict[str, int]:
+    """Phrase -> level (0 low / negative, 1 mid, 2 high / positive) over word tables keyed by level, phrases that occur
+    at more than one level left out (e.g. "so": an opener and an intensifier)."""
+    levels: dict[str, set[int]] = {}
+    for key, words in tables.items():
+        for word in words:
+            phrase = " ".join(re.findall(r"[a-z']+", word.lower()))
+            if phrase:
+                levels.setdefault(phrase, set()).add(key)
+    return {w: next(iter(lv)) for w, lv in levels.items() if len(lv) == 1}
+
+
+def _word_score(text: str, levels: dict[str, int]) -> int:
+    """Number of high-level phrases minus number of low-level phrases in ``text``."""
+    padded = " " + " ".join(re.findall(r"[a-z']+", text.lower())) + " "
+    return sum((level - 1) * padded.count(f" {phrase} ") for phrase, level in levels.items())
+
+
+def test_plan_ties_activation_to_the_words_and_valence_to_the_voice():
+    """The generator's plan (no audio) for a few speakers: aroused words follow the latent activation, pitch and spectral
+    tilt follow the latent valence, and the words of one dimension do not follow the other."""
+    utts = [u for sp in dp._plan(0, 6, 50, 0) for u in sp["utterances"]]  # 300 segments
+    act = np.array([u["latent"]["activation"] for u in utts])
+    val = np.array([u["latent"]["valence"] for u in utts])
+    r = lambda x, y: float(np.corrcoef(x, y)[0, 1])  # noqa: E731
+    slots = [*dp._ADJ.items(), *dp._VERB.items()]  # ((valence, activation), words)
+    arousal_levels = _word_levels({k: [w for (_, a), ws in slots if a == k for w in ws]
+                                   + list(dp._INTENSIFIERS[k]) + list(dp._OPENERS[k]) for k in (0, 1, 2)})
+    polarity_levels = _word_levels({k: [w for (v, _), ws in slots if v == k for w in ws]
+                                    + list(dp._TAGS[k]) for k in (0, 1, 2)})
+    arousal = np.array([_word_score(u["texts"][0], arousal_levels) for u in utts])
+    polarity = np.array([_word_score(u["texts"][0], polarity_levels) for u in utts])
+    tilt = np.array([u["tilt"] for u in utts])
+    pitch = np.array([u["pitch"] for u in utts])
+    assert r(act, arousal) > 0.5 and abs(r(val, arousal)) < 0.2
+    assert r(val, polarity) > 0.6 and abs(r(act, polarity)) < 0.2
+    assert r(val, pitch) > 0.4  # pitch carries both dimensions
+    assert r(val, tilt) > 0.2 and abs(r(act, tilt)) < 0.15  # weak: the podcast's valence is mostly in pitch and range
+
+
 def test_plan_voices_are_distinct_and_gender_balanced():
     plan = dp._plan(0, 48, 2, 40)
     known = [sp for sp in plan if sp["spkr_id"] is not None]
@@ -187,11 +227,11 @@ def test_refuses_to_overwrite_a_foreign_folder(tmp_path):
 
 def test_location_and_argument_validation(monkeypatch, tmp_path):
     monkeypatch.setenv("PRIVEMO_DATA", str(tmp_path / "data"))
-    assert dp.demo_podcast_root(3) == tmp_path / "data" / "demo-podcast-seed3-v1"
-    assert dp.demo_podcast_root(0, 6, 3, 2) == tmp_path / "data" / "demo-podcast-seed0-v1-s6-n3-u2"
+    assert dp.demo_podcast_root(3) == tmp_path / "data" / f"demo-podcast-seed3-v{dp.PODCAST_VERSION}"
+    assert dp.demo_podcast_root(0, 6, 3, 2) == tmp_path / "data" / f"demo-podcast-seed0-v{dp.PODCAST_VERSION}-s6-n3-u2"
     monkeypatch.delenv("PRIVEMO_DATA")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    assert dp.demo_podcast_root() == tmp_path / "cache" / "privemo" / "demo-podcast-seed0-v1"
+    assert dp.demo_podcast_root() == tmp_path / "cache" / "privemo" / f"demo-podcast-seed0-v{dp.PODCAST_VERSION}"
     for seed in (-1, 1.5, "0", True, None):
         with pytest.raises(ValueError, match=r"argument `seed`.*Received: seed="):
             dp.synthesize_demo_podcast(tmp_path / "x", seed=seed)

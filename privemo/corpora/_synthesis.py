@@ -1,5 +1,7 @@
-"""Machinery the two synthesised corpora (``demo`` and ``demo-podcast``) share: argument checks, where a corpus lives,
-rendering an utterance with eSpeak NG into a wav, the manifest and its verification, the lock, and the build step.
+"""Machinery the two synthesised corpora (``demo`` and ``demo-podcast``) share: argument checks, word classes drawn
+around a latent value (``level``), where a corpus lives, rendering an utterance with eSpeak NG into a wav (with a
+per-utterance voice quality, ``spectral_tilt``, that eSpeak itself cannot vary), the manifest and its verification, the
+lock, and the build step.
 
 A corpus module describes itself with a ``CorpusSpec`` (generator, version, name, marker file, folder-name pattern)
 and supplies its plan, its worker (one task per speaker) and its label files; everything else happens here, identically
@@ -131,13 +133,17 @@ def spectral_tilt(audio: np.ndarray, sr: int, db_per_octave: float) -> np.ndarra
         db_per_octave: gain change per octave; 0 returns ``audio`` unchanged.
 
     Returns:
-        float64 array, shape ``(n,)``.
+        float64 array, shape ``(n,)`` (``audio`` itself when ``db_per_octave`` is 0).
     """
     if db_per_octave == 0.0 or audio.size < 2:
         return audio
-    freqs = np.fft.rfftfreq(audio.size, 1.0 / sr)
+    from scipy import fft
+
+    # zero-padded by a quarter second (the filter's response is far shorter: no circular wrap-around) to a fast length
+    n_fft = fft.next_fast_len(audio.size + sr // 4, real=True)
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
     octaves = np.log2(np.clip(freqs, *TILT_BAND_HZ) / TILT_PIVOT_HZ)
-    out = np.fft.irfft(np.fft.rfft(audio) * 10.0 ** (db_per_octave * octaves / 20.0), n=audio.size)
+    out = fft.irfft(fft.rfft(audio, n=n_fft) * 10.0 ** (db_per_octave * octaves / 20.0), n=n_fft)[: audio.size]
     power = float(np.mean(out ** 2))
     return out * np.sqrt(float(np.mean(audio ** 2)) / power) if power > 0 else out
 
@@ -350,7 +356,7 @@ def build(
             # (TensorFlow); the server imports the worker's modules once, not every (per-speaker) child. The pool
             # never re-runs the caller's script (privemo._processes), so a script without a main guard works.
             with worker_pool(max(1, min(n_jobs, len(tasks))), method="forkserver", maxtasksperchild=1,
-                             preload=[worker.__module__, "privemo.corpora._espeak", "soxr"]) as pool:
+                             preload=[worker.__module__, "privemo.corpora._espeak", "soxr", "scipy.fft"]) as pool:
                 for results in pool.imap_unordered(worker, tasks):
                     for r in results:
                         rendered[r["utterance_id"]] = r

@@ -10,13 +10,24 @@ It lets every part of privemo run end to end without a licensed corpus. Its shap
   (``[V, A, D]`` means of 2-3 integer rater scores on 1-5, e.g. 2.5 or 3.3333, with the raters' own lines) and
   ``SessionN/dialog/transcriptions/<dialog>.txt``. Dialog names are irregular on purpose (``Ses03M_impro05a``,
   ``Ses05M_script01_1b``) and both speakers talk in every dialog (``Ses01F_impro01_M003`` is the MALE speaker).
-* Activation is carried by prosody: speaking rate, pitch, pitch range and loudness rise with it. Valence is carried by
-  wording (positive / neutral / negative words in sentence templates) and, weakly, by prosody. Each utterance has a
-  latent activation and valence; its ratings are noisy rater scores of the latent values and its prosody is a jittered
-  function of them, so the task is learnable but not trivial.
+
+Emotion cues, as in real speech (the constants below; each utterance has a latent activation and valence on 1-5):
+
+* Activation mainly in the voice (speaking rate, loudness, pitch and pitch range rise with it) and partly in the words:
+  openers ("Oh wow", "Come on" / "Hmm", "Um"), intensifiers ("absolutely", "totally" / "a bit", "kind of") and the
+  arousal of the adjective and verb ("thrilling", "furious", "adore" / "peaceful", "gloomy", "regret"). The "!" of
+  aroused utterances only changes eSpeak's intonation: ``privemo.tokenize`` drops punctuation.
+* Valence mainly in the words (polarity of the adjective, verb and tag: "lovely", "enjoy", "thank goodness" / "awful",
+  "hate", "what a shame"; every template has two such slots) and partly in the voice: higher pitch, wider range,
+  slightly faster and a brighter voice (spectral tilt, ``privemo.corpora._synthesis.spectral_tilt``) when positive;
+  lower, narrower, slower and darker when negative.
+* Each slot's word class is drawn around the latent values (``WORD_VALENCE_GAIN``, ``WORD_ACTIVATION_GAIN``), prosody
+  and tilt are jittered per utterance, and ratings are noisy rater means, so every task is learnable but none is
+  trivial: ``benchmarks/demo_learnability.py`` scores the linear reference on each cell (seed 0: acoustic activation
+  0.70, acoustic valence 0.49, lexical activation 0.51, lexical valence 0.61, gender 1.00 UAR).
 
 Generation is deterministic from ``seed`` (same seed: byte-identical wavs and label files). The corpus is written once into
-``demo_root(seed)`` (``$PRIVEMO_DATA/demo-seed<seed>-v1`` if ``PRIVEMO_DATA`` is set, else the user cache folder
+``demo_root(seed)`` (``$PRIVEMO_DATA/demo-seed<seed>-v<DEMO_VERSION>`` if ``PRIVEMO_DATA`` is set, else the user cache folder
 ``$XDG_CACHE_HOME/privemo`` or ``~/.cache/privemo``), assembled in a temporary sibling folder and renamed into place only when
 complete, with a ``manifest.json`` of sizes and SHA-256 checksums. A later call checks the manifest and does nothing; a
 half-written, tampered or incomplete corpus is detected and rebuilt.
@@ -41,6 +52,7 @@ from ._synthesis import (  # MANIFEST, MIN_DURATION_S and MAX_DURATION_S stay na
     MAX_DURATION_S,
     MIN_DURATION_S,
     CorpusSpec,
+    articles,
     build,
     check_int,
     check_n_jobs,
@@ -48,13 +60,14 @@ from ._synthesis import (  # MANIFEST, MIN_DURATION_S and MAX_DURATION_S stay na
     check_verify,
     data_folder,
     ensure,
+    level,
     pick,
     render_wav,
     verify_manifest,
 )
 
 DEMO_SEED = 0
-DEMO_VERSION = 1  # bump when the generator's output changes: the folder name and manifest carry it
+DEMO_VERSION = 2  # bump when the generator's output changes: the folder name and manifest carry it
 N_SESSIONS = 5
 # assumption: see README assumptions table. 64 utterances per speaker -> 640 utterances (>= 600 asked for).
 DEFAULT_N_PER_SPEAKER = 64
@@ -118,16 +131,17 @@ _TAGS: dict[int, tuple[str, ...]] = {
     1: ("I guess", "you know", "I think"),
     0: ("unfortunately", "what a shame", "I am upset"),
 }
-_TEMPLATES = (  # lower-case first word (except "I"): an opener may precede it; every one has two valence slots
+_TEMPLATES = (  # lower-case first word (except "I"): an opener may precede it. Two valence slots in each, and short:
+    # a slow (low-activation) voice fits only some six words into the longest utterance
     "I {verb} this {int} {adj} {noun}",
     "that {noun} was {int} {adj}, {tag}",
-    "you {verb} the {adj} {noun} today",
-    "the {noun} is {int} {adj}, {tag}",
-    "honestly, I {verb} the {noun}, it looks {adj}",
-    "it is {art} {int} {adj} {noun}, {tag}",
-    "I {verb} my {noun}, it feels {int} {adj}",
-    "they said the {noun} was {adj}, {tag}",
-    "we {verb} the {noun}, it was {int} {adj}",
+    "you {verb} the {adj} {noun}",
+    "the {noun} is {adj}, {tag}",
+    "I {verb} the {noun}, it's {adj}",
+    "{art} {int} {adj} {noun}, {tag}",
+    "I {verb} my {noun}, it's {int} {adj}",
+    "my {noun} was {adj}, {tag}",
+    "we {verb} this {adj} {noun}",
 )
 _SUFFIXES = ("", "", " again", " right now", " this time")
 
@@ -139,12 +153,12 @@ RATE_PER_Z = (0.30, 0.10)  # relative rate change per unit of (activation z, val
 PITCH_PER_Z = (16.0, 9.0)  # eSpeak pitch units (0-100) per unit of (activation z, valence z)
 RANGE_PER_Z = (28.0, 14.0)  # eSpeak pitch-range units (0-100)
 VOLUME_PER_Z = 0.40  # relative loudness change per unit of activation z
-TILT_PER_Z = 2.0  # spectral tilt (dB per octave, privemo.corpora._synthesis.spectral_tilt) per unit of valence z
+TILT_PER_Z = 1.0  # spectral tilt (dB per octave, privemo.corpora._synthesis.spectral_tilt) per unit of valence z
 PROSODY_JITTER = {"rate": 0.06, "pitch": 4.0, "range": 6.0, "volume": 0.08, "tilt": 0.8}  # per utterance (log-rate,
 # units, log-volume, dB per octave)
 RATER_NOISE = 0.55  # s.d. of a rater's score around the latent value (before rounding to 1..5)
-WORD_VALENCE_GAIN = 3.2  # logit gain of the valence z on a slot's polarity
-WORD_ACTIVATION_GAIN = 1.6  # logit gain of the activation z on a slot's activation level
+WORD_VALENCE_GAIN = 4.0  # logit gain of the valence z on a slot's polarity
+WORD_ACTIVATION_GAIN = 1.5  # logit gain of the activation z on a slot's activation level
 NEUTRAL_LOGIT = 0.8  # logit of the mid / neutral word class
 
 
@@ -187,7 +201,10 @@ def _sentence(rng: np.random.Generator, zv: float, za: float) -> tuple[list[str]
     """Candidate texts (longest first; shorter ones drop the suffix, the opener, then the tag) for one utterance: each
     slot's word class is drawn around the latent valence (polarity) and activation (arousal level)."""
     template = pick(rng, _TEMPLATES)
-    va = lambda: (level(rng, zv, WORD_VALENCE_GAIN, NEUTRAL_LOGIT), level(rng, za, WORD_ACTIVATION_GAIN, NEUTRAL_LOGIT))  # noqa: E731
+
+    def va() -> tuple[int, int]:  # one slot's (valence polarity, activation level)
+        return level(rng, zv, WORD_VALENCE_GAIN, NEUTRAL_LOGIT), level(rng, za, WORD_ACTIVATION_GAIN, NEUTRAL_LOGIT)
+
     fills = {
         "noun": pick(rng, _NOUNS),
         "adj": pick(rng, _ADJ[va()]),
@@ -263,6 +280,7 @@ def _plan(seed: int, n_per_speaker: int) -> list[dict]:
                 pitch = 50 + sp["pitch_offset"] + PITCH_PER_Z[0] * za + PITCH_PER_Z[1] * zv + rng.normal(0, PROSODY_JITTER["pitch"])
                 prange = 50 + sp["range_offset"] + RANGE_PER_Z[0] * za + RANGE_PER_Z[1] * zv + rng.normal(0, PROSODY_JITTER["range"])
                 volume = 100 * sp["volume_factor"] * (1 + VOLUME_PER_Z * za) * float(np.exp(rng.normal(0, PROSODY_JITTER["volume"])))
+                tilt = TILT_PER_Z * zv + rng.normal(0, PROSODY_JITTER["tilt"])
                 utterances.append(
                     {
                         "utterance_id": f"{dialog}_{sp['letter']}{number:03d}",
@@ -272,6 +290,7 @@ def _plan(seed: int, n_per_speaker: int) -> list[dict]:
                         "pitch": int(np.clip(round(pitch), 5, 95)),
                         "range": int(np.clip(round(prange), 5, 100)),
                         "volume": int(np.clip(round(volume), 40, 160)),
+                        "tilt": round(float(tilt), 2),
                         "noise_seed": [seed, 3, sp_index, len(utterances)],
                         "latent": {"activation": float(a_lat), "valence": float(v_lat)},
                         "ratings": (v_mean, a_mean, d_mean),

@@ -21,23 +21,26 @@ Emotion cues, as in real speech (the constants below; an utterance has a latent 
 
 * Activation mainly in the voice (speaking rate, loudness, pitch, pitch range) and partly in the words: openers
   ("wow", "seriously" / "hmm", "um"), intensifiers ("absolutely", "totally" / "kind of", "a bit") and the arousal of
-  the adjective ("thrilled" / "calm", "furious" / "gloomy").
+  the adjective and verb ("thrilling", "furious", "adore" / "calm", "gloomy", "wait for"). The "!" of aroused segments
+  only changes eSpeak's intonation: ``privemo.tokenize`` drops punctuation.
 * Valence mainly in the words (adjective, verb and tag polarity: "lovely", "enjoy", "thank goodness" / "awful", "hate",
-  "what a shame") and partly in the voice (higher pitch, wider range, slightly faster when positive).
-* Each slot's word class is drawn around the latent values, prosody is jittered per utterance and scaled by each speaker's
-  expressiveness, and ratings are noisy rater means, so every task is learnable but none is trivial.
+  "what a shame") and partly in the voice: higher pitch, wider range, slightly faster and a brighter voice (spectral
+  tilt, ``privemo.corpora._synthesis.spectral_tilt``) when positive; lower, narrower, slower and darker when negative.
+* Each slot's word class is drawn around the latent values, prosody and tilt are jittered per utterance and scaled by
+  each speaker's expressiveness, and ratings are noisy rater means, so every task is learnable but none is trivial:
+  ``benchmarks/demo_learnability.py`` scores the linear reference on each cell (seed 0: acoustic activation 0.70,
+  acoustic valence 0.51, lexical activation 0.53, lexical valence 0.63, gender 0.99 UAR).
 
 Generation is deterministic from ``seed`` (same seed and sizes: byte-identical files). Where, caching, the manifest, the
 lock, the progress bar and the worker pool are those of the demo corpus (``privemo.corpora._synthesis``, which both
 corpora share, rendering included): the corpus is written once into ``demo_podcast_root(seed)``
-(``$PRIVEMO_DATA/demo-podcast-seed<seed>-v1`` or the user cache folder), assembled in a temporary sibling folder and
-renamed into place when complete; every voice is synthesised in a fresh worker process.
+(``$PRIVEMO_DATA/demo-podcast-seed<seed>-v<PODCAST_VERSION>`` or the user cache folder), assembled in a temporary
+sibling folder and renamed into place when complete; every voice is synthesised in a fresh worker process.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +51,7 @@ from ._common import SAMPLE_RATE
 from ._synthesis import (  # MANIFEST stays a name of this module too
     MANIFEST,
     CorpusSpec,
+    articles,
     build,
     check_int,
     check_n_jobs,
@@ -55,6 +59,7 @@ from ._synthesis import (  # MANIFEST stays a name of this module too
     check_verify,
     data_folder,
     ensure,
+    level,
     pick,
     render_wav,
     verify_manifest,
@@ -62,7 +67,7 @@ from ._synthesis import (  # MANIFEST stays a name of this module too
 
 CORPUS = "demo-podcast"
 PODCAST_SEED = 0
-PODCAST_VERSION = 1  # bump when the generator's output changes: the folder name and manifest carry it
+PODCAST_VERSION = 2  # bump when the generator's output changes: the folder name and manifest carry it
 DEFAULT_N_SPEAKERS = 48
 DEFAULT_N_PER_SPEAKER = 40
 DEFAULT_N_UNKNOWN = 40  # ~2 % of the segments, as MSP-Podcast's Unknown speakers
@@ -154,8 +159,10 @@ RATE_PER_Z = (0.28, 0.12)  # relative rate change per unit of (activation z, val
 PITCH_PER_Z = (14.0, 11.0)  # eSpeak pitch units (0-100)
 RANGE_PER_Z = (22.0, 22.0)  # eSpeak pitch-range units (0-100)
 VOLUME_PER_Z = 0.40  # relative loudness change per unit of activation z
-PROSODY_JITTER = {"rate": 0.07, "pitch": 4.5, "range": 7.0, "volume": 0.10}  # per utterance (log-rate, units, log-vol)
-WORD_VALENCE_GAIN = 3.0  # logit gain of valence z on a slot's polarity (neutral logit 0.8)
+TILT_PER_Z = 0.5  # spectral tilt (dB per octave, privemo.corpora._synthesis.spectral_tilt) per unit of valence z
+PROSODY_JITTER = {"rate": 0.07, "pitch": 4.5, "range": 7.0, "volume": 0.10, "tilt": 0.8}  # per utterance (log-rate,
+# units, log-volume, dB per octave)
+WORD_VALENCE_GAIN = 3.6  # logit gain of valence z on a slot's polarity (neutral logit 0.8)
 WORD_ACTIVATION_GAIN = 1.6  # logit gain of activation z on a slot's activation level (neutral logit 0.8)
 NEUTRAL_LOGIT = 0.8
 EXCLAIM = (3.0, 1.0, -1.5)  # P("!") = sigmoid(a * activation z + b * valence z + c)
@@ -258,26 +265,22 @@ def _speakers(seed: int, n_speakers: int, n_unknown: int) -> list[dict]:
     return speakers
 
 
-def _level(rng: np.random.Generator, z: float, gain: float) -> int:
-    logits = np.array([-gain * z, NEUTRAL_LOGIT, gain * z])
-    probs = np.exp(logits - logits.max())
-    return int(rng.choice(3, p=probs / probs.sum()))
-
-
 def _sentence(rng: np.random.Generator, zv: float, za: float) -> list[str]:
     """Candidate texts (longest first; shorter ones drop the opener) for one segment."""
     template = pick(rng, _TEMPLATES)
-    va = lambda: (_level(rng, zv, WORD_VALENCE_GAIN), _level(rng, za, WORD_ACTIVATION_GAIN))  # noqa: E731
+
+    def va() -> tuple[int, int]:  # one slot's (valence polarity, activation level)
+        return level(rng, zv, WORD_VALENCE_GAIN, NEUTRAL_LOGIT), level(rng, za, WORD_ACTIVATION_GAIN, NEUTRAL_LOGIT)
+
     fills = {
         "noun": pick(rng, _NOUNS),
         "adj": pick(rng, _ADJ[va()]),
         "verb": pick(rng, _VERB[va()]),
-        "int": pick(rng, _INTENSIFIERS[_level(rng, za, WORD_ACTIVATION_GAIN)]),
-        "tag": pick(rng, _TAGS[_level(rng, zv, WORD_VALENCE_GAIN)]),
+        "int": pick(rng, _INTENSIFIERS[level(rng, za, WORD_ACTIVATION_GAIN, NEUTRAL_LOGIT)]),
+        "tag": pick(rng, _TAGS[level(rng, zv, WORD_VALENCE_GAIN, NEUTRAL_LOGIT)]),
     }
-    opener = pick(rng, _OPENERS[_level(rng, za, WORD_ACTIVATION_GAIN)])
-    core = template.format(art="{art}", **fills)
-    core = re.sub(r"\{art\} (\w)", lambda m: ("an " if m.group(1) in "aeiou" else "a ") + m.group(1), core)
+    opener = pick(rng, _OPENERS[level(rng, za, WORD_ACTIVATION_GAIN, NEUTRAL_LOGIT)])
+    core = articles(template.format(art="{art}", **fills))
     a, b, c = EXCLAIM
     end = "!" if rng.random() < 1.0 / (1.0 + np.exp(-(a * za + b * zv + c))) else "."
     texts = []
@@ -344,6 +347,7 @@ def _plan(seed: int, n_speakers: int, n_per_speaker: int, n_unknown: int) -> lis
                       + srng.normal(0, PROSODY_JITTER["range"]))
             volume = 100 * sp["volume_factor"] * (1 + expr * VOLUME_PER_Z * za) * float(
                 np.exp(srng.normal(0, PROSODY_JITTER["volume"])))
+            tilt = expr * TILT_PER_Z * zv + srng.normal(0, PROSODY_JITTER["tilt"])
             pool = sp.get("episodes") or everything  # unknown voices: callers in any episode
             segments.append(
                 {
@@ -353,6 +357,7 @@ def _plan(seed: int, n_speakers: int, n_per_speaker: int, n_unknown: int) -> lis
                     "pitch": int(np.clip(round(pitch), 5, 95)),
                     "range": int(np.clip(round(prange), 5, 100)),
                     "volume": int(np.clip(round(volume), 30, 190)),
+                    "tilt": round(float(tilt), 2),
                     "noise_seed": [seed, 13, index, len(segments)],
                     "latent": {"activation": a_lat, "valence": v_lat},
                     "ratings": {"EmoAct": act, "EmoVal": val, "EmoDom": dom},
