@@ -27,7 +27,8 @@ from typing import Iterator
 from privemo._import_hooks import after_import, around_import, initializing, remove_hooks
 
 #: privemo's modules that define Keras classes registered for deserialisation ("privemo>..." names)
-KERAS_CLASS_MODULES: tuple[str, ...] = ("privemo.nn.layers", "privemo.removal")
+KERAS_CLASS_MODULES: tuple[str, ...] = ("privemo.nn.layers", "privemo.removal.grl", "privemo.removal.adversarial",
+                                          "privemo.removal.mmd", "privemo.removal.inlp", "privemo.removal.erasure")
 
 _lock = threading.RLock()
 _state = {"pending": False, "done": False}

@@ -81,6 +81,9 @@ def eager_fit(model, inputs, targets, rows, epochs=1, batch_size=8):
         ("inlp", {}),
         ("leace", {}),
         ("ensemble_leace", {"n_adversaries": 2}),
+        ("ensemble3_leace", {"n_adversaries": 2}),
+        ("mmd", {}),
+        ("mmd_leace", {"grl_lambda": 0.3}),
     ],
 )
 def test_each_method_builds_and_trains(removal, kwargs):

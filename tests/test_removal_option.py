@@ -113,6 +113,11 @@ def test_tensorboard_missing_from_the_real_command(tmp_path):
     (["--removal", "leace", "--modality", "acoustic+lexical", "--placement", "per_modality"],
      "--removal leace erases the attribute from the fused representation h post hoc"),
     (["--removal", "ensemble", "--adversary", "none"], "--removal ensemble removes an attribute: add --adversary"),
+    (["--removal", "mmd_leace", "--modality", "acoustic+lexical", "--placement", "per_modality"],
+     "--removal mmd_leace erases the attribute from the fused representation h post hoc"),
+    (["--removal", "ensemble3_leace", "--modality", "acoustic+lexical", "--placement", "per_modality"],
+     "--removal ensemble3_leace erases the attribute from the fused representation h post hoc"),
+    (["--removal", "mmd", "--adversary", "none"], "--removal mmd removes an attribute: add --adversary"),
 ])
 def test_removal_user_errors(tmp_path, args, message):
     from privemo.cli.reproduce import UserError, build_parser, config_from_args
@@ -149,10 +154,10 @@ def test_hypermodel_declares_lambda_only_for_methods_that_use_it():
     sizes = {removal: EmotionPrivacyHyperModel(QUICK_GRID, adversary="gender", removal=removal).size
              for removal in REMOVALS}
     assert sizes == {"grl": 4, "grl_dann": 4, "alternating": 1, "ensemble": 1, "inlp": 1, "leace": 1,
-                     "ensemble_leace": 1}
+                     "ensemble_leace": 1, "mmd": 4, "mmd_leace": 4, "ensemble3_leace": 1}
     with pytest.raises(ValueError, match="needs an `adversary`"):
         EmotionPrivacyHyperModel(QUICK_GRID, removal="ensemble")
-    for removal in ("inlp", "leace", "ensemble_leace"):
+    for removal in ("inlp", "leace", "ensemble_leace", "mmd_leace", "ensemble3_leace"):
         with pytest.raises(ValueError, match="grl_placement='fused'"):
             EmotionPrivacyHyperModel(QUICK_GRID, adversary="gender", removal=removal, grl_placement="per_modality",
                                      modalities=("acoustic", "lexical"))
@@ -201,6 +206,29 @@ def test_leace_networks_hold_an_identity_eraser_until_the_post_hoc_step():
     network = ensemble.build(_hp(ensemble))
     assert isinstance(network, AlternatingAdversarialModel) and network.n_adversaries == 3 and len(cache) == 1
     assert isinstance(network.get_layer("h"), AffineErasure) and sorted(network.output) == ["emotion", "gender"]
+
+
+def test_mmd_networks_take_their_weight_from_lambda_and_are_built_afresh():
+    """"mmd" / "mmd_leace" ride on the GRL's lambda (the MMD weight is MMD_SCALE * lambda, fixed in the traced train
+    step, so a cached network could not take another lambda: they are not cached); "mmd_leace" holds an identity
+    eraser until the post-hoc step, and "ensemble3_leace" builds the ensemble_leace network."""
+    from privemo.search.grids import QUICK_GRID
+    from privemo.removal import MMD_SCALE, AffineErasure, AlternatingAdversarialModel, MMDModel
+    from privemo.search.tuning import EmotionPrivacyHyperModel
+
+    cache: dict = {}
+    for removal in ("mmd", "mmd_leace"):
+        hypermodel = EmotionPrivacyHyperModel(QUICK_GRID, adversary="gender", removal=removal, model_cache=cache)
+        first = hypermodel.build(_hp(hypermodel, grl_lambda=0.3))
+        second = hypermodel.build(_hp(hypermodel, grl_lambda=1.0))
+        assert isinstance(first, MMDModel) and first is not second and not cache
+        assert (first.mmd_weight, second.mmd_weight) == pytest.approx((0.3 * MMD_SCALE, MMD_SCALE))
+        assert sorted(first.output) == ["emotion", "gender"]
+        assert isinstance(first.get_layer("h"), AffineErasure) == (removal == "mmd_leace")
+    ensemble3 = EmotionPrivacyHyperModel(QUICK_GRID, adversary="gender", removal="ensemble3_leace")
+    network = ensemble3.build(_hp(ensemble3))
+    assert isinstance(network, AlternatingAdversarialModel) and network.n_adversaries == 3
+    assert isinstance(network.get_layer("h"), AffineErasure)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -351,6 +379,29 @@ def test_ensemble_leace_run_erases_gender_from_the_ensembles_h(leace_world):
     _assert_gender_erased(h, before, labels)
 
 
+@pytest.fixture(scope="module")
+def mmd_world(demo):
+    from privemo.experiment import run_cross_validation
+
+    config = tiny_config(demo.base / "mmd_leace", removal="mmd_leace", adversaries=("gender",))
+    return SimpleNamespace(table=demo.table, config=config, records=run_cross_validation(config, table=demo.table).records)
+
+
+@pytest.mark.slow
+def test_mmd_leace_run_tunes_lambda_then_erases_gender_from_the_mmd_networks_h(mmd_world):
+    from privemo.removal import AffineErasure, MMDModel
+
+    (record,) = mmd_world.records
+    assert record["condition"] == "acoustic-activation-gender-fused-mmd_leace" and record["removal"] == "mmd_leace"
+    assert len(record["trials"]) == 4 and record["grl_lambda"] in (0.3, 0.5, 0.75, 1.0)  # the lambda grid
+    assert record["val"]["leace_rank_removed"] == 1.0 and "val_probe" in record["val"]
+    assert 0.0 <= record["attacks"]["gender"]["strongest_test_uar"] <= 1.0
+    model, h, before, labels = _saved_model_on_training_rows(mmd_world.config, mmd_world.table, record)
+    assert isinstance(model, MMDModel) and isinstance(model.get_layer("h"), AffineErasure)
+    assert sorted(model.output) == ["emotion", "gender"]
+    _assert_gender_erased(h, before, labels)
+
+
 @pytest.mark.slow
 def test_resume_refuses_another_removal_method(world):
     from privemo._validation import UserError
@@ -416,6 +467,6 @@ def test_distributed_search_runs_the_method_with_probe_selection(world, tmp_path
     assert worker["trials"] == {project: ["0000"]} and chief["projects"][project]["trials"] == 1
     checkpoints = {p: p.stat().st_mtime_ns for p in (tmp_path / "dist" / "work").rglob("trial_*/*")}
     record = run_cross_validation(tiny_config(tmp_path / "dist", adversaries=("gender",), removal="ensemble",
-                                              resume=True), table=world.table)[0]
+                                              resume=True), table=world.table).records[0]
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "dist" / "work").rglob("trial_*/*")} == checkpoints
     assert record["removal"] == "ensemble" and "val_probe" in record["val"] and "gender" in record["attacks"]

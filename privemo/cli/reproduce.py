@@ -28,6 +28,12 @@ REMOVAL_HELP = {
     "leace": "post hoc: LEACE, closed-form linear concept erasure (no linear classifier beats chance on the training "
              "rows' erased h), on the trained baseline network's h, emotion head refitted; fused placement only",
     "ensemble_leace": "ensemble's training, then LEACE post hoc on its h, emotion head refitted; fused placement only",
+    "mmd": "class-conditional MMD between the attribute's groups' h within each emotion class (gender: women against "
+           "men; speaker: each speaker against the rest) added to the emotion loss with weight "
+           "privemo.removal.MMD_SCALE x lambda, lambda tuned",
+    "mmd_leace": "mmd's training (lambda tuned), then LEACE post hoc on its h, emotion head refitted; fused placement "
+                 "only",
+    "ensemble3_leace": "the same as ensemble_leace (3 adversary heads, then LEACE)",
 }
 REMOVALS = tuple(REMOVAL_HELP)
 
@@ -131,7 +137,8 @@ def config_from_args(args: argparse.Namespace):
     removal = getattr(args, "removal", "grl")
     if removal != "grl" and all(ADVERSARY_CHOICES[a] is None for a in args.adversary):
         raise UserError(f"--removal {removal} removes an attribute: add --adversary gender and/or speaker")
-    if removal in ("inlp", "leace", "ensemble_leace") and "per_modality" in args.placement:
+    if (removal in ("inlp", "leace", "ensemble_leace", "mmd_leace", "ensemble3_leace")
+            and "per_modality" in args.placement):
         raise UserError(f"--removal {removal} erases the attribute from the fused representation h post hoc: it has no "
                         "per-modality placement (use --placement fused)")
     tensorboard = getattr(args, "tensorboard", None)

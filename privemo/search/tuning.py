@@ -43,6 +43,7 @@ from privemo.nn.layers import check_lambda
 from privemo.nn.models import check_int, build_model
 from privemo.removal.leace import LeaceEraser
 from privemo.removal import (
+    LAMBDA_REMOVALS,  # removal methods whose strength is grl_lambda (tuned like the paper's lambda)
     POST_HOC,
     REMOVALS,
     AffineErasure,
@@ -73,7 +74,6 @@ __all__ = ["objective", "EmotionPrivacyHyperModel", "make_tuner", "search_space_
 GRID_KEYS = tuple(PAPER_GRID)  # the tunable build_model arguments, in declaration order
 ARCHITECTURE_KEYS = tuple(k for k in GRID_KEYS if k != "grl_lambda")
 OBJECTIVE = "val_objective"
-LAMBDA_REMOVALS = ("grl", "grl_dann")  # removal methods whose strength is grl_lambda (tuned like the paper's lambda)
 # Removal methods whose networks the model cache may reuse: alternating / ensemble models carry a second optimiser (the
 # heads') whose state a reuse would not reset, so they are built afresh for every trial.
 CACHED_REMOVALS = ("grl", "grl_dann", "inlp", "leace")
