@@ -199,6 +199,17 @@ def classifier_head(x, n_classes: int, *, dense_layers: int = 1, dense_width: in
     return keras.layers.Dense(n_classes, activation="softmax", dtype="float32", name=name)(x)
 
 
+def head_layers(model: keras.Model, name: str = "emotion") -> list:
+    """The layers of head ``name`` in ``model``, input to output (``{name}_dense{i}`` then ``{name}``, as
+    ``classifier_head`` names them), e.g. to refit the head on a changed representation."""
+    layers = []
+    while True:
+        try:
+            layers.append(model.get_layer(f"{name}_dense{len(layers) + 1}"))
+        except ValueError:
+            return layers + [model.get_layer(name)]
+
+
 def adversary_head(
     x, n_classes: int, *, grl_lambda: float = 1.0, dense_layers: int = 1, dense_width: int = 32, name: str = "gender"
 ):

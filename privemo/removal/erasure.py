@@ -9,7 +9,7 @@ import keras
 from keras import ops
 
 from privemo._validation import check_int, invalid
-from privemo.nn.models import representation_model
+from privemo.nn.models import head_layers, representation_model
 from privemo.removal._common import AttributeHeadsModel, average_heads
 
 __all__ = ["AffineErasure", "apply_erasure", "apply_leace", "leace_affine", "check_square_matrix"]
@@ -131,16 +131,10 @@ def _copy_layer(layer: keras.layers.Layer, x):
 
 
 def _emotion_head_copy(model: keras.Model, x):
-    """A copy of ``model``'s emotion head (layers "emotion_dense1", ..., "emotion") called on ``x``."""
-    i = 1
-    while True:
-        try:
-            dense = model.get_layer(f"emotion_dense{i}")
-        except ValueError:
-            break
-        x = _copy_layer(dense, x)
-        i += 1
-    return _copy_layer(model.get_layer("emotion"), x)
+    """A copy of ``model``'s emotion head (``privemo.nn.models.head_layers``) called on ``x``."""
+    for layer in head_layers(model, "emotion"):
+        x = _copy_layer(layer, x)
+    return x
 
 
 def apply_erasure(

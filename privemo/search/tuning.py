@@ -41,7 +41,6 @@ from privemo.search.selection import check_selection
 from privemo.search.grids import PAPER_GRID
 from privemo.nn.layers import check_lambda
 from privemo.nn.models import check_int, build_model
-from privemo.removal.leace import LeaceEraser
 from privemo.removal import (
     LAMBDA_REMOVALS,  # removal methods whose strength is grl_lambda (tuned like the paper's lambda)
     POST_HOC,
@@ -51,21 +50,16 @@ from privemo.removal import (
     ScheduledGRLModel,
     apply_erasure,
     build_removal_model,
-    fit_inlp,
-    leace_affine,
 )
 from privemo.nn.training import (
     LEARNING_RATE,
     MAX_EPOCHS,
     OBJECTIVE_WEIGHT,
     PATIENCE,
-    ValidationUAR,
     best_epoch,
     compile_model,
     fit as train,
     objective,
-    predict_sequences,
-    with_representation,
 )
 
 __all__ = ["objective", "EmotionPrivacyHyperModel", "make_tuner", "search_space_size", "OBJECTIVE", "GridSearch",
@@ -77,11 +71,6 @@ OBJECTIVE = "val_objective"
 # Removal methods whose networks the model cache may reuse: alternating / ensemble models carry a second optimiser (the
 # heads') whose state a reuse would not reset, so they are built afresh for every trial.
 CACHED_REMOVALS = ("grl", "grl_dann", "inlp", "leace")
-# assumption (README assumptions table): INLP / LEACE inside the experiment. Share of the training rows that scores
-# INLP's stopping rule when the validation speakers cannot (speaker identity: they are unseen), and the batch size of
-# the emotion head's refit on the erased h (INLP and LEACE).
-INLP_HOLDOUT = 0.25
-INLP_REFIT_BATCH_SIZE = 32
 
 
 def _check_grid(grid: Mapping[str, Sequence]) -> dict[str, tuple]:
@@ -327,131 +316,13 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
     def erase_post_hoc(
         self, model, train_ds, val_data, val_targets=None, *, probe=None, objective=None, epochs=None, patience=None,
     ) -> dict:
-        """The post-hoc erasure of the methods of ``privemo.removal.POST_HOC`` ("inlp", "leace", "ensemble_leace"), which
-        ``fit_with_history`` runs right after training, so the trial's scores, checkpoint and every later use (selection,
-        representation, attacks, saved model) see the erased network. Only step 2 depends on the eraser.
+        """The post-hoc erasure of the methods of ``privemo.removal.POST_HOC`` (``privemo.search.posthoc``), run by
+        ``fit_with_history`` right after training, so the trial's scores, checkpoint and every later use (selection,
+        representation, attacks, saved model) see the erased network."""
+        from privemo.search.posthoc import erase_post_hoc
 
-        1. h of every training row, read from the training dataset itself (the rows trained on; rows whose attribute
-           sample weight is 0, e.g. unknown gender, are left out);
-        2. the eraser, fitted on them as an affine map ``h @ kernel + bias`` (``_ERASERS``):
-           - INLP (``privemo.removal.fit_inlp``; bias 0). Its stopping rule scores the validation speakers when
-             ``val_data`` are raw utterances and ``val_targets`` hold the attribute (gender); otherwise (speaker
-             identity: the validation speakers are unseen) a seeded, stratified ``INLP_HOLDOUT`` of the training rows,
-             left out of the fit;
-           - LEACE (``privemo.removal.leace.LeaceEraser``, closed form, on every such row: gender ids, or the training speakers'
-             ids for the speaker adversary; no stopping rule, so no held-out rows);
-        3. the map is written into the network's layer "h" (``NullspaceProjection`` for INLP, ``AffineErasure`` for
-           LEACE; weights: the checkpoint carries them);
-        4. the emotion head is refitted on the erased training h with the encoder frozen, as Ravfogel et al. retrain
-           the main-task classifier (Adam at the hypermodel's learning rate, batches of ``INLP_REFIT_BATCH_SIZE``, the
-           trial's epoch budget, early stopping with ``patience`` on the validation emotion loss). The adversary heads
-           of "ensemble_leace" are left as trained (privacy is judged by fresh attackers and the probe);
-        5. the validation scores are computed again on the erased network (``ValidationUAR``; with ``probe``, the
-           probe on the erased h gives the privacy term).
-
-        Returns the new scores ("val_objective", "val_emotion_uar", "val_probe" with a probe) and the eraser's own:
-        "inlp_rank_removed" (directions removed), "inlp_iterations"; or "leace_rank_removed" (rank of LEACE's edit).
-        """
-        import tensorflow as tf
-
-        epochs = self.epochs if epochs is None else epochs
-        patience = self.patience if patience is None else patience
-        attribute = self.adversary
-        scorer = with_representation(model)
-        restart = getattr(train_ds, "privemo_restart_epochs", None)
-        if restart is not None:  # a fixed row order, whatever ran before
-            restart()
-        parts: dict[str, list] = {}
-        for element in train_ds:
-            x, y = element[0], element[1]
-            sw = element[2] if len(element) > 2 else {}
-            key = attribute if attribute in y else next((k for k in y if k.startswith(f"{attribute}_")), None)
-            if key is None or "emotion" not in y:
-                raise ValueError(f"removal={self.removal!r} needs the training dataset's targets to hold 'emotion' and "
-                                 f"'{attribute}'. Received target keys: {sorted(y)}")
-            ones = tf.ones_like(tf.cast(y[key], tf.float32))
-            for name, value in (("h", scorer.predict_on_batch(x)["h"]), ("y", y[key]), ("w", sw.get(key, ones)),
-                                ("emotion", y["emotion"]), ("emotion_w", sw.get("emotion", ones))):
-                parts.setdefault(name, []).append(np.asarray(value))
-        data = {name: np.concatenate(values) for name, values in parts.items()}
-        known = data["w"] > 0
-        h, labels = data["h"][known], data["y"][known]
-        raw_val = isinstance(val_data, Mapping)
-        h_val = predict_sequences(scorer, val_data)["h"] if raw_val else None
-        val_labels = None
-        if raw_val and val_targets is not None and attribute in val_targets:
-            val_labels = np.asarray(val_targets[attribute])
-        seed = int(self.seed or 0)
-        kernel, bias, info = _ERASERS[POST_HOC[self.removal][1]](h, labels, h_val, val_labels, seed)
-        layer = model.get_layer("h")
-        if isinstance(layer, NullspaceProjection):
-            layer.projection.assign(kernel)
-        else:
-            layer.set_affine(kernel, bias)
-
-        def erase(values):
-            return values @ kernel + bias
-
-        # The emotion head, refitted on the erased h (the encoder is not touched: h is computed once).
-        layers, i = [], 1
-        while True:
-            try:
-                layers.append(model.get_layer(f"emotion_dense{i}"))
-            except ValueError:
-                break
-            i += 1
-        layers.append(model.get_layer("emotion"))
-        z = inputs = keras.Input(shape=(kernel.shape[0],), name="h_erased")
-        for head_layer in layers:
-            z = head_layer(z)
-        head = keras.Model(inputs, z, name=f"{model.name}_emotion_head")
-        head.compile(optimizer=keras.optimizers.Adam(learning_rate=float(self.learning_rate)),
-                     loss="sparse_categorical_crossentropy")
-        rows = data["emotion_w"] > 0
-        validation = None
-        if h_val is not None and val_targets is not None and "emotion" in val_targets:
-            validation = (erase(h_val), np.asarray(val_targets["emotion"]))
-        refit = tf.data.Dataset.from_tensor_slices(
-            (erase(data["h"][rows]), data["emotion"][rows], data["emotion_w"][rows].astype(np.float32)))
-        refit = refit.shuffle(int(rows.sum()), seed=seed).batch(INLP_REFIT_BATCH_SIZE)  # seeded: op determinism
-        head.fit(refit, epochs=int(epochs), validation_data=validation, verbose=0, shuffle=False,  # shuffled above
-                 callbacks=[keras.callbacks.EarlyStopping(
-                     monitor="val_loss" if validation is not None else "loss", patience=int(patience),
-                     restore_best_weights=True)])
-        scores = ValidationUAR(val_data, val_targets, objective=objective, probe=probe).scores(model)
-        scores = {k: v for k, v in scores.items() if k in (OBJECTIVE, "val_probe", "val_emotion_uar")}
-        return {**scores, **info}
-
-
-def _inlp_eraser(h, labels, h_val, val_labels, seed: int) -> tuple[np.ndarray, np.ndarray, dict]:
-    """INLP's projection as (kernel, zero bias, scores), stopped on (h_val, val_labels) when given, else on a seeded,
-    stratified ``INLP_HOLDOUT`` of the rows, left out of the fit."""
-    if h_val is not None and val_labels is not None:
-        fit_rows, check = np.arange(len(labels)), (h_val, val_labels)
-    else:
-        from sklearn.model_selection import train_test_split
-
-        rows = np.arange(len(labels))
-        try:
-            fit_rows, held = train_test_split(rows, test_size=INLP_HOLDOUT, random_state=seed, stratify=labels)
-        except ValueError:  # a class with a single row cannot be stratified
-            fit_rows, held = train_test_split(rows, test_size=INLP_HOLDOUT, random_state=seed)
-        check = (h[held], labels[held])
-    projection, info = fit_inlp(h[fit_rows], labels[fit_rows], *check, seed=seed, return_info=True)
-    return projection, np.zeros(projection.shape[0], np.float32), {
-        "inlp_rank_removed": float(info["rank_removed"]), "inlp_iterations": float(info["iterations"])}
-
-
-def _leace_eraser(h, labels, h_val, val_labels, seed: int) -> tuple[np.ndarray, np.ndarray, dict]:
-    """LEACE fitted on every row (closed form: no validation data, no seed) as (kernel, bias, scores)."""
-    eraser = LeaceEraser().fit(h, labels)
-    kernel, bias = leace_affine(eraser)
-    return kernel, bias, {"leace_rank_removed": float(eraser.rank_)}
-
-
-#: the eraser of each post-hoc method (``privemo.removal.POST_HOC``'s second item): (h, labels, h_val, val_labels,
-#: seed) -> (kernel, bias, scores) of the affine map ``h @ kernel + bias``
-_ERASERS = {"inlp": _inlp_eraser, "leace": _leace_eraser}
+        return erase_post_hoc(self, model, train_ds, val_data, val_targets, probe=probe, objective=objective,
+                              epochs=epochs, patience=patience)
 
 
 class EpochProgress(keras.callbacks.Callback):

@@ -1,0 +1,596 @@
+"""Packed trials: several grid configurations of one hypermodel trained side by side in one compiled Keras step.
+
+A hyper-parameter search trains many small networks on the same batches. On a CPU (and far more on a GPU) a training
+step of one such network leaves the device idle between its small ops, and every step pays Python and ``tf.function``
+dispatch. Packing puts K **members** into one functional model: the inputs are shared, member ``i`` is the network
+``build_model`` gives for its configuration, wrapped as the nested model ``m{i}``, and its outputs are ``m{i}_emotion``,
+``m{i}_gender`` ... (``member_output``). The compiled loss is the sum of every member's losses; members share no
+parameter, so the gradient of that sum with respect to member ``i``'s weights is member ``i``'s own gradient, and Adam
+updates each weight from its own gradient alone. Every member therefore goes through exactly the steps it would go
+through alone, on the same batches (one ``fit`` over the training dataset, restarted at epoch 0 as
+``privemo.nn.training.fit`` restarts it), from the same initial weights (each member is built after
+``set_seed(seed)``, as ``EmotionPrivacyHyperModel.build`` builds a trial, so members that share layers, e.g. the four
+lambda values of one architecture, start from identical weights in them).
+
+What a separate training does per model, ``fit_packed`` does per member:
+
+- at every epoch end, the whole validation set (and, with a ``probe``, the probe's training utterances) is predicted
+  once by the packed scorer, split by member, and scored for each member still training by
+  ``privemo.nn.training.ValidationUAR`` (same objective, same probe on the member's own h);
+- each member has its own ``keras.callbacks.EarlyStopping`` (monitor ``val_objective``, mode max, ``patience``,
+  ``restore_best_weights``) set on the member's network, its own history (its losses, read from the packed logs, and
+  its validation scores) and its own callbacks, called at epoch granularity;
+- a stopped member is no longer scored and its history ends; it still trains with the others (its gradients are
+  part of the traced step: skipping it would need a new trace, and a ``tf.cond`` around a member halved the speed of
+  the whole step on a CPU) and gets its best epoch's weights back when training ends.
+  Training ends when every member has stopped, or at ``epochs``.
+
+``unpack(packed, i)`` returns member ``i`` as an ordinary privemo model (``build_model``'s layers and outputs, compiled),
+to save or use like a separately trained one. ``PackedGridSearch`` is the keras-tuner side: it takes up to ``pack``
+untried combinations of one network shape from its oracle at a time, trains them packed and records each as its own
+finished trial (metrics, history.json, checkpoint), exactly as ``privemo.search.tuning.GridSearch`` records a trial.
+
+Equality with separate training holds to float rounding: on this project's CPU the weights after packed and separate
+training were bit-identical in the tests (``tests/test_packing.py`` checks to 1e-5). Packing covers the paper's GRL
+(``removal="grl"``); the other removal methods train with their own steps (alternating heads, schedules, post-hoc
+erasure) and run unpacked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import traceback
+from collections.abc import Mapping
+from functools import partial
+from typing import Callable, Sequence
+
+import numpy as np
+import keras
+import keras_tuner
+from keras_tuner.src import config as tuner_config
+from keras_tuner.src import utils as tuner_io
+from keras_tuner.src.distribute import utils as dist_utils
+from keras_tuner.src.engine import trial as trial_module
+from keras_tuner.src.engine import tuner_utils
+
+from privemo._io import atomic_write_json
+from privemo._seed import set_seed
+from privemo._validation import check_int, invalid
+from privemo.nn.models import build_model, output_names
+from privemo.nn.training import (
+    LEARNING_RATE,
+    MAX_EPOCHS,
+    PATIENCE,
+    ValidationUAR,
+    align_dataset,
+    best_epoch,
+    compile_model,
+    objective,
+    predict_sequences,
+)
+from privemo.search.tuning import (
+    OBJECTIVE,
+    ConcurrentGridSearch,
+    ConcurrentGridSearchOracle,
+    EmotionPrivacyHyperModel,
+    EpochProgress,
+    history_path,
+    make_tuner,
+)
+
+__all__ = ["Packed", "build_packed", "fit_packed", "unpack", "member_output", "packable", "fit_trials",
+           "trial_results", "architecture", "PackedGridSearchOracle", "PackedGridSearch", "make_packed_tuner",
+           "PACKABLE_REMOVALS"]
+
+#: removal methods whose training is one ordinary Keras step of ``build_model``'s network (packable)
+PACKABLE_REMOVALS = ("grl",)
+
+
+def member_output(i: int, name: str) -> str:
+    """The packed model's name for member ``i``'s output (or layer) ``name``: ``m{i}_{name}``."""
+    return f"m{i}_{name}"
+
+
+def architecture(values: Mapping) -> tuple:
+    """The network shape of a grid configuration: its values without ``grl_lambda`` (a weight of the GRL layer, so
+    configurations that differ only in lambda have the same shape), as a sorted tuple."""
+    return tuple(sorted((k, v) for k, v in values.items() if k != "grl_lambda"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Packed:
+    """K member networks in one compiled model.
+
+    Attributes:
+        model: the compiled training model: the members' shared inputs -> {``m{i}_{output}``}; loss = the sum of every
+            member's losses.
+        members: member ``i``'s network as ``build_model`` builds it (same layer names and outputs, named ``m{i}``),
+            sharing its weights with ``model``.
+        scorer: inputs -> every member's outputs and its representation h (``m{i}_h``), for validation.
+        builds: the ``build_model`` keyword arguments of every member.
+        learning_rate: the Adam learning rate ``model`` is compiled with.
+    """
+
+    model: keras.Model
+    members: tuple
+    scorer: keras.Model
+    builds: tuple
+    learning_rate: float
+
+    @property
+    def outputs(self) -> list[str]:
+        """The output names every member has (``build_model``'s: "emotion", then the adversary heads)."""
+        return output_names(self.members[0])
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+
+def _cache_key(builds: Sequence[Mapping], learning_rate: float, jit_compile) -> str:
+    shapes = [architecture(b) for b in builds]
+    return f"packed|{shapes!r}|lr={learning_rate}|jit={jit_compile}"
+
+
+def build_packed(
+    builds: Sequence[Mapping],
+    *,
+    seed: int | None = 0,
+    learning_rate: float = LEARNING_RATE,
+    jit_compile: bool = False,
+    cache: dict | None = None,
+) -> Packed:
+    """K networks in one compiled model, each with the initial weights it would have alone.
+
+    Args:
+        builds: one dict of ``build_model`` keyword arguments per member. Every member must have the same inputs and
+            output names (one hypermodel: the same modalities and adversary); shapes and lambda may differ.
+        seed: ``privemo._seed.set_seed(seed)`` before building each member (as ``EmotionPrivacyHyperModel.build`` does
+            before every trial), so each member starts where its separate training would; None: not seeded.
+        learning_rate, jit_compile: passed to ``compile_model``.
+        cache: optional dict (e.g. the hypermodels' ``model_cache``). A packed model of the same shapes already in it is
+            reused: it receives the freshly initialised weights of these members (lambda included: it is a weight of
+            the GRL) and its optimizer state is reset to the just-built state, so TensorFlow does not trace a new step.
+
+    Returns:
+        A ``Packed``; train it with ``fit_packed``, take a member out with ``unpack``.
+    """
+    builds = tuple(dict(b) for b in builds)
+    if not builds:
+        raise invalid("builds", "a non-empty sequence of build_model keyword arguments", list(builds))
+    networks = []
+    for kwargs in builds:
+        if seed is not None:
+            set_seed(int(seed))
+        networks.append(build_model(**kwargs))
+    names = [output_names(net) for net in networks]
+    inputs = [sorted(net.input) for net in networks]
+    if any(n != names[0] for n in names) or any(i != inputs[0] for i in inputs):
+        raise invalid("builds", "members with the same inputs and outputs (one modality set, one adversary)",
+                      received=f"outputs {names}, inputs {inputs}")
+    key = _cache_key(builds, learning_rate, jit_compile) if cache is not None else None
+    if key is not None and key in cache:
+        packed, optimizer_state = cache[key]
+        for member, network in zip(packed.members, networks):
+            member.set_weights(network.get_weights())
+        for variable, value in zip(packed.model.optimizer.variables, optimizer_state):
+            variable.assign(value)
+        return dataclasses.replace(packed, builds=builds)
+
+    members = tuple(keras.Model(net.input, net.output, name=f"m{i}") for i, net in enumerate(networks))
+    shared = {name: keras.Input(shape=tensor.shape[1:], name=name, dtype=tensor.dtype)
+              for name, tensor in members[0].input.items()}
+    outputs, scored = {}, {}
+    for i, member in enumerate(members):
+        with_h = keras.Model(member.input, {**member.output, "h": member.get_layer("h").output}, name=f"m{i}_with_h")
+        for name, tensor in member(shared).items():
+            outputs[member_output(i, name)] = tensor
+        for name, tensor in with_h(shared).items():
+            scored[member_output(i, name)] = tensor
+    model = keras.Model(shared, outputs, name=f"packed{len(members)}")
+    compile_model(model, learning_rate, jit_compile=jit_compile)
+    model.optimizer.build(model.trainable_variables)
+    scorer = keras.Model(shared, scored, name=f"packed{len(members)}_with_h")
+    packed = Packed(model, members, scorer, builds, float(learning_rate))
+    if key is not None:
+        cache[key] = (packed, [keras.ops.convert_to_numpy(v) for v in model.optimizer.variables])
+    return packed
+
+
+def unpack(packed: Packed, i: int, *, compile: bool = True) -> keras.Model:
+    """Member ``i`` as an ordinary privemo model: ``build_model(**packed.builds[i])`` holding the member's current
+    weights (after ``fit_packed``: its best epoch's), compiled with the packed model's learning rate and its optimizer
+    built (fresh state), so it saves and reloads like a separately trained trial. Shares nothing with ``packed``."""
+    i = check_int("i", i, 0, len(packed) - 1)
+    network = build_model(**packed.builds[i])
+    network.set_weights(packed.members[i].get_weights())
+    if compile:
+        compile_model(network, packed.learning_rate)
+        network.optimizer.build(network.trainable_variables)
+    return network
+
+
+def _packed_dataset(train_ds, packed: Packed):
+    """``train_ds`` with every member's targets and sample weights under its own output names."""
+    import tensorflow as tf
+
+    aligned = align_dataset(train_ds, packed.members[0])
+    k = len(packed)
+
+    def spread(d):
+        return {member_output(i, name): value for i in range(k) for name, value in d.items()}
+
+    def fix(x, y, sw=None):
+        return (x, spread(y)) if sw is None else (x, spread(y), spread(sw))
+
+    return aligned.map(fix, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+class _PackedEpochs(keras.callbacks.Callback):
+    """Per-member validation scoring, early stopping, history and callbacks of a packed training (see the module
+    docstring); ``histories[i]`` is member ``i``'s history when training ends."""
+
+    def __init__(self, packed: Packed, val_data, val_targets, *, objective, probe, patience: int, callbacks,
+                 epochs: int, verbose: int):
+        super().__init__()
+        self.packed, self.val_data, self.probe = packed, val_data, probe
+        k = len(packed)
+        self._current: list[dict] = [{} for _ in range(k)]
+        self.validators = [ValidationUAR(partial(self._predictions, i), val_targets, objective=objective)
+                           for i in range(k)]
+        self.stoppers = [keras.callbacks.EarlyStopping(monitor=OBJECTIVE, mode="max", patience=int(patience),
+                                                       restore_best_weights=True) for _ in range(k)]
+        self.member_callbacks = [
+            keras.callbacks.CallbackList(list(cbs), add_history=False, add_progbar=False, model=member,
+                                         epochs=int(epochs), verbose=verbose)
+            for cbs, member in zip(callbacks, packed.members)]
+        for stopper, member in zip(self.stoppers, packed.members):
+            stopper.set_model(member)
+        self.histories: list[dict[str, list[float]]] = [{} for _ in range(k)]
+        self.active: list[bool] = [True] * k
+
+    def _predictions(self, i, model=None):
+        return dict(self._current[i])  # ValidationUAR.scores pops "probe" from it
+
+    def on_train_begin(self, logs=None):
+        self.active = [True] * len(self.packed)
+        self.histories = [{} for _ in self.packed.members]
+        for member, stopper, cbs in zip(self.packed.members, self.stoppers, self.member_callbacks):
+            member.stop_training = False
+            stopper.on_train_begin()
+            cbs.on_train_begin()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for i, cbs in enumerate(self.member_callbacks):
+            if self.active[i]:
+                cbs.on_epoch_begin(epoch)
+
+    def _split(self, predictions: dict) -> list[dict]:
+        return [{name: predictions[member_output(i, name)] for name in (*self.packed.outputs, "h")}
+                for i in range(len(self.packed))]
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        val = self._split(predict_sequences(self.packed.scorer, self.val_data))
+        train_h = None
+        if self.probe is not None:
+            train_h = self._split(predict_sequences(self.packed.scorer, self.probe.train_inputs))
+        for i, member in enumerate(self.packed.members):
+            if not self.active[i]:
+                continue
+            current = {name: val[i][name] for name in self.packed.outputs}
+            if self.probe is not None:
+                current["probe"] = self.probe.score(train_h[i]["h"], val[i]["h"])
+            self._current[i] = current
+            member_logs = self._losses(i, logs)
+            member_logs.update(self.validators[i].scores(member))
+            self.stoppers[i].on_epoch_end(epoch, member_logs)
+            self.member_callbacks[i].on_epoch_end(epoch, member_logs)
+            for key, value in member_logs.items():
+                self.histories[i].setdefault(key, []).append(float(value))
+            if member.stop_training:
+                self.active[i] = False
+        if not any(self.active):
+            self.model.stop_training = True
+
+    def _losses(self, i: int, logs: dict) -> dict:
+        """Member ``i``'s training losses as its own fit logs them: "loss" (the sum over its outputs) and, with more
+        than one output, "<output>_loss"."""
+        names = self.packed.outputs
+        per_output = {f"{name}_loss": logs.get(member_output(i, f"{name}_loss")) for name in names}
+        if any(value is None for value in per_output.values()):  # one output in all: Keras logs only "loss"
+            return {"loss": float(logs["loss"])} if "loss" in logs and len(self.packed) == 1 else {}
+        out = {"loss": float(np.sum([float(v) for v in per_output.values()], dtype=np.float32))}
+        if len(names) > 1:
+            out.update({key: float(value) for key, value in per_output.items()})
+        return out
+
+    def on_train_end(self, logs=None):
+        for stopper, cbs in zip(self.stoppers, self.member_callbacks):
+            stopper.on_train_end()  # the member's best epoch's weights, as fit's EarlyStopping restores them
+            cbs.on_train_end()
+
+
+def fit_packed(
+    packed: Packed,
+    train_ds,
+    val_data: Mapping[str, Sequence[np.ndarray]],
+    val_targets: Mapping[str, np.ndarray] | None = None,
+    *,
+    epochs: int = MAX_EPOCHS,
+    patience: int = PATIENCE,
+    objective: Callable[[float, float | None, float], float] | None = None,
+    callbacks: Sequence[Sequence[keras.callbacks.Callback]] | None = None,
+    verbose: int = 0,
+    probe=None,
+) -> list[dict[str, list[float]]]:
+    """Train every member of ``packed`` as ``privemo.nn.training.fit`` trains one model, in one ``fit``.
+
+    Args:
+        packed: from ``build_packed``.
+        train_ds: a dataset of (x, y[, sw]) as for ``fit`` (targets under the members' output names or their
+            attribute's; see ``align_dataset``); restarted at its epoch 0 when it can be (``make_dataset``'s).
+        val_data: the validation utterances as {modality: [array (frames_i, dim)]} (predicted once per epoch for all
+            members).
+        val_targets, objective, probe: as for ``fit`` (``ValidationUAR``); the probe scores each member's own h.
+        epochs, patience: as for ``fit``, per member.
+        callbacks: optional, one list of Keras callbacks per member, called at epoch granularity with the member's
+            network as their model and the member's logs (``on_train_begin``, ``on_epoch_begin``, ``on_epoch_end`` while
+            it trains, ``on_train_end``); batch-level hooks are not called.
+        verbose: Keras' progress output of the packed fit.
+
+    Returns:
+        One history per member ({log key: one value per epoch it trained}: "loss", "<output>_loss", "val_..."), as
+        ``fit`` returns it. Each member ends with its best epoch's weights.
+    """
+    for name, value, low in (("epochs", epochs, 1), ("patience", patience, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise invalid(name, f"an integer >= {low}", value)
+    if not isinstance(val_data, Mapping):
+        raise invalid("val_data", "the validation utterances as {modality: [arrays]} (packed training predicts them "
+                      "for every member at once)", received=type(val_data).__name__)
+    callbacks = [[] for _ in packed.members] if callbacks is None else [list(c) for c in callbacks]
+    if len(callbacks) != len(packed):
+        raise invalid("callbacks", f"one list of callbacks per member ({len(packed)})", received=f"{len(callbacks)} lists")
+    restart = getattr(train_ds, "privemo_restart_epochs", None)
+    if restart is not None:  # every training starts from epoch 0 of the pipeline's shuffle, as fit's does
+        restart()
+    driver = _PackedEpochs(packed, val_data, val_targets, objective=objective, probe=probe, patience=int(patience),
+                           callbacks=callbacks, epochs=int(epochs), verbose=verbose)
+    packed.model.fit(_packed_dataset(train_ds, packed), epochs=int(epochs), callbacks=[driver], verbose=verbose,
+                     shuffle=False)
+    return driver.histories
+
+
+def trial_results(history: Mapping[str, Sequence[float]]) -> dict[str, float]:
+    """A trial's best-epoch scores from its history, as ``EmotionPrivacyHyperModel.fit_with_history`` returns them:
+    "val_objective", "val_probe" (when logged), every "val_..._uar", "best_epoch" and "epochs_run"."""
+    best = best_epoch(history, OBJECTIVE)
+    result = {k: v for k, v in best.items()
+              if k in (OBJECTIVE, "val_probe") or (k.startswith("val_") and k.endswith("_uar"))}
+    result["best_epoch"] = float(best["epoch"])
+    result["epochs_run"] = float(len(history[OBJECTIVE]))
+    return result
+
+
+def packable(hypermodel) -> bool:
+    """Whether ``hypermodel``'s trials can be trained packed: an ``EmotionPrivacyHyperModel`` whose removal method is
+    one of ``PACKABLE_REMOVALS`` (one ordinary Keras step of ``build_model``'s network)."""
+    return isinstance(hypermodel, EmotionPrivacyHyperModel) and hypermodel.removal in PACKABLE_REMOVALS
+
+
+def fit_trials(
+    hypermodel: EmotionPrivacyHyperModel,
+    hps: Sequence[keras_tuner.HyperParameters],
+    train_ds,
+    val_data,
+    val_targets=None,
+    *,
+    callbacks: Sequence[Sequence[keras.callbacks.Callback]] | None = None,
+    verbose: int = 0,
+    epochs: int | None = None,
+    patience: int | None = None,
+    probe=None,
+    cache: dict | None = None,
+) -> tuple[Packed, list[tuple[dict, dict]]]:
+    """``EmotionPrivacyHyperModel.fit_with_history`` for several configurations at once, packed: the members are the
+    hypermodel's networks for ``hps`` (built under its seed), trained with its epochs, patience, objective and
+    selection rule. Returns the trained ``Packed`` and, per configuration, (best-epoch scores, history)."""
+    if not packable(hypermodel):
+        raise invalid("hypermodel", f"an EmotionPrivacyHyperModel with removal in {PACKABLE_REMOVALS}",
+                      received=f"{type(hypermodel).__name__} with removal={getattr(hypermodel, 'removal', None)!r}")
+    use_probe = hypermodel.selection == "probe" and hypermodel.adversary is not None
+    if use_probe and probe is None:
+        raise ValueError("EmotionPrivacyHyperModel(selection='probe') with an adversary needs `probe=` (a "
+                         "privemo.search.selection.PrivacyProbe) in fit / tuner.search.")
+    epochs = hypermodel.epochs if epochs is None else epochs
+    patience = hypermodel.patience if patience is None else patience
+    score = partial(objective, weight=hypermodel.objective_weight, two_sided=hypermodel.selection == "head")
+    builds = [{**hypermodel.model_kwargs, **hypermodel.values(hp)} for hp in hps]
+    packed = build_packed(builds, seed=hypermodel.seed, learning_rate=hypermodel.learning_rate,
+                          jit_compile=hypermodel.jit_compile, cache=cache)
+    histories = fit_packed(packed, train_ds, val_data, val_targets, epochs=epochs, patience=patience, objective=score,
+                           callbacks=callbacks, verbose=verbose, probe=probe if use_probe else None)
+    return packed, [(trial_results(history), history) for history in histories]
+
+
+class PackedGridSearchOracle(ConcurrentGridSearchOracle):
+    """A ``ConcurrentGridSearchOracle`` that can hand out several trials of one network shape at once
+    (``create_pack``). Its state and its order are its parent's: a project made by either reloads in the other."""
+
+    _shape: tuple | None = None  # only set inside create_pack
+
+    def populate_space(self, trial_id: str) -> dict:
+        if self._shape is None:
+            return super().populate_space(trial_id)
+        for values in self._combinations():
+            if not self._duplicate(values) and architecture(values) == self._shape:
+                return {"status": trial_module.TrialStatus.RUNNING, "values": values}
+        return {"status": trial_module.TrialStatus.IDLE, "values": None}
+
+    @keras_tuner.synchronized
+    def create_pack(self, tuner_ids: Sequence[str], same_shape: bool = True) -> list:
+        """Up to ``len(tuner_ids)`` trials, one per tuner id (keras-tuner keeps one ongoing trial per id): the first
+        untried combination, then (``same_shape``) further untried combinations of its network shape in grid order,
+        or (not ``same_shape``) the next untried combinations whatever their shape. A trial waiting for a retry is
+        handed out first, as keras-tuner does. The list ends at the first id that gets no running trial."""
+        first = self.create_trial(tuner_ids[0])
+        trials = [first]
+        if first.status != trial_module.TrialStatus.RUNNING:
+            return trials
+        self._shape = architecture(first.hyperparameters.values) if same_shape else None
+        try:
+            for tuner_id in tuner_ids[1:]:
+                trial = self.create_trial(tuner_id)
+                if trial.status != trial_module.TrialStatus.RUNNING:
+                    self.tuner_ids.discard(tuner_id)
+                    break
+                trials.append(trial)
+        finally:
+            self._shape = None
+        return trials
+
+
+class PackedGridSearch(ConcurrentGridSearch):
+    """``privemo.search.tuning.ConcurrentGridSearch`` that trains up to ``pack`` trials at a time, packed.
+
+    Each round takes up to ``pack`` untried combinations of one network shape from the oracle (``same_shape``; with
+    ``same_shape=False`` the next untried combinations of any shape), under tuner ids ``<tuner id>``,
+    ``<tuner id>-m1`` ... (keras-tuner keeps one ongoing trial per tuner id), trains them with ``fit_trials`` and records
+    every member as its own finished trial: the same metrics, ``history.json``, ``build_config.json`` and checkpoint as
+    ``GridSearch.run_trial`` writes, so ``load_model``, ``trial_history`` and everything downstream read them as
+    ordinary trials. The trial ids and values are those of the ordinary tuner (grid order). A hypermodel that cannot be
+    packed (``packable``), ``pack=1`` or ``executions_per_trial != 1`` runs the ordinary search. With a keras-tuner
+    oracle client (distributed worker) the round takes the next untried combinations one by one (any shape).
+
+    Args: as ``ConcurrentGridSearch``, plus ``pack`` (integer >= 1, members per compiled model) and ``same_shape``.
+    """
+
+    def __init__(self, hypermodel=None, objective=None, max_trials=None, seed=None, hyperparameters=None,
+                 tune_new_entries=True, allow_new_entries=True, max_retries_per_trial=0,
+                 max_consecutive_failed_trials=3, pack: int = 2, same_shape: bool = True, **kwargs):
+        self.pack = check_int("pack", pack, 1)
+        self.same_shape = bool(same_shape)
+        oracle = PackedGridSearchOracle(
+            objective=objective, max_trials=max_trials, seed=seed, hyperparameters=hyperparameters,
+            tune_new_entries=tune_new_entries, allow_new_entries=allow_new_entries,
+            max_retries_per_trial=max_retries_per_trial, max_consecutive_failed_trials=max_consecutive_failed_trials,
+        )
+        keras_tuner.Tuner.__init__(self, oracle, hypermodel, **kwargs)
+
+    def search(self, *fit_args, **fit_kwargs):
+        if (self.pack == 1 or self.executions_per_trial != 1 or not packable(self.hypermodel)
+                or dist_utils.is_chief_oracle()):
+            return super().search(*fit_args, **fit_kwargs)
+        if "verbose" in fit_kwargs and (not dist_utils.has_chief_oracle() or dist_utils.is_chief_oracle()):
+            self.oracle.verbose = fit_kwargs.get("verbose")
+        self.on_search_begin()
+        while True:
+            self.pre_create_trial()
+            trials = self._create_trials()
+            if trials[0].status == trial_module.TrialStatus.STOPPED:
+                break  # the oracle triggered exit
+            running = [t for t in trials if t.status == trial_module.TrialStatus.RUNNING]
+            if not running:  # IDLE: the oracle is calculating, ask again
+                continue
+            for trial in running:
+                self.on_trial_begin(trial)
+            self._try_run_and_update_trials(running, *fit_args, **fit_kwargs)
+            for trial in running:
+                self.on_trial_end(trial)
+        self.on_search_end()
+
+    def _tuner_ids(self) -> list[str]:
+        return [self.tuner_id] + [f"{self.tuner_id}-m{i}" for i in range(1, self.pack)]
+
+    def _create_trials(self) -> list:
+        ids = self._tuner_ids()
+        if isinstance(self.oracle, PackedGridSearchOracle):
+            return self.oracle.create_pack(ids, self.same_shape)
+        trials = [self.oracle.create_trial(ids[0])]  # an oracle client: one trial at a time
+        while trials[-1].status == trial_module.TrialStatus.RUNNING and len(trials) < len(ids):
+            trial = self.oracle.create_trial(ids[len(trials)])
+            if trial.status != trial_module.TrialStatus.RUNNING:
+                break
+            trials.append(trial)
+        return trials
+
+    def _try_run_and_update_trials(self, trials, *fit_args, **fit_kwargs):
+        """keras-tuner's ``_try_run_and_update_trial`` for a pack: every member's metrics go to the oracle; an error
+        marks every member of the pack as keras-tuner marks one trial (FAILED or INVALID, with the traceback)."""
+        objective = self.oracle.objective
+        try:
+            results = self.run_trials(trials, *fit_args, **fit_kwargs)
+            for trial, result in zip(trials, results):
+                tuner_utils.validate_trial_results(result, objective, "HyperModel.fit()")
+                self.oracle.update_trial(trial.trial_id, tuner_utils.convert_to_metrics_dict(result, objective),
+                                         step=tuner_utils.get_best_step(result, objective))
+                trial.status = trial_module.TrialStatus.COMPLETED
+        except Exception as exc:
+            if isinstance(exc, keras_tuner.errors.FatalError):
+                raise
+            if tuner_config.DEBUG:
+                traceback.print_exc()
+            status = (trial_module.TrialStatus.FAILED if isinstance(exc, keras_tuner.errors.FailedTrialError)
+                      else trial_module.TrialStatus.INVALID)
+            message = traceback.format_exc()
+            for trial in trials:
+                if trial.status != trial_module.TrialStatus.COMPLETED:
+                    trial.status, trial.message = status, message
+
+    def run_trials(self, trials, *args, **kwargs) -> list[list[dict]]:
+        """Train ``trials`` packed and write each one's history, build config and checkpoint; returns each trial's
+        results as ``GridSearch.run_trial`` returns them ([best-epoch scores])."""
+        hypermodel = self.hypermodel
+        callbacks = kwargs.pop("callbacks", [])
+        per_member = []
+        first_no = len(self.oracle.trials) - len(trials)
+        for n, trial in enumerate(trials):
+            member_callbacks = self._deepcopy_callbacks(callbacks)
+            self._configure_tensorboard_dir(member_callbacks, trial, 0)
+            if self.report is not None:
+                label = f"{self.report_label}trial {first_no + n + 1}/{hypermodel.size}"
+                member_callbacks.append(EpochProgress(self.report, label))
+            per_member.append(member_callbacks)
+        packed, outcomes = fit_trials(hypermodel, [t.hyperparameters for t in trials], *args, callbacks=per_member,
+                                      cache=hypermodel.model_cache, **kwargs)
+        results = []
+        for i, (trial, (scores, history)) in enumerate(zip(trials, outcomes)):
+            atomic_write_json(history_path(self, trial.trial_id), history)
+            model = self._try_build(trial.hyperparameters)  # the trial's own network (the cached one, when cached)
+            model.set_weights(packed.members[i].get_weights())
+            tuner_io.save_json(self._get_build_config_fname(trial.trial_id), model.get_build_config())
+            model.save_weights(self._get_checkpoint_fname(trial.trial_id))
+            results.append([scores])
+        return results
+
+
+def make_packed_tuner(
+    hypermodel: EmotionPrivacyHyperModel,
+    directory: str,
+    project_name: str,
+    *,
+    max_trials: int | None = None,
+    seed: int = 0,
+    overwrite: bool = False,
+    pack: int = 1,
+    same_shape: bool = True,
+):
+    """``privemo.search.tuning.make_tuner`` with packed trials: a ``PackedGridSearch`` training up to ``pack`` trials per
+    compiled step (``pack=1``: exactly ``make_tuner``'s tuner). Same project layout, trial ids and results, so a
+    project may be resumed with another ``pack``."""
+    pack = check_int("pack", pack, 1)
+    if pack == 1:
+        return make_tuner(hypermodel, directory, project_name, max_trials=max_trials, seed=seed, overwrite=overwrite)
+    if max_trials is not None:
+        check_int("max_trials", max_trials, 1, expected="None or an integer >= 1")
+    return PackedGridSearch(
+        hypermodel=hypermodel,
+        objective=keras_tuner.Objective(OBJECTIVE, direction="max"),
+        max_trials=max_trials,
+        seed=seed,
+        directory=str(directory),
+        project_name=project_name,
+        overwrite=overwrite,
+        pack=pack,
+        same_shape=same_shape,
+    )

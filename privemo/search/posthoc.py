@@ -1,0 +1,147 @@
+"""Post-hoc attribute erasure inside a trial (``privemo.removal.POST_HOC``: "inlp", "leace", "mmd_leace",
+"ensemble3_leace"): after training, the attribute is erased from h and the emotion head refitted, so that the trial's
+scores, checkpoint and every later use (selection, representation, attacks, saved model) see the erased network.
+
+1. h of every training row, read from the training dataset itself (the rows trained on; rows whose attribute sample
+   weight is 0, e.g. unknown gender, are left out);
+2. the eraser, fitted on them as an affine map ``h @ kernel + bias`` (``ERASERS``; only this step depends on it):
+   - INLP (``privemo.removal.fit_inlp``; bias 0). Its stopping rule scores the validation speakers when ``val_data``
+     are raw utterances and ``val_targets`` hold the attribute (gender); otherwise (speaker identity: the validation
+     speakers are unseen) a seeded, stratified ``INLP_HOLDOUT`` of the training rows, left out of the fit;
+   - LEACE (``privemo.removal.leace.LeaceEraser``, closed form, on every such row: gender ids, or the training
+     speakers' ids for the speaker adversary; no stopping rule, so no held-out rows);
+3. the map is written into the network's layer "h" (``NullspaceProjection`` for INLP, ``AffineErasure`` for LEACE;
+   the checkpoint carries its weights);
+4. the emotion head is refitted on the erased training h with the encoder frozen, as Ravfogel et al. retrain the
+   main-task classifier (Adam at the hypermodel's learning rate, batches of ``INLP_REFIT_BATCH_SIZE``, the trial's epoch
+   budget, early stopping with ``patience`` on the validation emotion loss). The adversary heads of the methods trained
+   with one are left as trained (privacy is judged by fresh attackers and the probe);
+5. the validation scores are computed again on the erased network (``ValidationUAR``; with ``probe``, the probe on the
+   erased h gives the privacy term).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import keras
+import numpy as np
+
+from privemo.nn.models import head_layers
+from privemo.nn.training import ValidationUAR, predict_sequences, with_representation
+from privemo.removal import POST_HOC, NullspaceProjection, fit_inlp, leace_affine
+from privemo.removal.leace import LeaceEraser
+
+OBJECTIVE = "val_objective"
+# assumption (README assumptions table): INLP / LEACE inside the experiment. Share of the training rows that scores
+# INLP's stopping rule when the validation speakers cannot (speaker identity: they are unseen), and the batch size of
+# the emotion head's refit on the erased h (INLP and LEACE).
+INLP_HOLDOUT = 0.25
+INLP_REFIT_BATCH_SIZE = 32
+
+
+def erase_post_hoc(hypermodel, model, train_ds, val_data, val_targets=None, *, probe=None, objective=None,
+                   epochs=None, patience=None) -> dict:
+    """Steps 1-5 above for ``hypermodel``'s removal method on the trained ``model`` (changed in place).
+
+    Returns the new scores ("val_objective", "val_emotion_uar", "val_probe" with a probe) and the eraser's own:
+    "inlp_rank_removed" (directions removed), "inlp_iterations"; or "leace_rank_removed" (rank of LEACE's edit)."""
+    epochs = hypermodel.epochs if epochs is None else epochs
+    patience = hypermodel.patience if patience is None else patience
+    scorer = with_representation(model)
+    data = training_representation(scorer, train_ds, hypermodel.adversary, hypermodel.removal)
+    known = data["w"] > 0
+    h_val = predict_sequences(scorer, val_data)["h"] if isinstance(val_data, Mapping) else None
+    val_labels = None
+    if h_val is not None and val_targets is not None and hypermodel.adversary in val_targets:
+        val_labels = np.asarray(val_targets[hypermodel.adversary])
+    seed = int(hypermodel.seed or 0)
+    eraser = ERASERS[POST_HOC[hypermodel.removal][1]]
+    kernel, bias, info = eraser(data["h"][known], data["y"][known], h_val, val_labels, seed)
+    layer = model.get_layer("h")
+    if isinstance(layer, NullspaceProjection):
+        layer.projection.assign(kernel)
+    else:
+        layer.set_affine(kernel, bias)
+    validation = None
+    if h_val is not None and val_targets is not None and "emotion" in val_targets:
+        validation = (h_val @ kernel + bias, np.asarray(val_targets["emotion"]))
+    refit_emotion_head(model, data, kernel, bias, validation, learning_rate=float(hypermodel.learning_rate),
+                       epochs=int(epochs), patience=int(patience), seed=seed)
+    scores = ValidationUAR(val_data, val_targets, objective=objective, probe=probe).scores(model)
+    scores = {k: v for k, v in scores.items() if k in (OBJECTIVE, "val_probe", "val_emotion_uar")}
+    return {**scores, **info}
+
+
+def training_representation(scorer, train_ds, attribute: str, removal: str) -> dict[str, np.ndarray]:
+    """h of every training row (in the dataset's first-epoch order) with its attribute label and weight, and its
+    emotion label and weight: {"h", "y", "w", "emotion", "emotion_w"}."""
+    import tensorflow as tf
+
+    restart = getattr(train_ds, "privemo_restart_epochs", None)
+    if restart is not None:  # a fixed row order, whatever ran before
+        restart()
+    parts: dict[str, list] = {}
+    for element in train_ds:
+        x, y = element[0], element[1]
+        sw = element[2] if len(element) > 2 else {}
+        key = attribute if attribute in y else next((k for k in y if k.startswith(f"{attribute}_")), None)
+        if key is None or "emotion" not in y:
+            raise ValueError(f"removal={removal!r} needs the training dataset's targets to hold 'emotion' and "
+                             f"'{attribute}'. Received target keys: {sorted(y)}")
+        ones = tf.ones_like(tf.cast(y[key], tf.float32))
+        for name, value in (("h", scorer.predict_on_batch(x)["h"]), ("y", y[key]), ("w", sw.get(key, ones)),
+                            ("emotion", y["emotion"]), ("emotion_w", sw.get("emotion", ones))):
+            parts.setdefault(name, []).append(np.asarray(value))
+    return {name: np.concatenate(values) for name, values in parts.items()}
+
+
+def refit_emotion_head(model, data: dict, kernel: np.ndarray, bias: np.ndarray, validation, *, learning_rate: float,
+                       epochs: int, patience: int, seed: int) -> None:
+    """Refit ``model``'s emotion head (its own layers, so the network changes) on the erased training h; the encoder is
+    not touched (h is computed once)."""
+    import tensorflow as tf
+
+    z = inputs = keras.Input(shape=(kernel.shape[0],), name="h_erased")
+    for layer in head_layers(model, "emotion"):
+        z = layer(z)
+    head = keras.Model(inputs, z, name=f"{model.name}_emotion_head")
+    head.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss="sparse_categorical_crossentropy")
+    rows = data["emotion_w"] > 0
+    refit = tf.data.Dataset.from_tensor_slices(
+        (data["h"][rows] @ kernel + bias, data["emotion"][rows], data["emotion_w"][rows].astype(np.float32)))
+    refit = refit.shuffle(int(rows.sum()), seed=seed).batch(INLP_REFIT_BATCH_SIZE)  # seeded: op determinism
+    head.fit(refit, epochs=epochs, validation_data=validation, verbose=0, shuffle=False,  # shuffled above
+             callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss" if validation is not None else "loss",
+                                                      patience=patience, restore_best_weights=True)])
+
+
+def inlp_eraser(h, labels, h_val, val_labels, seed: int) -> tuple[np.ndarray, np.ndarray, dict]:
+    """INLP's projection as (kernel, zero bias, scores), stopped on (h_val, val_labels) when given, else on a seeded,
+    stratified ``INLP_HOLDOUT`` of the rows, left out of the fit."""
+    if h_val is not None and val_labels is not None:
+        fit_rows, check = np.arange(len(labels)), (h_val, val_labels)
+    else:
+        from sklearn.model_selection import train_test_split
+
+        rows = np.arange(len(labels))
+        try:
+            fit_rows, held = train_test_split(rows, test_size=INLP_HOLDOUT, random_state=seed, stratify=labels)
+        except ValueError:  # a class with a single row cannot be stratified
+            fit_rows, held = train_test_split(rows, test_size=INLP_HOLDOUT, random_state=seed)
+        check = (h[held], labels[held])
+    projection, info = fit_inlp(h[fit_rows], labels[fit_rows], *check, seed=seed, return_info=True)
+    return projection, np.zeros(projection.shape[0], np.float32), {
+        "inlp_rank_removed": float(info["rank_removed"]), "inlp_iterations": float(info["iterations"])}
+
+
+def leace_eraser(h, labels, h_val, val_labels, seed: int) -> tuple[np.ndarray, np.ndarray, dict]:
+    """LEACE fitted on every row (closed form: no validation data, no seed) as (kernel, bias, scores)."""
+    eraser = LeaceEraser().fit(h, labels)
+    kernel, bias = leace_affine(eraser)
+    return kernel, bias, {"leace_rank_removed": float(eraser.rank_)}
+
+
+#: the eraser of each post-hoc method (``privemo.removal.POST_HOC``'s second item): (h, labels, h_val, val_labels,
+#: seed) -> (kernel, bias, scores) of the affine map ``h @ kernel + bias``
+ERASERS = {"inlp": inlp_eraser, "leace": leace_eraser}
