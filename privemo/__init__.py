@@ -6,10 +6,9 @@ corpus / feature layers) do not pay TensorFlow's import time until a model is ac
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
 
 from privemo import _moved, _quiet, _registration
+from privemo._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -52,18 +51,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'privemo' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
-
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
 
 _registration.install()
 _moved.install()  # old flat import paths (privemo.models, privemo.attacks, ...) still work: privemo._moved

@@ -40,7 +40,7 @@ REMOVALS = tuple(REMOVAL_HELP)
 
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:  # one add_argument per flag, in --help order: long, not complex
     p = argparse.ArgumentParser(
         prog="python -m privemo.reproduce",
         description=(
@@ -110,8 +110,39 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace):
+    """The run's ExperimentConfig from parsed flags, after the checks a user error can fail (one-line messages)."""
     from privemo.experiment import ExperimentConfig
 
+    removal, tensorboard, out = _check_args(args)
+    return ExperimentConfig(
+        corpus=args.corpus,
+        root=args.root,
+        modalities=tuple(dict.fromkeys(args.modality)),
+        tasks=tuple(dict.fromkeys(args.task)),
+        adversaries=tuple(dict.fromkeys(ADVERSARY_CHOICES[a] for a in args.adversary)),
+        placements=tuple(dict.fromkeys(args.placement)),
+        grid=args.grid,
+        n_folds=args.folds,
+        folds=tuple(args.only_fold) if args.only_fold else None,
+        seed=args.seed,
+        n_jobs=args.jobs,
+        epochs=args.epochs,
+        patience=args.patience,
+        batch_size=args.batch_size,
+        embeddings=args.embeddings,
+        out_dir=str(out),
+        resume=args.resume,
+        repeats=args.repeats,
+        selection=args.selection,
+        demo_per_speaker=args.demo_size,
+        verbose=0 if args.quiet else (2 if args.verbose else 1),
+        removal=removal,
+        tensorboard=str(tensorboard) if tensorboard else None,
+    )
+
+
+def _check_args(args: argparse.Namespace) -> tuple[str, str | None, Path]:
+    """The user errors the flags can hold, each a UserError naming the flag; returns (removal, tensorboard, out)."""
     if args.corpus not in ("demo", "demo-podcast") and not args.root:
         raise UserError(f"--corpus {args.corpus} needs --root: the folder holding your licensed copy of the corpus")
     if args.folds < 2:
@@ -152,31 +183,7 @@ def config_from_args(args: argparse.Namespace):
         _check_writable(out)
     if tensorboard:
         _check_writable(Path(tensorboard), "--tensorboard")
-    return ExperimentConfig(
-        corpus=args.corpus,
-        root=args.root,
-        modalities=tuple(dict.fromkeys(args.modality)),
-        tasks=tuple(dict.fromkeys(args.task)),
-        adversaries=tuple(dict.fromkeys(ADVERSARY_CHOICES[a] for a in args.adversary)),
-        placements=tuple(dict.fromkeys(args.placement)),
-        grid=args.grid,
-        n_folds=args.folds,
-        folds=tuple(args.only_fold) if args.only_fold else None,
-        seed=args.seed,
-        n_jobs=args.jobs,
-        epochs=args.epochs,
-        patience=args.patience,
-        batch_size=args.batch_size,
-        embeddings=args.embeddings,
-        out_dir=str(out),
-        resume=args.resume,
-        repeats=args.repeats,
-        selection=args.selection,
-        demo_per_speaker=args.demo_size,
-        verbose=0 if args.quiet else (2 if args.verbose else 1),
-        removal=removal,
-        tensorboard=str(tensorboard) if tensorboard else None,
-    )
+    return removal, tensorboard, out
 
 
 def _check_writable(out: Path, flag: str = "--out") -> None:

@@ -16,8 +16,7 @@ TensorFlow) until one is used.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from privemo._lazy import lazy_exports
 
 _SUBMODULES = ("attackers", "attribute", "inputs", "membership", "mlp_attacker", "sklearn_attacker", "verification")
 
@@ -39,16 +38,4 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(__all__) | set(_SUBMODULES) | set(globals()))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS, _SUBMODULES)
