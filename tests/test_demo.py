@@ -137,6 +137,13 @@ def test_layout_and_reader(small):
     # IEMOCAP-like averaged ratings: means of 2-3 integer scores (e.g. 2.5, 3.3333)
     frac = np.round(ratings * 6) / 6
     assert np.allclose(ratings, frac, atol=1e-3)
+    # the word-vector pretraining text: unlabelled sentences of the grammar, not the corpus's own transcripts' stream
+    pretraining = Path(table.attrs["pretraining_text"])
+    assert pretraining.parent == small and pretraining.name == "pretraining_text.txt"
+    sentences = pretraining.read_text(encoding="utf-8").splitlines()
+    assert len(sentences) == 20000 and len(set(sentences)) > 10000
+    own = set(table.transcript)
+    assert sum(s in own for s in sentences) < 0.05 * len(sentences)
 
 
 def test_audio_format_and_durations(small):

@@ -47,7 +47,7 @@ def test_voice_variants_and_accents_exist_in_the_bundled_data():
 
 def test_layout_is_msp_podcast_and_read_by_the_real_loader(small):
     assert sorted(p.name for p in small.iterdir() if not p.name.startswith(".")) == [
-        "Audios", "Labels", "Transcripts", "manifest.json"]
+        "Audios", "Labels", "Transcripts", "manifest.json", "pretraining_text.txt"]
     with open(small / "Labels" / "labels_consensus.csv", newline="") as f:
         rows = list(csv.reader(f))
     assert rows[0] == ["FileName", "EmoClass", "EmoAct", "EmoVal", "EmoDom", "SpkrID", "Gender", "Split_Set"]

@@ -13,7 +13,15 @@ import pandas as pd
 import pytest
 
 from privemo.corpora._common import COLUMNS
-from privemo.features.lexical import MAX_TOKENS, embed, load_embeddings, tokenize, train_word2vec, unknown_vector
+from privemo.features.lexical import (
+    MAX_TOKENS,
+    embed,
+    load_embeddings,
+    pretrained_word2vec,
+    tokenize,
+    train_word2vec,
+    unknown_vector,
+)
 
 gensim_models = pytest.importorskip("gensim.models")
 KeyedVectors = gensim_models.KeyedVectors
@@ -186,3 +194,25 @@ def test_missing_transcripts_are_a_clear_error():
         train_word2vec(table, [0, 1])
     with pytest.raises(ValueError, match="`vectors`"):
         embed(table, {"hello": np.ones(4)}, indices=[0])
+
+
+def test_pretrained_word2vec_trains_once_caches_and_checks_the_text(tmp_path):
+    import privemo.features.lexical as lexical
+
+    rng = np.random.default_rng(0)
+    words = [["good", "great", "fine"], ["bad", "awful", "poor"]]
+    lines = [f"the {rng.choice(words[k])} day was {rng.choice(words[k])}" for k in rng.integers(0, 2, 400)]
+    text = tmp_path / "pretraining.txt"
+    text.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    first = pretrained_word2vec(text, seed=0, dim=16, cache_dir=tmp_path / "cache")
+    cached = list((tmp_path / "cache" / "word2vec").glob("*.bin"))
+    assert len(cached) == 1 and not list((tmp_path / "cache" / "word2vec").glob(".*partial"))
+    lexical._PRETRAINED.clear()  # a new process: the vectors come back from the disk cache, identical
+    again = pretrained_word2vec(text, seed=0, dim=16, cache_dir=tmp_path / "cache")
+    assert again.index_to_key == first.index_to_key and np.array_equal(again.vectors, first.vectors)
+    assert first.vector_size == 16 and set(first.index_to_key) == {"the", "day", "was", *words[0], *words[1]}
+    with pytest.raises(FileNotFoundError, match="missing.txt: cannot read the word-vector pretraining text"):
+        pretrained_word2vec(tmp_path / "missing.txt", cache_dir=tmp_path / "cache")
+    (tmp_path / "empty.txt").write_text("\n\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="empty.txt: the word-vector pretraining text has no sentences"):
+        pretrained_word2vec(tmp_path / "empty.txt", cache_dir=tmp_path / "cache")

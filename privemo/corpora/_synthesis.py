@@ -111,6 +111,22 @@ def articles(text: str) -> str:
 # Audio: 16 kHz PCM16 wavs, rendered in the worker processes.
 
 
+# assumption (README assumptions table): unlabelled sentences each demo corpus ships as its word-vector pretraining text
+# (the demo's stand-in for the external text the paper's pretrained word2vec vectors were trained on).
+PRETRAINING_SENTENCES = 20000
+PRETRAINING_TEXT = "pretraining_text.txt"
+
+
+def write_pretraining_text(folder: Path, seed: int, sentence: Callable[[np.random.Generator, float, float], list[str]],
+                           n: int = PRETRAINING_SENTENCES) -> None:
+    """``folder/PRETRAINING_TEXT``: ``n`` unlabelled sentences of the corpus's grammar, one per line, with latent
+    valence and activation drawn uniformly from their own random stream (seeded by ``seed``, independent of the
+    corpus's utterances: a sentence may coincide with one by chance, but no label goes with it)."""
+    rng = np.random.default_rng([seed, 7, 7])
+    lines = [sentence(rng, float(rng.uniform(-1, 1)), float(rng.uniform(-1, 1)))[0] for _ in range(n)]
+    (folder / PRETRAINING_TEXT).write_text("\n".join(lines) + "\n", encoding="utf-8", newline="\n")
+
+
 def pcm16_wav_bytes(audio: np.ndarray, sr: int) -> bytes:
     pcm = np.clip(np.rint(audio * 32767.0), -32768, 32767).astype("<i2")
     buf = io.BytesIO()

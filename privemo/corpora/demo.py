@@ -49,6 +49,7 @@ import pandas as pd
 from ._common import SAMPLE_RATE
 from ._synthesis import (  # MANIFEST, MIN_DURATION_S and MAX_DURATION_S stay names of this module too
     MANIFEST,
+    PRETRAINING_TEXT,
     MAX_DURATION_S,
     MIN_DURATION_S,
     CorpusSpec,
@@ -64,10 +65,11 @@ from ._synthesis import (  # MANIFEST, MIN_DURATION_S and MAX_DURATION_S stay na
     pick,
     render_wav,
     verify_manifest,
+    write_pretraining_text,
 )
 
 DEMO_SEED = 0
-DEMO_VERSION = 2  # bump when the generator's output changes: the folder name and manifest carry it
+DEMO_VERSION = 3  # bump when the generator's output changes: the folder name and manifest carry it
 N_SESSIONS = 5
 # assumption: see README assumptions table. 64 utterances per speaker -> 640 utterances (>= 600 asked for).
 DEFAULT_N_PER_SPEAKER = 64
@@ -349,7 +351,8 @@ def _format_labels(dialog: str, turns: list[tuple[dict, dict, float, float, str]
     return "\n".join(lab) + "\n", "\n".join(trans) + "\n"
 
 
-def _write_text_files(folder: Path, plan: list[dict], rendered: dict[str, dict]) -> None:
+def _write_text_files(folder: Path, plan: list[dict], rendered: dict[str, dict], seed: int) -> None:
+    write_pretraining_text(folder, seed, lambda rng, zv, za: _sentence(rng, zv, za)[0])
     for session in range(1, N_SESSIONS + 1):
         for dialog in DIALOGS[session - 1]:
             pairs = [(utt, sp) for sp in plan if sp["session"] == session for utt in sp["utterances"] if utt["dialog"] == dialog]
@@ -431,7 +434,7 @@ def synthesize_demo(
         plan = _plan(seed, n_per_speaker)
         fields = {"seed": seed, "n_per_speaker": n_per_speaker, "n_speakers": 2 * N_SESSIONS, "sample_rate": SAMPLE_RATE}
         build(_SPEC, root, seed=seed, speakers=plan, worker=_synthesise_speaker,
-              write_text_files=lambda folder, rendered: _write_text_files(folder, plan, rendered), fields=fields,
+              write_text_files=lambda folder, rendered: _write_text_files(folder, plan, rendered, seed), fields=fields,
               progress=progress, n_jobs=n_jobs)
 
     return ensure(_SPEC, root, verify=verify, fields={"seed": seed, "n_per_speaker": n_per_speaker},
@@ -458,6 +461,7 @@ def load_demo(
     folder = synthesize_demo(root, seed=seed, n_per_speaker=n_per_speaker, progress=progress)
     table = load_iemocap(folder, strict=strict, corpus="demo", **kw)
     table.attrs["seed"] = seed
+    table.attrs["pretraining_text"] = str(folder / PRETRAINING_TEXT)  # the demo's word-vector pretraining text
     return table
 
 

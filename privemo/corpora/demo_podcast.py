@@ -50,6 +50,7 @@ import pandas as pd
 from ._common import SAMPLE_RATE
 from ._synthesis import (  # MANIFEST stays a name of this module too
     MANIFEST,
+    PRETRAINING_TEXT,
     CorpusSpec,
     articles,
     build,
@@ -63,11 +64,12 @@ from ._synthesis import (  # MANIFEST stays a name of this module too
     pick,
     render_wav,
     verify_manifest,
+    write_pretraining_text,
 )
 
 CORPUS = "demo-podcast"
 PODCAST_SEED = 0
-PODCAST_VERSION = 2  # bump when the generator's output changes: the folder name and manifest carry it
+PODCAST_VERSION = 3  # bump when the generator's output changes: the folder name and manifest carry it
 DEFAULT_N_SPEAKERS = 48
 DEFAULT_N_PER_SPEAKER = 40
 DEFAULT_N_UNKNOWN = 40  # ~2 % of the segments, as MSP-Podcast's Unknown speakers
@@ -399,7 +401,8 @@ def _rating_text(x: float) -> str:
     return text + "0" if text.endswith(".") else text
 
 
-def _write_text_files(folder: Path, plan: list[dict], rendered: dict[str, dict]) -> None:
+def _write_text_files(folder: Path, plan: list[dict], rendered: dict[str, dict], seed: int) -> None:
+    write_pretraining_text(folder, seed, _sentence)
     rows = []
     for sp in plan:
         for utt in sp["utterances"]:
@@ -490,7 +493,7 @@ def synthesize_demo_podcast(
         # largest tasks first (known speakers), so that the small unknown-voice tasks fill the end of the pool
         speakers = [sp for sp in sorted(plan, key=lambda sp: -len(sp["utterances"])) if sp["utterances"]]
         build(_SPEC, root, seed=seed, speakers=speakers, worker=_synthesise_speaker,
-              write_text_files=lambda folder, rendered: _write_text_files(folder, plan, rendered),
+              write_text_files=lambda folder, rendered: _write_text_files(folder, plan, rendered, seed),
               fields={"seed": seed, **sizes, "sample_rate": SAMPLE_RATE}, progress=progress, n_jobs=n_jobs)
 
     return ensure(_SPEC, root, verify=verify, fields={"seed": seed, **sizes},
@@ -522,6 +525,7 @@ def load_demo_podcast(
     table = load_msp_podcast(folder, strict=strict, **kw)
     table.attrs["corpus"] = CORPUS
     table.attrs["seed"] = seed
+    table.attrs["pretraining_text"] = str(folder / PRETRAINING_TEXT)  # the demo's word-vector pretraining text
     return table
 
 

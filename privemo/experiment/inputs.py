@@ -48,11 +48,16 @@ def prepare_corpus(table: pd.DataFrame, config: ExperimentConfig) -> CorpusData:
 
 
 def lexical_inputs(data: CorpusData, train_indices: np.ndarray, config: ExperimentConfig):
-    """Word vectors for every utterance: the user's file, or Word2Vec trained on this fold's training transcripts only."""
-    from privemo.features.lexical import embed, load_embeddings, train_word2vec
+    """Word vectors for every utterance: the user's file (``--embeddings``); else, for a corpus that ships a pretraining
+    text (the demo corpora), Word2Vec trained on that text (the same vectors for every fold); else Word2Vec trained on
+    this fold's training transcripts only."""
+    from privemo.features.lexical import embed, load_embeddings, pretrained_word2vec, train_word2vec
 
+    pretraining = data.table.attrs.get("pretraining_text")
     if config.embeddings:
         vectors = load_embeddings(config.embeddings)
+    elif pretraining:
+        vectors = pretrained_word2vec(pretraining, seed=config.seed)
     else:
         vectors = train_word2vec(data.table, train_indices, seed=config.seed)
     arrays, report = embed(data.table, vectors)

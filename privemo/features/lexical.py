@@ -38,6 +38,10 @@ W2V_SKIP_GRAM = True  # skip-gram copes better than CBOW with rare words in smal
 # corpus), so a classifier sees almost the same input for every word. The in-fold vectors are therefore centred and
 # scaled per dimension with the training vocabulary's statistics (common post-processing, cf. Mu & Viswanath 2018).
 W2V_STANDARDIZE = True
+# assumption (README assumptions table): passes over a pretraining text (``pretrained_word2vec``, thousands of sentences:
+# gensim's default suffices there).
+PRETRAIN_EPOCHS = 5
+_PRETRAINED: dict[tuple, object] = {}  # this process's vectors per (text digest, settings)
 UNKNOWN_FALLBACK = 1e-3  # value of every component of the unknown vector if the vocabulary's mean happens to be zero
 
 # Corpus markup: IEMOCAP's [LAUGHTER], [BREATHING], [GARBAGE], time stamps [006.2901-008.2357]; <...> and {...} tags.
@@ -205,6 +209,48 @@ def train_word2vec(
         wv.vectors = ((vectors - vectors.mean(axis=0)) / np.where(std > 0, std, 1.0)).astype(np.float32)
         wv.norms = None
     return wv
+
+
+def pretrained_word2vec(text_path: str | os.PathLike, *, seed: int = 0, dim: int = W2V_DIM,
+                        epochs: int = PRETRAIN_EPOCHS, cache_dir: str | os.PathLike | None = None):
+    """Word2Vec vectors trained on an unlabelled pretraining text (one sentence per line), cached on disk.
+
+    The demo corpora ship such a text (``table.attrs["pretraining_text"]``): sentences of their grammar that are not
+    the corpus's utterances, the stand-in for the external text the paper's pretrained word2vec vectors come from. The
+    settings are ``train_word2vec``'s (skip-gram, standardised) with ``epochs`` passes. Cached under
+    ``<feature cache>/word2vec/`` by the text's SHA-256 and the settings (written atomically), and kept in memory for
+    the process, so every fold of a run reuses one set of vectors."""
+    import hashlib
+
+    from gensim.models import KeyedVectors
+
+    from .cache import default_cache_dir
+
+    path = Path(text_path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise FileNotFoundError(f"{path}: cannot read the word-vector pretraining text ({exc.strerror})") from None
+    key = (hashlib.sha256(data).hexdigest()[:16], int(dim), int(epochs), int(seed))
+    if key in _PRETRAINED:
+        return _PRETRAINED[key]
+    folder = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / "word2vec"
+    cached = folder / ("-".join(map(str, key)) + ".bin")
+    if cached.is_file():
+        vectors = KeyedVectors.load_word2vec_format(str(cached), binary=True)
+    else:
+        lines = [line for line in data.decode("utf-8").splitlines() if line.strip()]
+        if not lines:
+            raise ValueError(f"{path}: the word-vector pretraining text has no sentences")
+        table = pd.DataFrame({"transcript": lines})
+        table.attrs["corpus"] = path.name
+        vectors = train_word2vec(table, np.arange(len(lines)), dim=dim, seed=seed, epochs=epochs)
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_name(f".{cached.name}.{os.getpid()}.partial")
+        vectors.save_word2vec_format(str(partial), binary=True)
+        os.replace(partial, cached)
+    _PRETRAINED[key] = vectors
+    return vectors
 
 
 # -- embedding -------------------------------------------------------------------------------------------------------
