@@ -172,4 +172,7 @@ def test_dry_run_prints_the_plan_and_writes_no_results(tmp_path, env):
     assert "acoustic-activation-gender-fused: 4 trial(s) per fold" in text  # lambda tuned over the paper's four values
     # 2 tasks x (1 + 4) trials x 5 folds
     assert "4 conditions x 5 folds = 20 (condition, fold) jobs holding 50 trainings" in text
+    # the cost model's estimate for this machine, and what it is based on
+    assert "estimated wall time on this machine:" in text and "50 trainings" in text.split("estimated wall time")[1]
+    assert "cost basis:" in text
     assert not out.exists()

@@ -115,6 +115,7 @@ class ExperimentConfig:
     verbose: int = 1
     removal: str = "grl"  # attribute-removal method of the adversarial conditions (privemo.removal.REMOVALS)
     tensorboard: str | None = None  # TensorBoard logs of every trial under <tensorboard>/<condition.key>/fold<k>/trial_<id>
+    pack: int = 1  # trials of one network shape trained together in one compiled step (same results; for GPUs)
 
     def resolved_epochs(self) -> int:
         return self.epochs if self.epochs is not None else EPOCHS.get(self.grid, EPOCHS["paper"])

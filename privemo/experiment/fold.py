@@ -171,7 +171,8 @@ def _search(setup: SearchSetup, fold_index: int, condition: Condition, config: E
     from privemo.search.tuning import make_tuner
 
     work = work_dir(config) / "tuning" / condition.key
-    tuner = make_tuner(setup.hypermodel, str(work), f"fold{fold_index}", seed=setup.seed, overwrite=not config.resume)
+    tuner = make_tuner(setup.hypermodel, str(work), f"fold{fold_index}", seed=setup.seed, overwrite=not config.resume,
+                       pack=config.pack)
     if report is not None:
         tuner.report, tuner.report_label = report, f"  fold {fold_index}: {condition.key}: "
     tuner.search(setup.train_ds, setup.val_inputs, **setup.search_kwargs())

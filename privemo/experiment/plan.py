@@ -70,4 +70,7 @@ def describe_plan(config: ExperimentConfig, table: pd.DataFrame | None = None) -
     lines.append(f"  {len(conditions)} conditions x {len(fold_ids)} folds = {len(conditions) * len(fold_ids)} "
                  f"(condition, fold) jobs holding {trainings} trainings of at most {epochs} epochs each "
                  f"(early stopping, patience {config.resolved_patience()}): at most {trainings * epochs} epochs")
+    from privemo.experiment.cost import estimate_run, plan_from_run
+
+    lines.extend(estimate_run(plan_from_run(config, table, folds, fold_ids, conditions)).describe())
     return "\n".join(lines)

@@ -1,16 +1,15 @@
 """Packed trials: several grid configurations of one hypermodel trained side by side in one compiled Keras step.
 
-A hyper-parameter search trains many small networks on the same batches. On a CPU (and far more on a GPU) a training
-step of one such network leaves the device idle between its small ops, and every step pays Python and ``tf.function``
-dispatch. Packing puts K **members** into one functional model: the inputs are shared, member ``i`` is the network
-``build_model`` gives for its configuration, wrapped as the nested model ``m{i}``, and its outputs are ``m{i}_emotion``,
-``m{i}_gender`` ... (``member_output``). The compiled loss is the sum of every member's losses; members share no
-parameter, so the gradient of that sum with respect to member ``i``'s weights is member ``i``'s own gradient, and Adam
-updates each weight from its own gradient alone. Every member therefore goes through exactly the steps it would go
-through alone, on the same batches (one ``fit`` over the training dataset, restarted at epoch 0 as
-``privemo.nn.training.fit`` restarts it), from the same initial weights (each member is built after
-``set_seed(seed)``, as ``EmotionPrivacyHyperModel.build`` builds a trial, so members that share layers, e.g. the four
-lambda values of one architecture, start from identical weights in them).
+A hyper-parameter search trains many small networks on the same batches. A training step of one such network is small:
+on a GPU it leaves the device mostly idle, and every step pays Python and ``tf.function`` dispatch. Packing puts K
+**members** into one functional model: the inputs are shared, member ``i`` is the network ``build_model`` gives for its
+configuration, wrapped as the nested model ``m{i}``, and its outputs are ``m{i}_emotion``, ``m{i}_gender`` ...
+(``member_output``). The compiled loss is the sum of every member's losses; members share no parameter, so the gradient
+of that sum with respect to member ``i``'s weights is member ``i``'s own gradient, and Adam updates each weight from its
+own gradient alone. Every member therefore goes through exactly the steps it would go through alone, on the same batches
+(one ``fit`` over the training dataset, restarted at epoch 0 as ``privemo.nn.training.fit`` restarts it), from the same
+initial weights (each member is built after ``set_seed(seed)``, as ``EmotionPrivacyHyperModel.build`` builds a trial, so
+members that share layers, e.g. the four lambda values of one architecture, start from identical weights in them).
 
 What a separate training does per model, ``fit_packed`` does per member:
 
@@ -25,10 +24,18 @@ What a separate training does per model, ``fit_packed`` does per member:
   the whole step on a CPU) and gets its best epoch's weights back when training ends.
   Training ends when every member has stopped, or at ``epochs``.
 
-``unpack(packed, i)`` returns member ``i`` as an ordinary privemo model (``build_model``'s layers and outputs, compiled),
-to save or use like a separately trained one. ``PackedGridSearch`` is the keras-tuner side: it takes up to ``pack``
-untried combinations of one network shape from its oracle at a time, trains them packed and records each as its own
-finished trial (metrics, history.json, checkpoint), exactly as ``privemo.search.tuning.GridSearch`` records a trial.
+``unpack(packed, i)`` returns member ``i`` as an ordinary privemo model (``build_model``'s layers and outputs,
+compiled), to save or use like a separately trained one. ``privemo.search.packed_tuner.PackedGridSearch`` is the
+keras-tuner side: it takes up to
+``pack`` untried combinations of one network shape from its oracle at a time, trains them packed and records each as its
+own finished trial (metrics, history.json, checkpoint), exactly as ``privemo.search.tuning.GridSearch`` records a trial.
+
+What it buys on a CPU is little: with one TensorFlow thread (as each experiment worker runs) a pack of 5 quick-grid
+networks measured 1.2-1.3x faster per epoch than 5 separate trainings on this project's shared 2-core machine
+(``benchmarks/protocol_cost.py``; noisy), while tracing a pack costs about K times one network's trace and a pack runs
+until its last member stops (on the committed demo runs the last of four lambda trials ran 19.6 epochs, their mean
+14.7). The cost model (``privemo.experiment.cost``) prices both. Packing is meant for GPUs, where it has not been
+measured yet.
 
 Equality with separate training holds to float rounding: on this project's CPU the weights after packed and separate
 training were bit-identical in the tests (``tests/test_packing.py`` checks to 1e-5). Packing covers the paper's GRL
@@ -39,21 +46,13 @@ erasure) and run unpacked.
 from __future__ import annotations
 
 import dataclasses
-import traceback
 from collections.abc import Mapping
 from functools import partial
 from typing import Callable, Sequence
 
 import numpy as np
 import keras
-import keras_tuner
-from keras_tuner.src import config as tuner_config
-from keras_tuner.src import utils as tuner_io
-from keras_tuner.src.distribute import utils as dist_utils
-from keras_tuner.src.engine import trial as trial_module
-from keras_tuner.src.engine import tuner_utils
 
-from privemo._io import atomic_write_json
 from privemo._seed import set_seed
 from privemo._validation import check_int, invalid
 from privemo.nn.models import build_model, output_names
@@ -63,24 +62,12 @@ from privemo.nn.training import (
     PATIENCE,
     ValidationUAR,
     align_dataset,
-    best_epoch,
     compile_model,
-    objective,
     predict_sequences,
 )
-from privemo.search.tuning import (
-    OBJECTIVE,
-    ConcurrentGridSearch,
-    ConcurrentGridSearchOracle,
-    EmotionPrivacyHyperModel,
-    EpochProgress,
-    history_path,
-    make_tuner,
-)
+from privemo.search.tuning import OBJECTIVE
 
-__all__ = ["Packed", "build_packed", "fit_packed", "unpack", "member_output", "packable", "fit_trials",
-           "trial_results", "architecture", "PackedGridSearchOracle", "PackedGridSearch", "make_packed_tuner",
-           "PACKABLE_REMOVALS"]
+__all__ = ["Packed", "build_packed", "fit_packed", "unpack", "member_output", "architecture", "PACKABLE_REMOVALS"]
 
 #: removal methods whose training is one ordinary Keras step of ``build_model``'s network (packable)
 PACKABLE_REMOVALS = ("grl",)
@@ -350,7 +337,8 @@ def fit_packed(
                       "for every member at once)", received=type(val_data).__name__)
     callbacks = [[] for _ in packed.members] if callbacks is None else [list(c) for c in callbacks]
     if len(callbacks) != len(packed):
-        raise invalid("callbacks", f"one list of callbacks per member ({len(packed)})", received=f"{len(callbacks)} lists")
+        raise invalid("callbacks", f"one list of callbacks per member ({len(packed)})",
+                      received=f"{len(callbacks)} lists")
     restart = getattr(train_ds, "privemo_restart_epochs", None)
     if restart is not None:  # every training starts from epoch 0 of the pipeline's shuffle, as fit's does
         restart()
@@ -359,238 +347,3 @@ def fit_packed(
     packed.model.fit(_packed_dataset(train_ds, packed), epochs=int(epochs), callbacks=[driver], verbose=verbose,
                      shuffle=False)
     return driver.histories
-
-
-def trial_results(history: Mapping[str, Sequence[float]]) -> dict[str, float]:
-    """A trial's best-epoch scores from its history, as ``EmotionPrivacyHyperModel.fit_with_history`` returns them:
-    "val_objective", "val_probe" (when logged), every "val_..._uar", "best_epoch" and "epochs_run"."""
-    best = best_epoch(history, OBJECTIVE)
-    result = {k: v for k, v in best.items()
-              if k in (OBJECTIVE, "val_probe") or (k.startswith("val_") and k.endswith("_uar"))}
-    result["best_epoch"] = float(best["epoch"])
-    result["epochs_run"] = float(len(history[OBJECTIVE]))
-    return result
-
-
-def packable(hypermodel) -> bool:
-    """Whether ``hypermodel``'s trials can be trained packed: an ``EmotionPrivacyHyperModel`` whose removal method is
-    one of ``PACKABLE_REMOVALS`` (one ordinary Keras step of ``build_model``'s network)."""
-    return isinstance(hypermodel, EmotionPrivacyHyperModel) and hypermodel.removal in PACKABLE_REMOVALS
-
-
-def fit_trials(
-    hypermodel: EmotionPrivacyHyperModel,
-    hps: Sequence[keras_tuner.HyperParameters],
-    train_ds,
-    val_data,
-    val_targets=None,
-    *,
-    callbacks: Sequence[Sequence[keras.callbacks.Callback]] | None = None,
-    verbose: int = 0,
-    epochs: int | None = None,
-    patience: int | None = None,
-    probe=None,
-    cache: dict | None = None,
-) -> tuple[Packed, list[tuple[dict, dict]]]:
-    """``EmotionPrivacyHyperModel.fit_with_history`` for several configurations at once, packed: the members are the
-    hypermodel's networks for ``hps`` (built under its seed), trained with its epochs, patience, objective and
-    selection rule. Returns the trained ``Packed`` and, per configuration, (best-epoch scores, history)."""
-    if not packable(hypermodel):
-        raise invalid("hypermodel", f"an EmotionPrivacyHyperModel with removal in {PACKABLE_REMOVALS}",
-                      received=f"{type(hypermodel).__name__} with removal={getattr(hypermodel, 'removal', None)!r}")
-    use_probe = hypermodel.selection == "probe" and hypermodel.adversary is not None
-    if use_probe and probe is None:
-        raise ValueError("EmotionPrivacyHyperModel(selection='probe') with an adversary needs `probe=` (a "
-                         "privemo.search.selection.PrivacyProbe) in fit / tuner.search.")
-    epochs = hypermodel.epochs if epochs is None else epochs
-    patience = hypermodel.patience if patience is None else patience
-    score = partial(objective, weight=hypermodel.objective_weight, two_sided=hypermodel.selection == "head")
-    builds = [{**hypermodel.model_kwargs, **hypermodel.values(hp)} for hp in hps]
-    packed = build_packed(builds, seed=hypermodel.seed, learning_rate=hypermodel.learning_rate,
-                          jit_compile=hypermodel.jit_compile, cache=cache)
-    histories = fit_packed(packed, train_ds, val_data, val_targets, epochs=epochs, patience=patience, objective=score,
-                           callbacks=callbacks, verbose=verbose, probe=probe if use_probe else None)
-    return packed, [(trial_results(history), history) for history in histories]
-
-
-class PackedGridSearchOracle(ConcurrentGridSearchOracle):
-    """A ``ConcurrentGridSearchOracle`` that can hand out several trials of one network shape at once
-    (``create_pack``). Its state and its order are its parent's: a project made by either reloads in the other."""
-
-    _shape: tuple | None = None  # only set inside create_pack
-
-    def populate_space(self, trial_id: str) -> dict:
-        if self._shape is None:
-            return super().populate_space(trial_id)
-        for values in self._combinations():
-            if not self._duplicate(values) and architecture(values) == self._shape:
-                return {"status": trial_module.TrialStatus.RUNNING, "values": values}
-        return {"status": trial_module.TrialStatus.IDLE, "values": None}
-
-    @keras_tuner.synchronized
-    def create_pack(self, tuner_ids: Sequence[str], same_shape: bool = True) -> list:
-        """Up to ``len(tuner_ids)`` trials, one per tuner id (keras-tuner keeps one ongoing trial per id): the first
-        untried combination, then (``same_shape``) further untried combinations of its network shape in grid order,
-        or (not ``same_shape``) the next untried combinations whatever their shape. A trial waiting for a retry is
-        handed out first, as keras-tuner does. The list ends at the first id that gets no running trial."""
-        first = self.create_trial(tuner_ids[0])
-        trials = [first]
-        if first.status != trial_module.TrialStatus.RUNNING:
-            return trials
-        self._shape = architecture(first.hyperparameters.values) if same_shape else None
-        try:
-            for tuner_id in tuner_ids[1:]:
-                trial = self.create_trial(tuner_id)
-                if trial.status != trial_module.TrialStatus.RUNNING:
-                    self.tuner_ids.discard(tuner_id)
-                    break
-                trials.append(trial)
-        finally:
-            self._shape = None
-        return trials
-
-
-class PackedGridSearch(ConcurrentGridSearch):
-    """``privemo.search.tuning.ConcurrentGridSearch`` that trains up to ``pack`` trials at a time, packed.
-
-    Each round takes up to ``pack`` untried combinations of one network shape from the oracle (``same_shape``; with
-    ``same_shape=False`` the next untried combinations of any shape), under tuner ids ``<tuner id>``,
-    ``<tuner id>-m1`` ... (keras-tuner keeps one ongoing trial per tuner id), trains them with ``fit_trials`` and records
-    every member as its own finished trial: the same metrics, ``history.json``, ``build_config.json`` and checkpoint as
-    ``GridSearch.run_trial`` writes, so ``load_model``, ``trial_history`` and everything downstream read them as
-    ordinary trials. The trial ids and values are those of the ordinary tuner (grid order). A hypermodel that cannot be
-    packed (``packable``), ``pack=1`` or ``executions_per_trial != 1`` runs the ordinary search. With a keras-tuner
-    oracle client (distributed worker) the round takes the next untried combinations one by one (any shape).
-
-    Args: as ``ConcurrentGridSearch``, plus ``pack`` (integer >= 1, members per compiled model) and ``same_shape``.
-    """
-
-    def __init__(self, hypermodel=None, objective=None, max_trials=None, seed=None, hyperparameters=None,
-                 tune_new_entries=True, allow_new_entries=True, max_retries_per_trial=0,
-                 max_consecutive_failed_trials=3, pack: int = 2, same_shape: bool = True, **kwargs):
-        self.pack = check_int("pack", pack, 1)
-        self.same_shape = bool(same_shape)
-        oracle = PackedGridSearchOracle(
-            objective=objective, max_trials=max_trials, seed=seed, hyperparameters=hyperparameters,
-            tune_new_entries=tune_new_entries, allow_new_entries=allow_new_entries,
-            max_retries_per_trial=max_retries_per_trial, max_consecutive_failed_trials=max_consecutive_failed_trials,
-        )
-        keras_tuner.Tuner.__init__(self, oracle, hypermodel, **kwargs)
-
-    def search(self, *fit_args, **fit_kwargs):
-        if (self.pack == 1 or self.executions_per_trial != 1 or not packable(self.hypermodel)
-                or dist_utils.is_chief_oracle()):
-            return super().search(*fit_args, **fit_kwargs)
-        if "verbose" in fit_kwargs and (not dist_utils.has_chief_oracle() or dist_utils.is_chief_oracle()):
-            self.oracle.verbose = fit_kwargs.get("verbose")
-        self.on_search_begin()
-        while True:
-            self.pre_create_trial()
-            trials = self._create_trials()
-            if trials[0].status == trial_module.TrialStatus.STOPPED:
-                break  # the oracle triggered exit
-            running = [t for t in trials if t.status == trial_module.TrialStatus.RUNNING]
-            if not running:  # IDLE: the oracle is calculating, ask again
-                continue
-            for trial in running:
-                self.on_trial_begin(trial)
-            self._try_run_and_update_trials(running, *fit_args, **fit_kwargs)
-            for trial in running:
-                self.on_trial_end(trial)
-        self.on_search_end()
-
-    def _tuner_ids(self) -> list[str]:
-        return [self.tuner_id] + [f"{self.tuner_id}-m{i}" for i in range(1, self.pack)]
-
-    def _create_trials(self) -> list:
-        ids = self._tuner_ids()
-        if isinstance(self.oracle, PackedGridSearchOracle):
-            return self.oracle.create_pack(ids, self.same_shape)
-        trials = [self.oracle.create_trial(ids[0])]  # an oracle client: one trial at a time
-        while trials[-1].status == trial_module.TrialStatus.RUNNING and len(trials) < len(ids):
-            trial = self.oracle.create_trial(ids[len(trials)])
-            if trial.status != trial_module.TrialStatus.RUNNING:
-                break
-            trials.append(trial)
-        return trials
-
-    def _try_run_and_update_trials(self, trials, *fit_args, **fit_kwargs):
-        """keras-tuner's ``_try_run_and_update_trial`` for a pack: every member's metrics go to the oracle; an error
-        marks every member of the pack as keras-tuner marks one trial (FAILED or INVALID, with the traceback)."""
-        objective = self.oracle.objective
-        try:
-            results = self.run_trials(trials, *fit_args, **fit_kwargs)
-            for trial, result in zip(trials, results):
-                tuner_utils.validate_trial_results(result, objective, "HyperModel.fit()")
-                self.oracle.update_trial(trial.trial_id, tuner_utils.convert_to_metrics_dict(result, objective),
-                                         step=tuner_utils.get_best_step(result, objective))
-                trial.status = trial_module.TrialStatus.COMPLETED
-        except Exception as exc:
-            if isinstance(exc, keras_tuner.errors.FatalError):
-                raise
-            if tuner_config.DEBUG:
-                traceback.print_exc()
-            status = (trial_module.TrialStatus.FAILED if isinstance(exc, keras_tuner.errors.FailedTrialError)
-                      else trial_module.TrialStatus.INVALID)
-            message = traceback.format_exc()
-            for trial in trials:
-                if trial.status != trial_module.TrialStatus.COMPLETED:
-                    trial.status, trial.message = status, message
-
-    def run_trials(self, trials, *args, **kwargs) -> list[list[dict]]:
-        """Train ``trials`` packed and write each one's history, build config and checkpoint; returns each trial's
-        results as ``GridSearch.run_trial`` returns them ([best-epoch scores])."""
-        hypermodel = self.hypermodel
-        callbacks = kwargs.pop("callbacks", [])
-        per_member = []
-        first_no = len(self.oracle.trials) - len(trials)
-        for n, trial in enumerate(trials):
-            member_callbacks = self._deepcopy_callbacks(callbacks)
-            self._configure_tensorboard_dir(member_callbacks, trial, 0)
-            if self.report is not None:
-                label = f"{self.report_label}trial {first_no + n + 1}/{hypermodel.size}"
-                member_callbacks.append(EpochProgress(self.report, label))
-            per_member.append(member_callbacks)
-        packed, outcomes = fit_trials(hypermodel, [t.hyperparameters for t in trials], *args, callbacks=per_member,
-                                      cache=hypermodel.model_cache, **kwargs)
-        results = []
-        for i, (trial, (scores, history)) in enumerate(zip(trials, outcomes)):
-            atomic_write_json(history_path(self, trial.trial_id), history)
-            model = self._try_build(trial.hyperparameters)  # the trial's own network (the cached one, when cached)
-            model.set_weights(packed.members[i].get_weights())
-            tuner_io.save_json(self._get_build_config_fname(trial.trial_id), model.get_build_config())
-            model.save_weights(self._get_checkpoint_fname(trial.trial_id))
-            results.append([scores])
-        return results
-
-
-def make_packed_tuner(
-    hypermodel: EmotionPrivacyHyperModel,
-    directory: str,
-    project_name: str,
-    *,
-    max_trials: int | None = None,
-    seed: int = 0,
-    overwrite: bool = False,
-    pack: int = 1,
-    same_shape: bool = True,
-):
-    """``privemo.search.tuning.make_tuner`` with packed trials: a ``PackedGridSearch`` training up to ``pack`` trials per
-    compiled step (``pack=1``: exactly ``make_tuner``'s tuner). Same project layout, trial ids and results, so a
-    project may be resumed with another ``pack``."""
-    pack = check_int("pack", pack, 1)
-    if pack == 1:
-        return make_tuner(hypermodel, directory, project_name, max_trials=max_trials, seed=seed, overwrite=overwrite)
-    if max_trials is not None:
-        check_int("max_trials", max_trials, 1, expected="None or an integer >= 1")
-    return PackedGridSearch(
-        hypermodel=hypermodel,
-        objective=keras_tuner.Objective(OBJECTIVE, direction="max"),
-        max_trials=max_trials,
-        seed=seed,
-        directory=str(directory),
-        project_name=project_name,
-        overwrite=overwrite,
-        pack=pack,
-        same_shape=same_shape,
-    )

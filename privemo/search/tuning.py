@@ -303,11 +303,7 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
             verbose=verbose,
             probe=probe if use_probe and adversarial_training else None,
         )
-        best = best_epoch(history, OBJECTIVE)
-        result = {k: v for k, v in best.items()
-                  if k in (OBJECTIVE, "val_probe") or (k.startswith("val_") and k.endswith("_uar"))}
-        result["best_epoch"] = float(best["epoch"])
-        result["epochs_run"] = float(len(history[OBJECTIVE]))
+        result = trial_scores(history)
         if post_hoc:
             result.update(self.erase_post_hoc(model, train_ds, val_data, val_targets, probe=probe if use_probe else None,
                                               objective=score, epochs=epochs, patience=patience))
@@ -323,6 +319,17 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
 
         return erase_post_hoc(self, model, train_ds, val_data, val_targets, probe=probe, objective=objective,
                               epochs=epochs, patience=patience)
+
+
+def trial_scores(history: Mapping[str, Sequence[float]]) -> dict[str, float]:
+    """A trial's best-epoch scores from its history: "val_objective", "val_probe" (when logged), every "val_..._uar",
+    "best_epoch" and "epochs_run"."""
+    best = best_epoch(history, OBJECTIVE)
+    result = {k: v for k, v in best.items()
+              if k in (OBJECTIVE, "val_probe") or (k.startswith("val_") and k.endswith("_uar"))}
+    result["best_epoch"] = float(best["epoch"])
+    result["epochs_run"] = float(len(history[OBJECTIVE]))
+    return result
 
 
 class EpochProgress(keras.callbacks.Callback):
@@ -500,12 +507,19 @@ def make_tuner(
     max_trials: int | None = None,
     seed: int = 0,
     overwrite: bool = False,
+    pack: int = 1,
 ) -> GridSearch:
     """A GridSearch tuner maximising "val_objective", writing its trials under ``directory/project_name``.
 
     ``max_trials=None`` searches the whole grid. ``overwrite=False`` resumes an existing project: finished trials are
-    reloaded, not rerun.
+    reloaded, not rerun. ``pack`` > 1 trains up to that many trials of one network shape at a time in one compiled step
+    (``privemo.search.packed_tuner``): the same results as one at a time.
     """
+    if pack != 1:
+        from privemo.search.packed_tuner import make_packed_tuner  # it builds on this module
+
+        return make_packed_tuner(hypermodel, directory, project_name, max_trials=max_trials, seed=seed,
+                                 overwrite=overwrite, pack=pack)
     if max_trials is not None and (isinstance(max_trials, bool) or not isinstance(max_trials, int) or max_trials < 1):
         raise ValueError(
             "Invalid value received for argument `max_trials`. Expected None or an integer >= 1. "

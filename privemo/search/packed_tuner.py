@@ -1,0 +1,268 @@
+"""The keras-tuner side of packed trials (``privemo.search.packing``): ``PackedGridSearch`` takes up to ``pack`` untried
+combinations of one network shape from its oracle at a time, trains them packed and records each as its own finished
+trial (metrics, history.json, checkpoint), exactly as ``privemo.search.tuning.GridSearch`` records a trial;
+``make_packed_tuner`` is ``make_tuner`` with ``pack``.
+"""
+
+
+from __future__ import annotations
+
+import traceback
+from functools import partial
+from typing import Sequence
+
+import keras
+import keras_tuner
+from keras_tuner.src import config as tuner_config
+from keras_tuner.src import utils as tuner_io
+from keras_tuner.src.distribute import utils as dist_utils
+from keras_tuner.src.engine import trial as trial_module
+from keras_tuner.src.engine import tuner_utils
+
+from privemo._io import atomic_write_json
+from privemo._validation import check_int, invalid
+from privemo.nn.training import (
+    objective,
+)
+from privemo.search.tuning import (
+    trial_scores,
+    OBJECTIVE,
+    ConcurrentGridSearch,
+    ConcurrentGridSearchOracle,
+    EmotionPrivacyHyperModel,
+    EpochProgress,
+    history_path,
+    make_tuner,
+)
+
+from privemo.search.packing import (
+    PACKABLE_REMOVALS,
+    Packed,
+    architecture,
+    build_packed,
+    fit_packed,
+)
+
+
+def packable(hypermodel) -> bool:
+    """Whether ``hypermodel``'s trials can be trained packed: an ``EmotionPrivacyHyperModel`` whose removal method is
+    one of ``PACKABLE_REMOVALS`` (one ordinary Keras step of ``build_model``'s network)."""
+    return isinstance(hypermodel, EmotionPrivacyHyperModel) and hypermodel.removal in PACKABLE_REMOVALS
+
+
+def fit_trials(
+    hypermodel: EmotionPrivacyHyperModel,
+    hps: Sequence[keras_tuner.HyperParameters],
+    train_ds,
+    val_data,
+    val_targets=None,
+    *,
+    callbacks: Sequence[Sequence[keras.callbacks.Callback]] | None = None,
+    verbose: int = 0,
+    epochs: int | None = None,
+    patience: int | None = None,
+    probe=None,
+    cache: dict | None = None,
+) -> tuple[Packed, list[tuple[dict, dict]]]:
+    """``EmotionPrivacyHyperModel.fit_with_history`` for several configurations at once, packed: the members are the
+    hypermodel's networks for ``hps`` (built under its seed), trained with its epochs, patience, objective and
+    selection rule. Returns the trained ``Packed`` and, per configuration, (best-epoch scores, history)."""
+    if not packable(hypermodel):
+        raise invalid("hypermodel", f"an EmotionPrivacyHyperModel with removal in {PACKABLE_REMOVALS}",
+                      received=f"{type(hypermodel).__name__} with removal={getattr(hypermodel, 'removal', None)!r}")
+    use_probe = hypermodel.selection == "probe" and hypermodel.adversary is not None
+    if use_probe and probe is None:
+        raise ValueError("EmotionPrivacyHyperModel(selection='probe') with an adversary needs `probe=` (a "
+                         "privemo.search.selection.PrivacyProbe) in fit / tuner.search.")
+    epochs = hypermodel.epochs if epochs is None else epochs
+    patience = hypermodel.patience if patience is None else patience
+    score = partial(objective, weight=hypermodel.objective_weight, two_sided=hypermodel.selection == "head")
+    builds = [{**hypermodel.model_kwargs, **hypermodel.values(hp)} for hp in hps]
+    packed = build_packed(builds, seed=hypermodel.seed, learning_rate=hypermodel.learning_rate,
+                          jit_compile=hypermodel.jit_compile, cache=cache)
+    histories = fit_packed(packed, train_ds, val_data, val_targets, epochs=epochs, patience=patience, objective=score,
+                           callbacks=callbacks, verbose=verbose, probe=probe if use_probe else None)
+    return packed, [(trial_scores(history), history) for history in histories]
+
+
+class PackedGridSearchOracle(ConcurrentGridSearchOracle):
+    """A ``ConcurrentGridSearchOracle`` that can hand out several trials of one network shape at once
+    (``create_pack``). Its state and its order are its parent's: a project made by either reloads in the other."""
+
+    _shape: tuple | None = None  # only set inside create_pack
+
+    def populate_space(self, trial_id: str) -> dict:
+        if self._shape is None:
+            return super().populate_space(trial_id)
+        for values in self._combinations():
+            if not self._duplicate(values) and architecture(values) == self._shape:
+                return {"status": trial_module.TrialStatus.RUNNING, "values": values}
+        return {"status": trial_module.TrialStatus.IDLE, "values": None}
+
+    @keras_tuner.synchronized
+    def create_pack(self, tuner_ids: Sequence[str], same_shape: bool = True) -> list:
+        """Up to ``len(tuner_ids)`` trials, one per tuner id (keras-tuner keeps one ongoing trial per id): the first
+        untried combination, then (``same_shape``) further untried combinations of its network shape in grid order,
+        or (not ``same_shape``) the next untried combinations whatever their shape. A trial waiting for a retry is
+        handed out first, as keras-tuner does. The list ends at the first id that gets no running trial."""
+        first = self.create_trial(tuner_ids[0])
+        trials = [first]
+        if first.status != trial_module.TrialStatus.RUNNING:
+            return trials
+        self._shape = architecture(first.hyperparameters.values) if same_shape else None
+        try:
+            for tuner_id in tuner_ids[1:]:
+                trial = self.create_trial(tuner_id)
+                if trial.status != trial_module.TrialStatus.RUNNING:
+                    self.tuner_ids.discard(tuner_id)
+                    break
+                trials.append(trial)
+        finally:
+            self._shape = None
+        return trials
+
+
+class PackedGridSearch(ConcurrentGridSearch):
+    """``privemo.search.tuning.ConcurrentGridSearch`` that trains up to ``pack`` trials at a time, packed.
+
+    Each round takes up to ``pack`` untried combinations of one network shape from the oracle (``same_shape``; with
+    ``same_shape=False`` the next untried combinations of any shape), under tuner ids ``<tuner id>``, ``<tuner id>-m1``
+    ... (keras-tuner keeps one ongoing trial per tuner id), trains them with ``fit_trials`` and records every member as
+    its own finished trial: the same metrics, ``history.json``, ``build_config.json`` and checkpoint as
+    ``GridSearch.run_trial`` writes, so ``load_model``, ``trial_history`` and everything downstream read them as
+    ordinary trials. The trial ids and values are those of the ordinary tuner (grid order). A hypermodel that cannot be
+    packed (``packable``), ``pack=1`` or ``executions_per_trial != 1`` runs the ordinary search. With a keras-tuner
+    oracle client (distributed worker) the round takes the next untried combinations one by one (any shape).
+
+    Args: as ``ConcurrentGridSearch``, plus ``pack`` (integer >= 1, members per compiled model) and ``same_shape``.
+    """
+
+    def __init__(self, hypermodel=None, objective=None, max_trials=None, seed=None, hyperparameters=None,
+                 tune_new_entries=True, allow_new_entries=True, max_retries_per_trial=0,
+                 max_consecutive_failed_trials=3, pack: int = 2, same_shape: bool = True, **kwargs):
+        self.pack = check_int("pack", pack, 1)
+        self.same_shape = bool(same_shape)
+        oracle = PackedGridSearchOracle(
+            objective=objective, max_trials=max_trials, seed=seed, hyperparameters=hyperparameters,
+            tune_new_entries=tune_new_entries, allow_new_entries=allow_new_entries,
+            max_retries_per_trial=max_retries_per_trial, max_consecutive_failed_trials=max_consecutive_failed_trials,
+        )
+        keras_tuner.Tuner.__init__(self, oracle, hypermodel, **kwargs)
+
+    def search(self, *fit_args, **fit_kwargs):
+        if (self.pack == 1 or self.executions_per_trial != 1 or not packable(self.hypermodel)
+                or dist_utils.is_chief_oracle()):
+            return super().search(*fit_args, **fit_kwargs)
+        if "verbose" in fit_kwargs and (not dist_utils.has_chief_oracle() or dist_utils.is_chief_oracle()):
+            self.oracle.verbose = fit_kwargs.get("verbose")
+        self.on_search_begin()
+        while True:
+            self.pre_create_trial()
+            trials = self._create_trials()
+            if trials[0].status == trial_module.TrialStatus.STOPPED:
+                break  # the oracle triggered exit
+            running = [t for t in trials if t.status == trial_module.TrialStatus.RUNNING]
+            if not running:  # IDLE: the oracle is calculating, ask again
+                continue
+            for trial in running:
+                self.on_trial_begin(trial)
+            self._try_run_and_update_trials(running, *fit_args, **fit_kwargs)
+            for trial in running:
+                self.on_trial_end(trial)
+        self.on_search_end()
+
+    def _tuner_ids(self) -> list[str]:
+        return [self.tuner_id] + [f"{self.tuner_id}-m{i}" for i in range(1, self.pack)]
+
+    def _create_trials(self) -> list:
+        ids = self._tuner_ids()
+        if isinstance(self.oracle, PackedGridSearchOracle):
+            return self.oracle.create_pack(ids, self.same_shape)
+        trials = [self.oracle.create_trial(ids[0])]  # an oracle client: one trial at a time
+        while trials[-1].status == trial_module.TrialStatus.RUNNING and len(trials) < len(ids):
+            trial = self.oracle.create_trial(ids[len(trials)])
+            if trial.status != trial_module.TrialStatus.RUNNING:
+                break
+            trials.append(trial)
+        return trials
+
+    def _try_run_and_update_trials(self, trials, *fit_args, **fit_kwargs):
+        """keras-tuner's ``_try_run_and_update_trial`` for a pack: every member's metrics go to the oracle; an error
+        marks every member of the pack as keras-tuner marks one trial (FAILED or INVALID, with the traceback)."""
+        objective = self.oracle.objective
+        try:
+            results = self.run_trials(trials, *fit_args, **fit_kwargs)
+            for trial, result in zip(trials, results):
+                tuner_utils.validate_trial_results(result, objective, "HyperModel.fit()")
+                self.oracle.update_trial(trial.trial_id, tuner_utils.convert_to_metrics_dict(result, objective),
+                                         step=tuner_utils.get_best_step(result, objective))
+                trial.status = trial_module.TrialStatus.COMPLETED
+        except Exception as exc:
+            if isinstance(exc, keras_tuner.errors.FatalError):
+                raise
+            if tuner_config.DEBUG:
+                traceback.print_exc()
+            status = (trial_module.TrialStatus.FAILED if isinstance(exc, keras_tuner.errors.FailedTrialError)
+                      else trial_module.TrialStatus.INVALID)
+            message = traceback.format_exc()
+            for trial in trials:
+                if trial.status != trial_module.TrialStatus.COMPLETED:
+                    trial.status, trial.message = status, message
+
+    def run_trials(self, trials, *args, **kwargs) -> list[list[dict]]:
+        """Train ``trials`` packed and write each one's history, build config and checkpoint; returns each trial's
+        results as ``GridSearch.run_trial`` returns them ([best-epoch scores])."""
+        hypermodel = self.hypermodel
+        callbacks = kwargs.pop("callbacks", [])
+        per_member = []
+        first_no = len(self.oracle.trials) - len(trials)
+        for n, trial in enumerate(trials):
+            member_callbacks = self._deepcopy_callbacks(callbacks)
+            self._configure_tensorboard_dir(member_callbacks, trial, 0)
+            if self.report is not None:
+                label = f"{self.report_label}trial {first_no + n + 1}/{hypermodel.size}"
+                member_callbacks.append(EpochProgress(self.report, label))
+            per_member.append(member_callbacks)
+        packed, outcomes = fit_trials(hypermodel, [t.hyperparameters for t in trials], *args, callbacks=per_member,
+                                      cache=hypermodel.model_cache, **kwargs)
+        results = []
+        for i, (trial, (scores, history)) in enumerate(zip(trials, outcomes)):
+            atomic_write_json(history_path(self, trial.trial_id), history)
+            model = self._try_build(trial.hyperparameters)  # the trial's own network (the cached one, when cached)
+            model.set_weights(packed.members[i].get_weights())
+            tuner_io.save_json(self._get_build_config_fname(trial.trial_id), model.get_build_config())
+            model.save_weights(self._get_checkpoint_fname(trial.trial_id))
+            results.append([scores])
+        return results
+
+
+def make_packed_tuner(
+    hypermodel: EmotionPrivacyHyperModel,
+    directory: str,
+    project_name: str,
+    *,
+    max_trials: int | None = None,
+    seed: int = 0,
+    overwrite: bool = False,
+    pack: int = 1,
+    same_shape: bool = True,
+):
+    """``privemo.search.tuning.make_tuner`` with packed trials: a ``PackedGridSearch`` training up to ``pack`` trials
+    per compiled step (``pack=1``: exactly ``make_tuner``'s tuner). Same project layout, trial ids and results, so a
+    project may be resumed with another ``pack``."""
+    pack = check_int("pack", pack, 1)
+    if pack == 1:
+        return make_tuner(hypermodel, directory, project_name, max_trials=max_trials, seed=seed, overwrite=overwrite)
+    if max_trials is not None:
+        check_int("max_trials", max_trials, 1, expected="None or an integer >= 1")
+    return PackedGridSearch(
+        hypermodel=hypermodel,
+        objective=keras_tuner.Objective(OBJECTIVE, direction="max"),
+        max_trials=max_trials,
+        seed=seed,
+        directory=str(directory),
+        project_name=project_name,
+        overwrite=overwrite,
+        pack=pack,
+        same_shape=same_shape,
+    )
