@@ -7,6 +7,7 @@ loader must return (utterance id -> expected column values, wav_path included) a
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import NamedTuple
 
@@ -304,3 +305,21 @@ def make_muse(folder: str | Path, *, survey_dir: str = "Survey Information (Ques
     attrs = {"unrated": 0, "unknown_genders": 0, "duplicate_labels": 1, "unlabelled_wavs": 1, "missing_transcripts": 1,
              "skipped": 0}
     return CorpusTree(root, rows, attrs)
+
+
+def word_levels(tables: dict) -> dict[str, int]:
+    """Phrase -> level (0 low / negative, 1 mid, 2 high / positive) over word tables keyed by level, phrases that occur
+    at more than one level left out (e.g. "so": an opener and an intensifier)."""
+    levels: dict[str, set[int]] = {}
+    for key, words in tables.items():
+        for word in words:
+            phrase = " ".join(re.findall(r"[a-z']+", word.lower()))
+            if phrase:
+                levels.setdefault(phrase, set()).add(key)
+    return {w: next(iter(lv)) for w, lv in levels.items() if len(lv) == 1}
+
+
+def word_score(text: str, levels: dict[str, int]) -> int:
+    """Number of high-level phrases minus number of low-level phrases in ``text``."""
+    padded = " " + " ".join(re.findall(r"[a-z']+", text.lower())) + " "
+    return sum((level - 1) * padded.count(f" {phrase} ") for phrase, level in levels.items())

@@ -18,6 +18,8 @@ from privemo.corpora._espeak import synthesize
 from privemo.corpora._synthesis import render, spectral_tilt
 from privemo.data.labels import bin_labels
 
+from corpus_fixtures import word_levels, word_score
+
 SMALL = 4  # utterances per speaker in the small corpora (40 utterances, ~2 s to build)
 SUMMARY = re.compile(r"^\[(\d+\.\d{4}) - (\d+\.\d{4})\]\t(\S+)\t([a-z]{3})\t\[(\d\.\d{4}), (\d\.\d{4}), (\d\.\d{4})\]$")
 
@@ -46,24 +48,6 @@ def test_espeak_prosody_parameters_change_the_audio():
         synthesize("  ", "en")
 
 
-def _word_levels(tables: dict) -> dict[str, int]:
-    """Phrase -> level (0 low / negative, 1 mid, 2 high / positive) over word tables keyed by level, phrases that occur
-    at more than one level left out (e.g. "so": an opener and an intensifier)."""
-    levels: dict[str, set[int]] = {}
-    for key, words in tables.items():
-        for word in words:
-            phrase = " ".join(re.findall(r"[a-z']+", word.lower()))
-            if phrase:
-                levels.setdefault(phrase, set()).add(key)
-    return {w: next(iter(lv)) for w, lv in levels.items() if len(lv) == 1}
-
-
-def _word_score(text: str, levels: dict[str, int]) -> int:
-    """Number of high-level phrases minus number of low-level phrases in ``text``."""
-    padded = " " + " ".join(re.findall(r"[a-z']+", text.lower())) + " "
-    return sum((level - 1) * padded.count(f" {phrase} ") for phrase, level in levels.items())
-
-
 def test_plan_ties_activation_to_the_words_and_valence_to_the_voice():
     """The generator's plan (no audio): aroused words follow the latent activation, the spectral tilt and the pitch follow
     the latent valence, and neither cue follows the other dimension."""
@@ -72,12 +56,12 @@ def test_plan_ties_activation_to_the_words_and_valence_to_the_voice():
     val = np.array([u["latent"]["valence"] for u in utts])
     r = lambda x, y: float(np.corrcoef(x, y)[0, 1])  # noqa: E731
     slots = [*demo._ADJ.items(), *demo._VERB.items()]  # ((valence, activation), words)
-    arousal_levels = _word_levels({k: [w for (_, a), ws in slots if a == k for w in ws]
+    arousal_levels = word_levels({k: [w for (_, a), ws in slots if a == k for w in ws]
                                    + list(demo._INTENSIFIERS[k]) + list(demo._OPENERS[k]) for k in (0, 1, 2)})
-    polarity_levels = _word_levels({k: [w for (v, _), ws in slots if v == k for w in ws]
+    polarity_levels = word_levels({k: [w for (v, _), ws in slots if v == k for w in ws]
                                     + list(demo._TAGS[k]) for k in (0, 1, 2)})
-    arousal = np.array([_word_score(u["texts"][0], arousal_levels) for u in utts])
-    polarity = np.array([_word_score(u["texts"][0], polarity_levels) for u in utts])
+    arousal = np.array([word_score(u["texts"][0], arousal_levels) for u in utts])
+    polarity = np.array([word_score(u["texts"][0], polarity_levels) for u in utts])
     tilt = np.array([u["tilt"] for u in utts])
     pitch = np.array([u["pitch"] for u in utts])
     assert r(act, arousal) > 0.5 and abs(r(val, arousal)) < 0.2  # ~0.74 and ~0.0 for seed 0

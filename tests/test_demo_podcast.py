@@ -20,6 +20,8 @@ from privemo.corpora.msp_podcast import load_msp_podcast
 from privemo.data.folds import speaker_folds
 from privemo.data.labels import bin_labels
 
+from corpus_fixtures import word_levels, word_score
+
 SIZES = {"n_speakers": 6, "n_per_speaker": 3, "n_unknown": 2}  # 20 segments, ~1 s to build
 N_ROWS = SIZES["n_speakers"] * SIZES["n_per_speaker"] + SIZES["n_unknown"]
 
@@ -109,24 +111,6 @@ def test_unknown_speakers_and_gender_balance(small):
         assert not (sets[0] & sets[1] or sets[0] & sets[2] or sets[1] & sets[2])
 
 
-def _word_levels(tables: dict) -> dict[str, int]:
-    """Phrase -> level (0 low / negative, 1 mid, 2 high / positive) over word tables keyed by level, phrases that occur
-    at more than one level left out (e.g. "so": an opener and an intensifier)."""
-    levels: dict[str, set[int]] = {}
-    for key, words in tables.items():
-        for word in words:
-            phrase = " ".join(re.findall(r"[a-z']+", word.lower()))
-            if phrase:
-                levels.setdefault(phrase, set()).add(key)
-    return {w: next(iter(lv)) for w, lv in levels.items() if len(lv) == 1}
-
-
-def _word_score(text: str, levels: dict[str, int]) -> int:
-    """Number of high-level phrases minus number of low-level phrases in ``text``."""
-    padded = " " + " ".join(re.findall(r"[a-z']+", text.lower())) + " "
-    return sum((level - 1) * padded.count(f" {phrase} ") for phrase, level in levels.items())
-
-
 def test_plan_ties_activation_to_the_words_and_valence_to_the_voice():
     """The generator's plan (no audio) for a few speakers: aroused words follow the latent activation, pitch and spectral
     tilt follow the latent valence, and the words of one dimension do not follow the other."""
@@ -135,12 +119,12 @@ def test_plan_ties_activation_to_the_words_and_valence_to_the_voice():
     val = np.array([u["latent"]["valence"] for u in utts])
     r = lambda x, y: float(np.corrcoef(x, y)[0, 1])  # noqa: E731
     slots = [*dp._ADJ.items(), *dp._VERB.items()]  # ((valence, activation), words)
-    arousal_levels = _word_levels({k: [w for (_, a), ws in slots if a == k for w in ws]
+    arousal_levels = word_levels({k: [w for (_, a), ws in slots if a == k for w in ws]
                                    + list(dp._INTENSIFIERS[k]) + list(dp._OPENERS[k]) for k in (0, 1, 2)})
-    polarity_levels = _word_levels({k: [w for (v, _), ws in slots if v == k for w in ws]
+    polarity_levels = word_levels({k: [w for (v, _), ws in slots if v == k for w in ws]
                                     + list(dp._TAGS[k]) for k in (0, 1, 2)})
-    arousal = np.array([_word_score(u["texts"][0], arousal_levels) for u in utts])
-    polarity = np.array([_word_score(u["texts"][0], polarity_levels) for u in utts])
+    arousal = np.array([word_score(u["texts"][0], arousal_levels) for u in utts])
+    polarity = np.array([word_score(u["texts"][0], polarity_levels) for u in utts])
     tilt = np.array([u["tilt"] for u in utts])
     pitch = np.array([u["pitch"] for u in utts])
     assert r(act, arousal) > 0.5 and abs(r(val, arousal)) < 0.2

@@ -10,7 +10,7 @@ from privemo._seed import set_seed
 from privemo.data.pipeline import make_dataset
 from privemo.nn.models import build_model
 from privemo.nn.training import compile_model, fit, objective, predict_sequences
-from privemo.search.packed_tuner import PackedGridSearch, PackedGridSearchOracle, make_packed_tuner
+from privemo.search.packed_tuner import PackedGridSearch, PackedGridSearchOracle
 from privemo.search.packing import build_packed, fit_packed, unpack
 from privemo.search.selection import PrivacyProbe
 from privemo.search.tuning import EmotionPrivacyHyperModel, make_tuner, trial_history, trial_scores
@@ -131,7 +131,7 @@ def _hypermodel(grid):
 
 
 def test_oracle_hands_out_packs_of_one_shape_in_grid_order(tmp_path):
-    tuner = make_packed_tuner(_hypermodel({"conv_kernels": (4, 6), "grl_lambda": (0.3, 0.5, 1.0)}), tmp_path, "p",
+    tuner = make_tuner(_hypermodel({"conv_kernels": (4, 6), "grl_lambda": (0.3, 0.5, 1.0)}), tmp_path, "p",
                               pack=2)
     oracle = tuner.oracle
     assert isinstance(tuner, PackedGridSearch) and isinstance(oracle, PackedGridSearchOracle)
@@ -156,7 +156,7 @@ def test_packed_search_records_the_trials_the_ordinary_search_records(tmp_path):
     grid = {"grl_lambda": (0.3, 1.0)}
     tuners = {}
     for name, pack in (("plain", 1), ("packed", 2)):
-        tuner = make_packed_tuner(_hypermodel(grid), tmp_path, name, pack=pack, overwrite=True)
+        tuner = make_tuner(_hypermodel(grid), tmp_path, name, pack=pack, overwrite=True)
         lines = []
         tuner.report = lines.append
         tuner.search(ds, val_inputs, val_targets=val_targets, probe=probe, verbose=0)

@@ -1,7 +1,7 @@
 """The keras-tuner side of packed trials (``privemo.search.packing``): ``PackedGridSearch`` takes up to ``pack`` untried
 combinations of one network shape from its oracle at a time, trains them packed and records each as its own finished
-trial (metrics, history.json, checkpoint), exactly as ``privemo.search.tuning.GridSearch`` records a trial;
-``make_packed_tuner`` is ``make_tuner`` with ``pack``.
+trial (metrics, history.json, checkpoint), exactly as ``privemo.search.tuning.GridSearch`` records a trial.
+``privemo.search.tuning.make_tuner(..., pack=K)`` returns one.
 """
 
 
@@ -26,13 +26,11 @@ from privemo.nn.training import (
 )
 from privemo.search.tuning import (
     trial_scores,
-    OBJECTIVE,
     ConcurrentGridSearch,
     ConcurrentGridSearchOracle,
     EmotionPrivacyHyperModel,
     EpochProgress,
     history_path,
-    make_tuner,
 )
 
 from privemo.search.packing import (
@@ -234,35 +232,3 @@ class PackedGridSearch(ConcurrentGridSearch):
             model.save_weights(self._get_checkpoint_fname(trial.trial_id))
             results.append([scores])
         return results
-
-
-def make_packed_tuner(
-    hypermodel: EmotionPrivacyHyperModel,
-    directory: str,
-    project_name: str,
-    *,
-    max_trials: int | None = None,
-    seed: int = 0,
-    overwrite: bool = False,
-    pack: int = 1,
-    same_shape: bool = True,
-):
-    """``privemo.search.tuning.make_tuner`` with packed trials: a ``PackedGridSearch`` training up to ``pack`` trials
-    per compiled step (``pack=1``: exactly ``make_tuner``'s tuner). Same project layout, trial ids and results, so a
-    project may be resumed with another ``pack``."""
-    pack = check_int("pack", pack, 1)
-    if pack == 1:
-        return make_tuner(hypermodel, directory, project_name, max_trials=max_trials, seed=seed, overwrite=overwrite)
-    if max_trials is not None:
-        check_int("max_trials", max_trials, 1, expected="None or an integer >= 1")
-    return PackedGridSearch(
-        hypermodel=hypermodel,
-        objective=keras_tuner.Objective(OBJECTIVE, direction="max"),
-        max_trials=max_trials,
-        seed=seed,
-        directory=str(directory),
-        project_name=project_name,
-        overwrite=overwrite,
-        pack=pack,
-        same_shape=same_shape,
-    )

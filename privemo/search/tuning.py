@@ -37,6 +37,7 @@ from keras_tuner.src.engine import tuner_utils
 from privemo.search import _tuner_io  # noqa: F401  (keras-tuner state files written atomically; damaged ones named)
 from privemo._io import atomic_write_json, read_json
 from privemo._seed import set_seed
+from privemo._validation import check_int as check_count
 from privemo.search.selection import check_selection
 from privemo.search.grids import PAPER_GRID
 from privemo.nn.layers import check_lambda
@@ -508,23 +509,32 @@ def make_tuner(
     seed: int = 0,
     overwrite: bool = False,
     pack: int = 1,
+    same_shape: bool = True,
 ) -> GridSearch:
     """A GridSearch tuner maximising "val_objective", writing its trials under ``directory/project_name``.
 
     ``max_trials=None`` searches the whole grid. ``overwrite=False`` resumes an existing project: finished trials are
-    reloaded, not rerun. ``pack`` > 1 trains up to that many trials of one network shape at a time in one compiled step
-    (``privemo.search.packed_tuner``): the same results as one at a time.
+    reloaded, not rerun. ``pack`` > 1 trains up to that many trials (of one network shape, with ``same_shape``) at a
+    time in one compiled step (``privemo.search.packed_tuner.PackedGridSearch``): the same project layout, trial ids and
+    results as one at a time, so a project may be resumed with another ``pack``.
     """
-    if pack != 1:
-        from privemo.search.packed_tuner import make_packed_tuner  # it builds on this module
+    if max_trials is not None:
+        check_count("max_trials", max_trials, 1, expected="None or an integer >= 1")
+    tuner, extra = ConcurrentGridSearch, {}
+    if check_count("pack", pack, 1) > 1:
+        from privemo.search.packed_tuner import PackedGridSearch  # it builds on this module
 
-        return make_packed_tuner(hypermodel, directory, project_name, max_trials=max_trials, seed=seed,
-                                 overwrite=overwrite, pack=pack)
-    if max_trials is not None and (isinstance(max_trials, bool) or not isinstance(max_trials, int) or max_trials < 1):
-        raise ValueError(
-            "Invalid value received for argument `max_trials`. Expected None or an integer >= 1. "
-            f"Received: max_trials={max_trials!r}"
-        )
+        tuner, extra = PackedGridSearch, {"pack": pack, "same_shape": same_shape}
+    return tuner(
+        hypermodel=hypermodel,
+        objective=keras_tuner.Objective(OBJECTIVE, direction="max"),
+        max_trials=max_trials,
+        seed=seed,
+        directory=str(directory),
+        project_name=project_name,
+        overwrite=overwrite,
+        **extra,
+    )
     return ConcurrentGridSearch(
         hypermodel=hypermodel,
         objective=keras_tuner.Objective(OBJECTIVE, direction="max"),
