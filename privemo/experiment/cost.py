@@ -221,37 +221,8 @@ def estimate_run(plan: RunPlan, *, calibration: Calibration | str | os.PathLike 
     Returns:
         A ``RunEstimate``. Doubling the trials, the folds or the epochs doubles its training time.
     """
-    if isinstance(calibration, (str, os.PathLike)):
-        found = read_calibration(calibration)
-        if found is None:
-            raise UserError(f"{calibration}: no calibration row for this device ({device_name()}); run "
-                            "benchmarks/protocol_cost.py here, or leave the calibration out")
-        calibration = found
-    if calibration is None:
-        calibration = find_calibration()
-    if calibration is None:
-        if not measure:
-            raise UserError(f"no cost calibration for this device ({device_name()}): run benchmarks/protocol_cost.py")
-        calibration = calibrate(plan)
-    if plan.durations_s is not None:
-        durations = np.asarray(plan.durations_s, np.float64)
-    else:
-        durations = CORPUS_PROFILES.get(plan.corpus, CORPUS_PROFILES["iemocap"]).durations(plan.n_utterances)
-    rng = np.random.default_rng(0)
-    samples = []
-    for n_train, n_val in plan.folds:
-        samples.append((rng.choice(durations, size=int(n_train), replace=len(durations) < n_train),
-                        rng.choice(durations, size=int(n_val), replace=len(durations) < n_val)))
-    stats = {}  # per sequence cap: the batches of every fold and of the whole corpus
-    for cap in {max_duration_s(c.modality) for c in plan.conditions}:
-        folds = []
-        for train_s, val_s in samples:
-            train_s, val_s = np.minimum(train_s, cap), np.minimum(val_s, cap)
-            folds.append((padded_batches(train_s, TRAIN_BATCH, train=True),
-                          padded_batches(val_s, PREDICT_BATCH, train=False),
-                          padded_batches(train_s[:PROBE_ROWS], PREDICT_BATCH, train=False)))
-        stats[cap] = (folds, padded_batches(np.minimum(durations[: plan.n_utterances], cap), PREDICT_BATCH,
-                                            train=False))
+    calibration = _resolve_calibration(calibration, plan, measure)
+    stats = _batch_stats(plan)
     none = (0, 0.0)
     mean_epochs = expected_epochs(plan.epochs, plan.patience)
     pack = max(1, int(plan.pack))
@@ -295,6 +266,49 @@ def estimate_run(plan: RunPlan, *, calibration: Calibration | str | os.PathLike 
                        steps=steps_total, per_condition_s=per_condition,
                        basis=f"{calibration.source} ({calibration.device}, {calibration.threads} thread(s))",
                        device=calibration.device, jobs=parallel)
+
+
+def _resolve_calibration(calibration, plan: RunPlan, measure: bool) -> Calibration:
+    """``estimate_run``'s calibration: the one given (or read from the path given), else the one found for this device,
+    else (``measure``) a short one measured here."""
+    if isinstance(calibration, (str, os.PathLike)):
+        found = read_calibration(calibration)
+        if found is None:
+            raise UserError(f"{calibration}: no calibration row for this device ({device_name()}); run "
+                            "benchmarks/protocol_cost.py here, or leave the calibration out")
+        return found
+    if calibration is None:
+        calibration = find_calibration()
+    if calibration is None:
+        if not measure:
+            raise UserError(f"no cost calibration for this device ({device_name()}): run benchmarks/protocol_cost.py")
+        calibration = calibrate(plan)
+    return calibration
+
+
+def _batch_stats(plan: RunPlan) -> dict:
+    """Per sequence cap (seconds): the padded batches of every fold (training, validation, probe rows) and of the whole
+    corpus, from utterance durations sampled for the plan's fold sizes."""
+    if plan.durations_s is not None:
+        durations = np.asarray(plan.durations_s, np.float64)
+    else:
+        durations = CORPUS_PROFILES.get(plan.corpus, CORPUS_PROFILES["iemocap"]).durations(plan.n_utterances)
+    rng = np.random.default_rng(0)
+    samples = []
+    for n_train, n_val in plan.folds:
+        samples.append((rng.choice(durations, size=int(n_train), replace=len(durations) < n_train),
+                        rng.choice(durations, size=int(n_val), replace=len(durations) < n_val)))
+    stats = {}
+    for cap in {max_duration_s(c.modality) for c in plan.conditions}:
+        folds = []
+        for train_s, val_s in samples:
+            train_s, val_s = np.minimum(train_s, cap), np.minimum(val_s, cap)
+            folds.append((padded_batches(train_s, TRAIN_BATCH, train=True),
+                          padded_batches(val_s, PREDICT_BATCH, train=False),
+                          padded_batches(train_s[:PROBE_ROWS], PREDICT_BATCH, train=False)))
+        stats[cap] = (folds, padded_batches(np.minimum(durations[: plan.n_utterances], cap), PREDICT_BATCH,
+                                            train=False))
+    return stats
 
 
 def user_calibration_path(device: str | None = None) -> Path:
