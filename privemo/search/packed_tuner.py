@@ -8,7 +8,6 @@ trial (metrics, history.json, checkpoint), exactly as ``privemo.search.tuning.Gr
 from __future__ import annotations
 
 import traceback
-from functools import partial
 from typing import Sequence
 
 import keras
@@ -21,9 +20,6 @@ from keras_tuner.src.engine import tuner_utils
 
 from privemo._io import atomic_write_json
 from privemo._validation import check_int, invalid
-from privemo.nn.training import (
-    objective,
-)
 from privemo.search.tuning import (
     trial_scores,
     ConcurrentGridSearch,
@@ -68,13 +64,7 @@ def fit_trials(
     if not packable(hypermodel):
         raise invalid("hypermodel", f"an EmotionPrivacyHyperModel with removal in {PACKABLE_REMOVALS}",
                       received=f"{type(hypermodel).__name__} with removal={getattr(hypermodel, 'removal', None)!r}")
-    use_probe = hypermodel.selection == "probe" and hypermodel.adversary is not None
-    if use_probe and probe is None:
-        raise ValueError("EmotionPrivacyHyperModel(selection='probe') with an adversary needs `probe=` (a "
-                         "privemo.search.selection.PrivacyProbe) in fit / tuner.search.")
-    epochs = hypermodel.epochs if epochs is None else epochs
-    patience = hypermodel.patience if patience is None else patience
-    score = partial(objective, weight=hypermodel.objective_weight, two_sided=hypermodel.selection == "head")
+    use_probe, epochs, patience, score = hypermodel.training_setup(probe, epochs, patience)
     builds = [{**hypermodel.model_kwargs, **hypermodel.values(hp)} for hp in hps]
     packed = build_packed(builds, seed=hypermodel.seed, learning_rate=hypermodel.learning_rate,
                           jit_compile=hypermodel.jit_compile, cache=cache)

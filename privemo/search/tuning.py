@@ -275,6 +275,19 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
         return self.fit_with_history(hp, model, train_ds, val_data, val_targets, callbacks=callbacks, verbose=verbose,
                                      epochs=epochs, patience=patience, probe=probe, **kwargs)[0]
 
+    def training_setup(self, probe, epochs: int | None, patience: int | None):
+        """(use the probe?, epochs, patience, objective) of a trial's training: the probe scores privacy when selection
+        is by probe and there is an adversary (then ``probe`` is required); epochs and patience default to the
+        hypermodel's."""
+        use_probe = self.selection == "probe" and self.adversary is not None
+        if use_probe and probe is None:
+            raise ValueError("EmotionPrivacyHyperModel(selection='probe') with an adversary needs `probe=` (a "
+                             "privemo.search.selection.PrivacyProbe) in fit / tuner.search.")
+        epochs = self.epochs if epochs is None else epochs
+        patience = self.patience if patience is None else patience
+        return use_probe, epochs, patience, partial(objective, weight=self.objective_weight,
+                                                    two_sided=self.selection == "head")
+
     def fit_with_history(
         self, hp, model, train_ds, val_data, val_targets=None, *, callbacks=(), verbose=0, epochs=None, patience=None,
         probe=None, **kwargs,
@@ -282,13 +295,7 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
         """``fit``'s best-epoch scores and the whole per-epoch history (the learning curve)."""
         if kwargs:
             raise TypeError(f"EmotionPrivacyHyperModel.fit() got unexpected keyword arguments: {sorted(kwargs)}")
-        use_probe = self.selection == "probe" and self.adversary is not None
-        if use_probe and probe is None:
-            raise ValueError("EmotionPrivacyHyperModel(selection='probe') with an adversary needs `probe=` (a "
-                             "privemo.search.selection.PrivacyProbe) in fit / tuner.search.")
-        epochs = self.epochs if epochs is None else epochs
-        patience = self.patience if patience is None else patience
-        score = partial(objective, weight=self.objective_weight, two_sided=self.selection == "head")
+        use_probe, epochs, patience, score = self.training_setup(probe, epochs, patience)
         # post hoc: the eraser comes after training; "inlp" / "leace" train on emotion alone, as the baseline does
         post_hoc = self.removal in POST_HOC
         adversarial_training = not post_hoc or POST_HOC[self.removal][0] != "baseline"
@@ -534,13 +541,4 @@ def make_tuner(
         project_name=project_name,
         overwrite=overwrite,
         **extra,
-    )
-    return ConcurrentGridSearch(
-        hypermodel=hypermodel,
-        objective=keras_tuner.Objective(OBJECTIVE, direction="max"),
-        max_trials=max_trials,
-        seed=seed,
-        directory=str(directory),
-        project_name=project_name,
-        overwrite=overwrite,
     )
