@@ -25,6 +25,8 @@ class CorpusData:
     gender: np.ndarray  # 0/1, -1 unknown
     speakers: np.ndarray  # speaker string per row (None -> "")
     timings: dict[str, float] = field(default_factory=dict)
+    # word vectors that do not depend on the fold (a vector file, a pretraining text): embedded once, every fold reuses
+    shared_lexical: tuple | None = field(default=None, repr=False)
 
 
 def prepare_corpus(table: pd.DataFrame, config: ExperimentConfig) -> CorpusData:
@@ -54,14 +56,15 @@ def lexical_inputs(data: CorpusData, train_indices: np.ndarray, config: Experime
     from privemo.features.lexical import embed, load_embeddings, pretrained_word2vec, train_word2vec
 
     pretraining = data.table.attrs.get("pretraining_text")
-    if config.embeddings:
-        vectors = load_embeddings(config.embeddings)
-    elif pretraining:
-        vectors = pretrained_word2vec(pretraining, seed=config.seed)
-    else:
-        vectors = train_word2vec(data.table, train_indices, seed=config.seed)
-    arrays, report = embed(data.table, vectors)
-    return arrays, report
+    if not (config.embeddings or pretraining):
+        return embed(data.table, train_word2vec(data.table, train_indices, seed=config.seed))
+    if data.shared_lexical is None:  # a vector file is read, or the pretraining text embedded, once per corpus
+        if config.embeddings:
+            vectors = load_embeddings(config.embeddings)
+        else:
+            vectors = pretrained_word2vec(pretraining, seed=config.seed)
+        data.shared_lexical = embed(data.table, vectors)
+    return data.shared_lexical
 
 
 def targets(data: CorpusData, condition: Condition, fold, train_rows: np.ndarray) -> tuple[dict, dict, dict]:
