@@ -3,7 +3,7 @@
 A hyper-parameter search trains many small networks on the same batches. A training step of one such network is small:
 on a GPU it leaves the device mostly idle, and every step pays Python and ``tf.function`` dispatch. Packing puts K
 **members** into one functional model: the inputs are shared, member ``i`` is the network ``build_model`` gives for its
-configuration, wrapped as the nested model ``m{i}``, and its outputs are ``m{i}_emotion``, ``m{i}_gender`` ...
+configuration (run by one ``privemo.nn.lockstep.Lockstep`` layer), and its outputs are ``m{i}_emotion``, ``m{i}_gender`` ...
 (``member_output``). The compiled loss is the sum of every member's losses; members share no parameter, so the gradient
 of that sum with respect to member ``i``'s weights is member ``i``'s own gradient, and Adam updates each weight from its
 own gradient alone. Every member therefore goes through exactly the steps it would go through alone, on the same batches
@@ -30,17 +30,19 @@ keras-tuner side: it takes up to
 ``pack`` untried combinations of one network shape from its oracle at a time, trains them packed and records each as its
 own finished trial (metrics, history.json, checkpoint), exactly as ``privemo.search.tuning.GridSearch`` records a trial.
 
-What it buys on a CPU is little: with one TensorFlow thread (as each experiment worker runs) a pack of 5 quick-grid
-networks measured 1.2-1.3x faster per epoch than 5 separate trainings on this project's shared 2-core machine
-(``benchmarks/protocol_cost.py``; noisy), while tracing a pack costs about K times one network's trace and a pack runs
-until its last member stops (on the committed demo runs the last of four lambda trials ran 19.6 epochs, their mean
-14.7). The cost model (``privemo.experiment.cost``) prices both. Packing is meant for GPUs, where it has not been
-measured yet.
+The packed model runs the members through ``privemo.nn.lockstep.Lockstep``: each member's own layers on its own tensors,
+except that the members' GRUs at one position run as **one** loop over time (stacked kernels, one batched matmul per
+step). On a CPU most of a small network's step is the GRU loop's per-op dispatch, which is then paid once instead of K
+times: with one TensorFlow thread (as each experiment worker runs) a pack of 5 quick-grid networks trains about 1.8x
+faster per epoch than 5 separate trainings (``benchmarks/protocol_cost.py --quick``). Tracing a pack costs about twice
+one network's trace, and a pack runs until its last member stops (on the committed demo runs the last of four lambda
+trials ran 19.6 epochs, their mean 14.7); the cost model (``privemo.experiment.cost``) prices both. On a GPU the GRUs
+are not merged (Keras runs each as a cuDNN kernel) and packing fills the device instead.
 
-Equality with separate training holds to float rounding: on this project's CPU the weights after packed and separate
-training were bit-identical in the tests (``tests/test_packing.py`` checks to 1e-5). Packing covers the paper's GRL
-(``removal="grl"``); the other removal methods train with their own steps (alternating heads, schedules, post-hoc
-erasure) and run unpacked.
+Equality with separate training holds to float rounding: on this project's CPU the weights after packed training
+(GRUs merged) and separate training agree in the tests (``tests/test_packing.py`` checks to 1e-5). Packing covers the
+paper's GRL (``removal="grl"``); the other removal methods train with their own steps (alternating heads, schedules,
+post-hoc erasure) and run unpacked.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ import keras
 
 from privemo._seed import set_seed
 from privemo._validation import check_int, invalid
+from privemo.nn.lockstep import Lockstep
 from privemo.nn.models import build_model, output_names
 from privemo.nn.training import (
     LEARNING_RATE,
@@ -91,8 +94,8 @@ class Packed:
     Attributes:
         model: the compiled training model: the members' shared inputs -> {``m{i}_{output}``}; loss = the sum of every
             member's losses.
-        members: member ``i``'s network as ``build_model`` builds it (same layer names and outputs, named ``m{i}``),
-            sharing its weights with ``model``.
+        members: member ``i``'s network as ``build_model`` builds it (same layer names and outputs), sharing its
+            weights with ``model``.
         scorer: inputs -> every member's outputs and its representation h (``m{i}_h``), for validation.
         builds: the ``build_model`` keyword arguments of every member.
         learning_rate: the Adam learning rate ``model`` is compiled with.
@@ -113,9 +116,9 @@ class Packed:
         return len(self.members)
 
 
-def _cache_key(builds: Sequence[Mapping], learning_rate: float, jit_compile) -> str:
+def _cache_key(builds: Sequence[Mapping], learning_rate: float, jit_compile, merge_gru) -> str:
     shapes = [architecture(b) for b in builds]
-    return f"packed|{shapes!r}|lr={learning_rate}|jit={jit_compile}"
+    return f"packed|{shapes!r}|lr={learning_rate}|jit={jit_compile}|merge={merge_gru}"
 
 
 def build_packed(
@@ -125,6 +128,7 @@ def build_packed(
     learning_rate: float = LEARNING_RATE,
     jit_compile: bool = False,
     cache: dict | None = None,
+    merge_gru: bool | None = None,
 ) -> Packed:
     """K networks in one compiled model, each with the initial weights it would have alone.
 
@@ -137,6 +141,8 @@ def build_packed(
         cache: optional dict (e.g. the hypermodels' ``model_cache``). A packed model of the same shapes already in it is
             reused: it receives the freshly initialised weights of these members (lambda included: it is a weight of
             the GRL) and its optimizer state is reset to the just-built state, so TensorFlow does not trace a new step.
+        merge_gru: run the members' GRUs as one loop over time (``privemo.nn.lockstep``); None: where TensorFlow sees
+            no GPU (a GPU runs each member's GRU as a cuDNN kernel instead).
 
     Returns:
         A ``Packed``; train it with ``fit_packed``, take a member out with ``unpack``.
@@ -154,7 +160,7 @@ def build_packed(
     if any(n != names[0] for n in names) or any(i != inputs[0] for i in inputs):
         raise invalid("builds", "members with the same inputs and outputs (one modality set, one adversary)",
                       received=f"outputs {names}, inputs {inputs}")
-    key = _cache_key(builds, learning_rate, jit_compile) if cache is not None else None
+    key = _cache_key(builds, learning_rate, jit_compile, merge_gru) if cache is not None else None
     if key is not None and key in cache:
         packed, optimizer_state = cache[key]
         for member, network in zip(packed.members, networks):
@@ -163,19 +169,14 @@ def build_packed(
             variable.assign(value)
         return dataclasses.replace(packed, builds=builds)
 
-    members = tuple(keras.Model(net.input, net.output, name=f"m{i}") for i, net in enumerate(networks))
+    members = tuple(networks)
     shared = {name: keras.Input(shape=tensor.shape[1:], name=name, dtype=tensor.dtype)
               for name, tensor in members[0].input.items()}
-    outputs, scored = {}, {}
-    for i, member in enumerate(members):
-        with_h = keras.Model(member.input, {**member.output, "h": member.get_layer("h").output}, name=f"m{i}_with_h")
-        for name, tensor in member(shared).items():
-            outputs[member_output(i, name)] = tensor
-        for name, tensor in with_h(shared).items():
-            scored[member_output(i, name)] = tensor
+    outputs = Lockstep(members, merge_gru=merge_gru, name="members")(shared)
     model = keras.Model(shared, outputs, name=f"packed{len(members)}")
     compile_model(model, learning_rate, jit_compile=jit_compile)
     model.optimizer.build(model.trainable_variables)
+    scored = Lockstep(members, outputs=("h",), merge_gru=merge_gru, name="members_with_h")(shared)
     scorer = keras.Model(shared, scored, name=f"packed{len(members)}_with_h")
     packed = Packed(model, members, scorer, builds, float(learning_rate))
     if key is not None:
