@@ -1,9 +1,11 @@
-"""The known-answer leakage benchmark (benchmarks/leakage.py) end to end at its quick size, and the pure helpers of the
-demo comparison (benchmarks/removal_demo.py)."""
+"""The known-answer leakage benchmark (benchmarks/leakage.py) end to end at its quick size, the pure helpers of the
+demo comparison (benchmarks/removal_demo.py), the GPU check (benchmarks/gpu_check.py, its CPU part) and the cost-model
+check (benchmarks/cost_check.py) on a tiny run."""
 
 from __future__ import annotations
 
 import csv
+import json
 import importlib.util
 import math
 import sys
@@ -107,3 +109,33 @@ def test_demo_paired_tests_and_minimum_detectable_difference():
     assert leace["attacker_max_mdd"] == pytest.approx((stats.t.ppf(0.975, 2) + stats.t.ppf(0.8, 2)) * sd / math.sqrt(3))
     assert math.isnan(summary[0]["attacker_max_p"])  # the baseline is not tested against itself
     assert math.isnan(demo.minimum_detectable_difference(0.1, 1))
+
+
+def test_gpu_check_reports_device_cudnn_and_determinism(tmp_path):
+    check = _load("gpu_check_benchmark", ROOT / "benchmarks" / "gpu_check.py")
+    assert check.main(["--out", str(tmp_path), "--skip-runs"]) == 0
+    found = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert found["cudnn"]["gru_layers"] == 2 and found["cudnn"]["cudnn_problems"] == []
+    # a CudnnRNN op per GRU where a GPU is visible, none on a CPU
+    assert found["cudnn"]["cudnn_ops_in_step"] == (2 if found["cudnn"]["gpu_visible"] else 0)
+    assert found["determinism"]["identical_weights"] is True
+
+
+def test_cost_check_runs_the_command_and_appends_its_row(tmp_path, monkeypatch):
+    monkeypatch.setenv("PRIVEMO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("PRIVEMO_DATA", str(tmp_path / "data"))
+    check = _load("cost_check_benchmark", ROOT / "benchmarks" / "cost_check.py")
+    flags = ["--demo-size", "6", "--modality", "acoustic", "--task", "activation", "--adversary", "none",
+             "--only-fold", "0", "--epochs", "2", "--patience", "1", "--jobs", "1"]
+    out = tmp_path / "check.csv"
+    for _ in range(2):
+        assert check.main(["--csv", str(out), "--", *flags]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 2
+    for row in rows:
+        assert float(row["estimated_s"]) > 0 and float(row["measured_s"]) > 0
+        assert float(row["ratio"]) == pytest.approx(float(row["measured_s"]) / float(row["estimated_s"]), rel=0.02)
+        assert int(row["measured_epochs"]) == 2  # one trial (a baseline on the quick grid), two epochs
+        assert row["command"] == " ".join(flags)
+    with pytest.raises(SystemExit):
+        check.main(["--", "--out", str(tmp_path)])  # the benchmark's own output folder

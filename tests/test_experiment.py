@@ -217,6 +217,32 @@ def test_a_jobs_result_does_not_depend_on_the_jobs_before_it(world):
         assert a["attacks"]["gender"]["results"][attacker] == b["attacks"]["gender"]["results"][attacker], attacker
 
 
+def test_packed_trials_give_the_records_of_trials_trained_one_at_a_time(world):
+    """``pack=4``: the four lambda trials of the gender job in one compiled step (GRUs merged on a CPU) select the same
+    trial and score what the unpacked run scored, to float rounding."""
+    packed = run_cross_validation(tiny_config(world.base / "packed", adversaries=("gender",), pack=4),
+                                  table=world.table).records
+    a, b = as_json(packed[0]), as_json(world.records[1])
+    assert a["best_hp"] == b["best_hp"] and a["grl_lambda"] == b["grl_lambda"]
+    assert len(a["trials"]) == len(b["trials"]) == 4
+    for ours, theirs in zip(sorted(a["trials"], key=lambda t: t["grl_lambda"]),
+                            sorted(b["trials"], key=lambda t: t["grl_lambda"])):
+        assert (ours["hp"], ours["epochs_run"], ours["best_epoch"]) == (theirs["hp"], theirs["epochs_run"],
+                                                                       theirs["best_epoch"])
+        np.testing.assert_allclose(_numbers(ours), _numbers(theirs), atol=1e-4)
+    np.testing.assert_allclose(_numbers(a["val"]), _numbers(b["val"]), atol=1e-4)
+    np.testing.assert_allclose(_numbers(a["test"]), _numbers(b["test"]), atol=1e-4)
+
+
+def _numbers(tree) -> list[float]:
+    """The numbers of a JSON tree, in key order."""
+    if isinstance(tree, dict):
+        return [x for key in sorted(tree) for x in _numbers(tree[key])]
+    if isinstance(tree, list):
+        return [x for item in tree for x in _numbers(item)]
+    return [float(tree)] if isinstance(tree, (int, float)) and not isinstance(tree, bool) else []
+
+
 def test_run_writes_tables_manifest_and_summary(world):
     config = tiny_config(world.base / "out", resume=True)  # the shared run's fold results are reused
     summary = run(config)

@@ -61,10 +61,11 @@ def merged_gru(layers: Sequence[keras.layers.GRU], sequences: Sequence, mask=Non
     """
     import tensorflow as tf
 
-    kernel = ops.stack([layer.cell.kernel.value for layer in layers])  # (K, in, 3u)
-    recurrent = ops.stack([layer.cell.recurrent_kernel.value for layer in layers])  # (K, u, 3u)
-    bias = ops.stack([layer.cell.bias.value for layer in layers])  # (K, 2, 3u)
     x = ops.stack(list(sequences), axis=2)  # (batch, time, K, in)
+    # the variables in the inputs' dtype, as Keras autocasts them under a mixed-precision policy
+    kernel = ops.cast(ops.stack([layer.cell.kernel.value for layer in layers]), x.dtype)  # (K, in, 3u)
+    recurrent = ops.cast(ops.stack([layer.cell.recurrent_kernel.value for layer in layers]), x.dtype)  # (K, u, 3u)
+    bias = ops.cast(ops.stack([layer.cell.bias.value for layer in layers]), x.dtype)  # (K, 2, 3u)
     # the input projection of every step at once (GRUCell does it per step: the same row-wise products)
     projected = ops.einsum("btki,kij->tbkj", x, kernel) + bias[:, 0]  # (time, batch, K, 3u)
     batch, units = ops.shape(x)[0], layers[0].units
