@@ -21,6 +21,7 @@ K = 5 speed-up on the quick grid's network (goal: >= 1.15x on 2 CPU cores). Tens
     python benchmarks/protocol_cost.py              # a few minutes: K sweep on the quick network, 4 paper shapes,
                                                     # lexical and acoustic+lexical on 2
     python benchmarks/protocol_cost.py --full       # every modality set x 8 shapes x every K (long)
+    python benchmarks/protocol_cost.py --estimate-only   # the protocol table from the CSV, nothing measured
 """
 
 from __future__ import annotations
@@ -120,11 +121,31 @@ def fmt_shape(shape) -> str:
     return f"conv {c}x{w}x{k} gru {g}x{u} dense {d}x{dw}"
 
 
+def print_protocol(calibration: cm.Calibration, jobs: int, workers: int, pack: int = 4) -> None:
+    """The whole protocol's estimated wall time per corpus and grid: one worker, ``jobs`` workers, ``workers``
+    distributed workers, and with the lambda values of each shape in packs of ``pack``."""
+    print(f"\nwhole protocol (Table 1 rows x 2 tasks x baseline/gender/speaker x 5 folds), estimated wall time on "
+          f"this device ({calibration.device}; from {len(calibration.costs)} measurements):")
+    print(f"  {'corpus':12s} {'grid':6s} {'trainings':>9s} {'1 worker':>11s} {f'--jobs {jobs}':>11s} "
+          f"{f'{workers} workers':>11s} {'packed 1w':>11s} {f'packed -j{jobs}':>11s}")
+    for corpus in CORPORA:
+        for grid in ("paper", "quick"):
+            plain = cm.estimate_run(cm.protocol_plan(corpus, grid, jobs=jobs), calibration=calibration)
+            packed = cm.estimate_run(cm.protocol_plan(corpus, grid, jobs=jobs, pack=pack), calibration=calibration)
+            cells = [plain.work_s, plain.wall_s, plain.distributed_s(workers), packed.work_s, packed.wall_s]
+            print(f"  {corpus:12s} {grid:6s} {plain.trainings:9d} "
+                  + " ".join(f"{cm.format_duration(v):>11s}" for v in cells))
+    print(f"  (trainings: trials x folds; packed: the lambda values of each shape in packs of {pack}; "
+          "distributed: workers like this one, one thread each)")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="CI size: the quick network at K = 1 and 5 (16 on a GPU)")
     size.add_argument("--full", action="store_true", help="every modality set x 8 paper shapes x every K")
+    size.add_argument("--estimate-only", action="store_true",
+                      help="measure nothing: print the whole protocol's estimate from --out's rows for this device")
     parser.add_argument("--packs", type=int, nargs="+",
                         help="pack sizes K (default 1 2 4 5 8 on CPU, 1 2 4 8 16 on GPU)")
     parser.add_argument("--steps", type=int, default=None, help="training steps timed per length (default 8; quick 4)")
@@ -152,6 +173,13 @@ def main(argv=None) -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     args.jobs = args.jobs or cores
     device = cm.device_name()
+    if args.estimate_only:  # the protocol table from the CSV's rows for this device, nothing measured
+        found = cm.read_calibration(args.out, device, args.threads or 0)
+        if found is None:
+            raise UserError(f"{args.out}: no rows for this device ({device}); run this benchmark without "
+                            "--estimate-only first")
+        print_protocol(found, args.jobs, args.workers)
+        return 0
     print(f"device: {device}; TensorFlow threads: {args.threads or 'default'}; {args.steps} steps x {args.repeats} "
           f"repeat(s) per measurement", flush=True)
     started = time.perf_counter()
@@ -207,20 +235,7 @@ def main(argv=None) -> int:
 
     # the whole protocol
     merged = cm.read_calibration(out, device, calibration.threads) or calibration  # with the rows kept from before
-    print(f"\nwhole protocol (Table 1 rows x 2 tasks x baseline/gender/speaker x 5 folds), estimated wall time on "
-          f"this device ({device}; from {len(merged.costs)} measurements):")
-    print(f"  {'corpus':12s} {'grid':6s} {'trainings':>9s} {'1 worker':>11s} {f'--jobs {args.jobs}':>11s} "
-          f"{f'{args.workers} workers':>11s} {'packed 1w':>11s} {f'packed -j{args.jobs}':>11s}")
-    pack = 4  # the four lambda values of one shape
-    for corpus in CORPORA:
-        for grid in ("paper", "quick"):
-            plain = cm.estimate_run(cm.protocol_plan(corpus, grid, jobs=args.jobs), calibration=merged)
-            packed = cm.estimate_run(cm.protocol_plan(corpus, grid, jobs=args.jobs, pack=pack), calibration=merged)
-            cells = [plain.work_s, plain.wall_s, plain.distributed_s(args.workers), packed.work_s, packed.wall_s]
-            print(f"  {corpus:12s} {grid:6s} {plain.trainings:9d} "
-                  + " ".join(f"{cm.format_duration(v):>11s}" for v in cells))
-    print(f"  (trainings: trials x folds; packed: the lambda values of each shape in packs of {pack}; "
-          "distributed: workers like this one, one thread each)")
+    print_protocol(merged, args.jobs, args.workers)
     print(f"\nwrote {out} ({len(rows)} rows measured now, {len(kept)} kept from before) in "
           f"{time.perf_counter() - started:.0f} s")
     return 0

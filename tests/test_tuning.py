@@ -217,3 +217,26 @@ def test_trial_history_is_kept_for_the_learning_curve(tmp_path):
     history = trial_history(tuner, trial.trial_id)
     assert len(history["val_emotion_uar"]) == 3 == int(trial.metrics.get_last_value("epochs_run"))
     assert max(history["val_objective"]) == pytest.approx(trial.score)
+
+
+def test_long_searches_report_every_finished_trial(tmp_path, monkeypatch):
+    import privemo.search.tuning as tuning
+
+    rng = np.random.default_rng(1)
+    n = 12
+    inputs = {"acoustic": [rng.normal(size=(int(k), 40)).astype("float32") for k in rng.integers(4, 12, n)]}
+    targets = {"emotion": rng.integers(0, 3, n).astype("int32")}
+    train_ds = make_dataset(inputs, targets, np.arange(8), batch_size=8)
+    val_ds = make_dataset(inputs, targets, np.arange(8, n), batch_size=4)
+    tiny = {"conv_layers": (1,), "conv_kernels": (4,), "gru_layers": (1,), "gru_width": (4,), "dense_width": (4, 8, 16)}
+    lines = []
+    for limit, expected in ((8, 0), (2, 3)):  # 3 trials: quiet under the limit, a line per trial above it
+        monkeypatch.setattr(tuning, "TRIAL_REPORT_MIN", limit)
+        lines.clear()
+        tuner = make_tuner(EmotionPrivacyHyperModel(tiny, epochs=1, patience=0), tmp_path, f"report{limit}",
+                           overwrite=True)
+        tuner.trial_report, tuner.report_label = lines.append, "fold 0: c: "
+        tuner.search(train_ds, val_ds, verbose=0)
+        assert len(lines) == expected
+    assert [line.split(" done")[0] for line in lines] == [f"fold 0: c: trial {k}/3" for k in (1, 2, 3)]
+    assert all("val_objective" in line and "min left in this search" in line for line in lines)

@@ -12,7 +12,7 @@ Training dominates a run (95 % of the committed demo run's job time), so the mod
   and each batch is priced by its longest utterance; validation predicts every validation utterance once per epoch
   (and, with the probe, its training utterances, plus one probe fit per member).
 - **Epochs per trial.** ``best epoch + 1 + patience`` (early stopping), capped at the epoch budget. The best epoch is
-  ``EXPECTED_BEST_EPOCH`` (the mean over every trial of the committed demo runs). A pack trains until its last member
+  ``EXPECTED_BEST_EPOCHS[grid]`` (the mean over the trials of measured runs of that grid). A pack trains until its last member
   stops: ``PACK_TAIL_EPOCHS`` more epochs (for 4 members) at the whole pack's cost (stopped members still train).
 - **Run.** Every (condition, fold) job trains every grid configuration (the lambda values of one shape packed when
   ``pack`` > 1), represents the utterances with every trial and attacks the selected one (``ATTACK_S_PER_UTTERANCE``);
@@ -48,6 +48,7 @@ from privemo.experiment.cost_calibration import (  # noqa: F401  (measurement na
     Calibration,
     DEFAULT_CALIBRATION,
     EXPECTED_BEST_EPOCH,
+    EXPECTED_BEST_EPOCHS,
     FRAMES_PER_S,
     MODALITY_SETS,
     PACK_TAIL_EPOCHS,
@@ -94,6 +95,7 @@ class RunPlan:
         pack: members per compiled step (``--pack``; lambda values of one shape are packed).
         attack_grid: MLP attacker configurations tried per job.
         durations_s: optional utterance durations (seconds) of the corpus; sampled from the profile otherwise.
+        best_epoch: the mean best epoch (0-based) a trial is expected to reach (``EXPECTED_BEST_EPOCHS`` by grid).
     """
 
     corpus: str
@@ -107,6 +109,7 @@ class RunPlan:
     pack: int = 1
     attack_grid: int = 1
     durations_s: Any = None
+    best_epoch: float = EXPECTED_BEST_EPOCH
 
 
 @dataclass(frozen=True)
@@ -156,15 +159,15 @@ def format_duration(seconds: float) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
-def expected_epochs(epochs: int, patience: int) -> float:
+def expected_epochs(epochs: int, patience: int, best_epoch: float = EXPECTED_BEST_EPOCH) -> float:
     """Epochs one early-stopped trial runs: best epoch + 1 + patience, capped at the budget."""
-    return float(min(epochs, EXPECTED_BEST_EPOCH + 1 + patience))
+    return float(min(epochs, best_epoch + 1 + patience))
 
 
-def pack_tail_epochs(members: int, epochs: int, patience: int) -> float:
+def pack_tail_epochs(members: int, epochs: int, patience: int, best_epoch: float = EXPECTED_BEST_EPOCH) -> float:
     """Epochs a pack of ``members`` runs after its mean member has stopped (``PACK_TAIL_EPOCHS`` measured for 4)."""
     tail = PACK_TAIL_EPOCHS * (members - 1) / 3.0
-    return float(max(0.0, min(tail, epochs - expected_epochs(epochs, patience))))
+    return float(max(0.0, min(tail, epochs - expected_epochs(epochs, patience, best_epoch))))
 
 
 def max_duration_s(modality: str) -> float:
@@ -224,7 +227,7 @@ def estimate_run(plan: RunPlan, *, calibration: Calibration | str | os.PathLike 
     calibration = _resolve_calibration(calibration, plan, measure)
     stats = _batch_stats(plan)
     none = (0, 0.0)
-    mean_epochs = expected_epochs(plan.epochs, plan.patience)
+    mean_epochs = expected_epochs(plan.epochs, plan.patience, plan.best_epoch)
     pack = max(1, int(plan.pack))
     work = epochs_total = steps_total = 0.0
     trainings = 0
@@ -246,7 +249,7 @@ def estimate_run(plan: RunPlan, *, calibration: Calibration | str | os.PathLike 
                         seconds += mean_epochs * single
                         steps_total += mean_epochs * train[0]
                     else:
-                        tail = pack_tail_epochs(k, plan.epochs, plan.patience)
+                        tail = pack_tail_epochs(k, plan.epochs, plan.patience, plan.best_epoch)
                         seconds += mean_epochs * _epoch(costs[k], train, val, probe, k if condition.probe else 0)
                         seconds += tail * _epoch(costs[k], train, val, probe, 0)  # the stopped still train
                         steps_total += (mean_epochs + tail) * train[0]
@@ -388,7 +391,8 @@ def plan_from_run(config, table, folds, fold_ids, conditions) -> RunPlan:
         corpus=str(table.attrs.get("corpus", config.corpus)), n_utterances=len(table), folds=plan_folds,
         conditions=tuple(plan_conditions), shapes=tuple(grid_shapes(grid)), epochs=config.resolved_epochs(),
         patience=config.resolved_patience(), jobs=int(jobs), pack=int(getattr(config, "pack", 1) or 1),
-        attack_grid=int(np.prod([len(v) for v in attackers.values()])))
+        attack_grid=int(np.prod([len(v) for v in attackers.values()])),
+        best_epoch=EXPECTED_BEST_EPOCHS.get(config.grid, EXPECTED_BEST_EPOCH))
 
 
 def grid_budget(grid: str) -> tuple[int, int]:
@@ -418,4 +422,5 @@ def protocol_plan(corpus: str, grid: str = "paper", *, jobs: int = 1, pack: int 
     return RunPlan(corpus=corpus, n_utterances=profile.utterances, folds=(profile.fold_sizes(n_folds),) * n_folds,
                    conditions=conditions, shapes=tuple(grid_shapes(grid_values)), epochs=epochs, patience=patience,
                    jobs=jobs, pack=pack, attack_grid=int(np.prod([len(v) for v in attackers.values()])),
+                   best_epoch=EXPECTED_BEST_EPOCHS.get(grid, EXPECTED_BEST_EPOCH),
                    durations_s=profile.durations())

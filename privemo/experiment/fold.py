@@ -11,7 +11,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
-from privemo.experiment.config import Condition, ExperimentConfig, fold_seed, run_settings, work_dir
+from privemo.experiment.config import Condition, ExperimentConfig, fold_seed, log, run_settings, work_dir
 from privemo.experiment.evaluate import privacy_figures, represent, trial_record
 from privemo.experiment.inputs import CorpusData, holdout_rows, model_inputs, targets
 
@@ -173,8 +173,10 @@ def _search(setup: SearchSetup, fold_index: int, condition: Condition, config: E
     work = work_dir(config) / "tuning" / condition.key
     tuner = make_tuner(setup.hypermodel, str(work), f"fold{fold_index}", seed=setup.seed, overwrite=not config.resume,
                        pack=config.pack)
-    if report is not None:
-        tuner.report, tuner.report_label = report, f"  fold {fold_index}: {condition.key}: "
+    tuner.report_label = f"  fold {fold_index}: {condition.key}: "
+    tuner.report = report
+    if config.verbose:  # a line per finished trial in long searches (the paper grid)
+        tuner.trial_report = lambda line: log(line, config)
     tuner.search(setup.train_ds, setup.val_inputs, **setup.search_kwargs())
     return tuner
 

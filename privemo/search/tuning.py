@@ -21,6 +21,7 @@ per outer fold and condition: keras-tuner has no cross-validation).
 from __future__ import annotations
 
 import os
+import time
 from functools import partial
 from math import prod
 from pathlib import Path
@@ -69,6 +70,8 @@ __all__ = ["objective", "EmotionPrivacyHyperModel", "make_tuner", "search_space_
 GRID_KEYS = tuple(PAPER_GRID)  # the tunable build_model arguments, in declaration order
 ARCHITECTURE_KEYS = tuple(k for k in GRID_KEYS if k != "grl_lambda")
 OBJECTIVE = "val_objective"
+#: searches with more trials than this report every finished trial (``GridSearch.trial_report``)
+TRIAL_REPORT_MIN = 8
 # Removal methods whose networks the model cache may reuse: alternating / ensemble models carry a second optimiser (the
 # heads') whose state a reuse would not reset, so they are built afresh for every trial.
 CACHED_REMOVALS = ("grl", "grl_dann", "inlp", "leace")
@@ -397,8 +400,31 @@ class GridSearch(keras_tuner.GridSearch):
 
     #: set to a function of one line of text to get a progress line at the end of every epoch of every trial
     report = None
+    #: set to a function of one line of text to get a line at the end of every trial (searches of more than
+    #: TRIAL_REPORT_MIN trials only: the paper grid's hundreds of trials per (condition, fold))
+    trial_report = None
     #: what those lines start with (e.g. the fold and condition)
     report_label = ""
+
+    def _completed(self) -> int:
+        return sum(t.status == trial_module.TrialStatus.COMPLETED for t in self.oracle.trials.values())
+
+    def on_search_begin(self):
+        super().on_search_begin()
+        self._search_started, self._completed_before = time.perf_counter(), self._completed()
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)
+        size = getattr(self.hypermodel, "size", 0)
+        if self.trial_report is None or size <= TRIAL_REPORT_MIN:
+            return
+        done = self._completed()
+        elapsed = time.perf_counter() - getattr(self, "_search_started", time.perf_counter())
+        score = trial.metrics.get_best_value(OBJECTIVE) if trial.metrics.exists(OBJECTIVE) else None
+        left = elapsed / max(1, done - getattr(self, "_completed_before", 0)) * (size - done)
+        self.trial_report(f"{self.report_label}trial {done}/{size} done"
+                          + (f" ({OBJECTIVE} {score:.3f})" if score is not None else "")
+                          + f", {elapsed / 60:.1f} min elapsed, about {left / 60:.0f} min left in this search")
 
     def run_trial(self, trial, *args, **kwargs):
         # keras-tuner writes the weights at every improving epoch (SaveBestEpoch); privemo.nn.training.fit ends with the best
