@@ -11,7 +11,6 @@ a GPU) and a short real ``reproduce`` run, both timed. Prints each finding and w
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys

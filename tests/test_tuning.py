@@ -201,15 +201,19 @@ def test_baseline_and_adversary_of_one_seed_start_from_identical_shared_weights(
     assert not np.array_equal(other.get_layer("emotion").get_weights()[0], base.get_layer("emotion").get_weights()[0])
 
 
+def _emotion_data(seed: int, n: int = 12):
+    """Training (8 utterances) and validation datasets of random frames with an emotion target."""
+    rng = np.random.default_rng(seed)
+    inputs = {"acoustic": [rng.normal(size=(int(k), 40)).astype("float32") for k in rng.integers(4, 12, n)]}
+    targets = {"emotion": rng.integers(0, 3, n).astype("int32")}
+    return (make_dataset(inputs, targets, np.arange(8), batch_size=8),
+            make_dataset(inputs, targets, np.arange(8, n), batch_size=4))
+
+
 def test_trial_history_is_kept_for_the_learning_curve(tmp_path):
     from privemo.search.tuning import trial_history
 
-    rng = np.random.default_rng(0)
-    n = 12
-    inputs = {"acoustic": [rng.normal(size=(int(k), 40)).astype("float32") for k in rng.integers(4, 12, n)]}
-    targets = {"emotion": rng.integers(0, 3, n).astype("int32")}
-    train_ds = make_dataset(inputs, targets, np.arange(8), batch_size=8)
-    val_ds = make_dataset(inputs, targets, np.arange(8, n), batch_size=4)
+    train_ds, val_ds = _emotion_data(0)
     tiny = {"conv_layers": (1,), "conv_kernels": (4,), "gru_layers": (1,), "gru_width": (4,), "dense_width": (4,)}
     tuner = make_tuner(EmotionPrivacyHyperModel(tiny, epochs=3, patience=3), tmp_path, "history", overwrite=True)
     tuner.search(train_ds, val_ds, verbose=0)
@@ -222,12 +226,7 @@ def test_trial_history_is_kept_for_the_learning_curve(tmp_path):
 def test_long_searches_report_every_finished_trial(tmp_path, monkeypatch):
     import privemo.search.tuning as tuning
 
-    rng = np.random.default_rng(1)
-    n = 12
-    inputs = {"acoustic": [rng.normal(size=(int(k), 40)).astype("float32") for k in rng.integers(4, 12, n)]}
-    targets = {"emotion": rng.integers(0, 3, n).astype("int32")}
-    train_ds = make_dataset(inputs, targets, np.arange(8), batch_size=8)
-    val_ds = make_dataset(inputs, targets, np.arange(8, n), batch_size=4)
+    train_ds, val_ds = _emotion_data(1)
     tiny = {"conv_layers": (1,), "conv_kernels": (4,), "gru_layers": (1,), "gru_width": (4,), "dense_width": (4, 8, 16)}
     lines = []
     for limit, expected in ((8, 0), (2, 3)):  # 3 trials: quiet under the limit, a line per trial above it
