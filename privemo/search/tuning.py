@@ -406,8 +406,12 @@ class GridSearch(keras_tuner.GridSearch):
     #: what those lines start with (e.g. the fold and condition)
     report_label = ""
 
-    def _completed(self) -> int:
-        return sum(t.status == trial_module.TrialStatus.COMPLETED for t in self.oracle.trials.values())
+    def _completed(self) -> int | None:
+        """Finished trials, or None where the oracle is remote (a distributed worker's ``OracleClient``)."""
+        trials = getattr(self.oracle, "trials", None)
+        if not isinstance(trials, Mapping):
+            return None
+        return sum(t.status == trial_module.TrialStatus.COMPLETED for t in trials.values())
 
     def on_search_begin(self):
         super().on_search_begin()
@@ -416,12 +420,12 @@ class GridSearch(keras_tuner.GridSearch):
     def on_trial_end(self, trial):
         super().on_trial_end(trial)
         size = getattr(self.hypermodel, "size", 0)
-        if self.trial_report is None or size <= TRIAL_REPORT_MIN:
+        if self.trial_report is None or size <= TRIAL_REPORT_MIN or self._completed() is None:
             return
         done = self._completed()
         elapsed = time.perf_counter() - getattr(self, "_search_started", time.perf_counter())
         score = trial.metrics.get_best_value(OBJECTIVE) if trial.metrics.exists(OBJECTIVE) else None
-        left = elapsed / max(1, done - getattr(self, "_completed_before", 0)) * (size - done)
+        left = elapsed / max(1, done - (getattr(self, "_completed_before", 0) or 0)) * (size - done)
         self.trial_report(f"{self.report_label}trial {done}/{size} done"
                           + (f" ({OBJECTIVE} {score:.3f})" if score is not None else "")
                           + f", {elapsed / 60:.1f} min elapsed, about {left / 60:.0f} min left in this search")
