@@ -40,9 +40,11 @@ trials ran 19.6 epochs, their mean 14.7); the cost model (``privemo.experiment.c
 are not merged (Keras runs each as a cuDNN kernel) and packing fills the device instead.
 
 Equality with separate training holds to float rounding: on this project's CPU the weights after packed training
-(GRUs merged) and separate training agree in the tests (``tests/test_packing.py`` checks to 1e-5). Packing covers the
-paper's GRL (``removal="grl"``); the other removal methods train with their own steps (alternating heads, schedules,
-post-hoc erasure) and run unpacked.
+(GRUs merged) and separate training agree in the tests (``tests/test_packing.py`` checks to 1e-5). The merged GRU's
+gradients differ from Keras' in the last bits, and over a long training that can change an early-stopping decision, so
+a packed run is an equivalent rerun rather than a bit-identical one (README, "What the full protocol costs"). Packing
+covers the paper's GRL (``removal="grl"``); the other removal methods train with their own steps (alternating heads,
+schedules, post-hoc erasure) and run unpacked.
 """
 
 from __future__ import annotations
