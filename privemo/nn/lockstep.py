@@ -4,8 +4,8 @@ A packed hyper-parameter trial (``privemo.search.packing``) trains K members of 
 Running their graphs one after the other costs K times one network; on a CPU most of that is not arithmetic but the
 per-step dispatch of the GRU's loop (a few dozen tiny ops per time step, per layer, per member). ``Lockstep`` replays
 the members' functional graphs in lockstep and, at every GRU position, runs **one** loop over time for all K members
-(``merged_gru``: the members' kernels stacked, one batched matmul per step), so the loop's dispatch is paid once instead
-of K times. Every other layer is the member's own layer, called on the member's own tensors.
+(``merged_gru``: the members' kernels stacked, one batched matmul per product and step), so the loop's dispatch is paid
+once instead of K times. Every other layer is the member's own layer, called on the member's own tensors.
 
 The merged loop computes exactly what ``keras.layers.GRU`` computes (``reset_after=True``, sigmoid gates, tanh, the
 masked step keeping the previous state and output), with each member's own variables: the gradient reaching a member's
@@ -61,24 +61,22 @@ def merged_gru(layers: Sequence[keras.layers.GRU], sequences: Sequence, mask=Non
     """
     import tensorflow as tf
 
-    x = ops.stack(list(sequences), axis=2)  # (batch, time, K, in)
+    x = ops.stack(list(sequences), axis=0)  # (K, batch, time, in)
     # the variables in the inputs' dtype, as Keras autocasts them under a mixed-precision policy
     kernel = ops.cast(ops.stack([layer.cell.kernel.value for layer in layers]), x.dtype)  # (K, in, 3u)
     recurrent = ops.cast(ops.stack([layer.cell.recurrent_kernel.value for layer in layers]), x.dtype)  # (K, u, 3u)
-    bias = ops.cast(ops.stack([layer.cell.bias.value for layer in layers]), x.dtype)  # (K, 2, 3u)
-    # the input projection of every step at once (GRUCell does it per step: the same row-wise products)
-    projected = ops.einsum("btki,kij->tbkj", x, kernel) + bias[:, 0]  # (time, batch, K, 3u)
-    batch, units = ops.shape(x)[0], layers[0].units
+    bias = ops.cast(ops.stack([layer.cell.bias.value for layer in layers]), x.dtype)[:, :, None, :]  # (K, 2, 1, 3u)
+    batch, units = ops.shape(x)[1], layers[0].units
     if mask is None:
-        steps = ops.ones((ops.shape(x)[1], batch, 1, 1), dtype="bool")
+        steps = ops.ones((ops.shape(x)[2], 1, batch, 1), dtype="bool")
     else:
-        steps = ops.transpose(ops.cast(mask, "bool"))[:, :, None, None]  # (time, batch, 1, 1)
-    recurrent_bias = bias[:, 1]
+        steps = ops.transpose(ops.cast(mask, "bool"))[:, None, :, None]  # (time, 1, batch, 1)
 
-    def step(state, inputs):
+    def step(state, inputs):  # GRUCell.call (reset_after) for K members at once: one batched matmul per product
         x_t, real = inputs
-        inner = ops.einsum("bki,kij->bkj", state, recurrent) + recurrent_bias
-        x_z, x_r, x_h = ops.split(x_t, 3, axis=-1)
+        projected = ops.matmul(x_t, kernel) + bias[:, 0]
+        inner = ops.matmul(state, recurrent) + bias[:, 1]
+        x_z, x_r, x_h = ops.split(projected, 3, axis=-1)
         r_z, r_r, r_h = ops.split(inner, 3, axis=-1)
         z = ops.sigmoid(x_z + r_z)
         r = ops.sigmoid(x_r + r_r)
@@ -86,12 +84,11 @@ def merged_gru(layers: Sequence[keras.layers.GRU], sequences: Sequence, mask=Non
         new = z * state + (1 - z) * candidate
         return ops.where(real, new, state)  # a masked step keeps the previous state (and output)
 
-    initial = ops.zeros((batch, len(layers), units), dtype=projected.dtype)
-    states = tf.scan(step, (projected, steps), initializer=initial)  # (time, batch, K, u)
+    initial = ops.zeros((len(layers), batch, units), dtype=x.dtype)
+    states = tf.scan(step, (ops.transpose(x, (2, 0, 1, 3)), steps), initializer=initial)  # (time, K, batch, u)
     if layers[0].return_sequences:
-        out = ops.transpose(states, (1, 0, 2, 3))
-        return [out[:, :, i] for i in range(len(layers))]
-    return [states[-1][:, i] for i in range(len(layers))]
+        return [ops.transpose(states[:, i], (1, 0, 2)) for i in range(len(layers))]
+    return [states[-1, i] for i in range(len(layers))]
 
 
 def _same_gru(layers) -> bool:

@@ -33,7 +33,7 @@ own finished trial (metrics, history.json, checkpoint), exactly as ``privemo.sea
 The packed model runs the members through ``privemo.nn.lockstep.Lockstep``: each member's own layers on its own tensors,
 except that the members' GRUs at one position run as **one** loop over time (stacked kernels, one batched matmul per
 step). On a CPU most of a small network's step is the GRU loop's per-op dispatch, which is then paid once instead of K
-times: with one TensorFlow thread (as each experiment worker runs) a pack of 5 quick-grid networks trains about 1.8x
+times: with one TensorFlow thread (as each experiment worker runs) a pack of 5 quick-grid networks trains about 1.9x
 faster per epoch than 5 separate trainings (``benchmarks/protocol_cost.py --quick``). Tracing a pack costs about twice
 one network's trace, and a pack runs until its last member stops (on the committed demo runs the last of four lambda
 trials ran 19.6 epochs, their mean 14.7); the cost model (``privemo.experiment.cost``) prices both. On a GPU the GRUs
