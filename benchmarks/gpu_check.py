@@ -42,7 +42,7 @@ def cudnn_kernels() -> dict:
     import tensorflow as tf
     import keras
 
-    from privemo.nn.device import cudnn_gru_problems
+    from privemo.nn.device import cudnn_gru_problems, gpu_visible
     from privemo.nn.models import build_model
 
     model = build_model(**QUICK, adversary="gender")
@@ -60,7 +60,7 @@ def cudnn_kernels() -> dict:
     nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
     ops = sorted({n.op for n in nodes if n.op.startswith("CudnnRNN")})
     grus = sum(isinstance(layer, keras.layers.GRU) for layer in model.layers)
-    return {"gpu_visible": bool(tf.config.list_logical_devices("GPU")), "gru_layers": grus, "cudnn_ops": ops,
+    return {"gpu_visible": gpu_visible(), "gru_layers": grus, "cudnn_ops": ops,
             "cudnn_ops_in_step": sum(n.op.startswith("CudnnRNN") for n in nodes),
             "cudnn_problems": cudnn_gru_problems(model)}
 

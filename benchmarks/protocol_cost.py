@@ -164,9 +164,9 @@ def main(argv=None) -> int:
     args.steps = args.steps or (4 if args.quick else 8)
     args.repeats = args.repeats or 2
 
-    import tensorflow as tf
+    from privemo.nn.device import gpu_visible
 
-    gpu = bool(tf.config.list_physical_devices("GPU"))
+    gpu = gpu_visible()
     if args.threads is None and not gpu:
         args.threads = 1
     cm.set_threads(args.threads)

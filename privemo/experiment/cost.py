@@ -159,6 +159,11 @@ def format_duration(seconds: float) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
+def expected_best_epoch(grid: str) -> float:
+    """The mean best epoch a trial of ``grid`` reaches (``EXPECTED_BEST_EPOCHS``; the quick grid's for other grids)."""
+    return EXPECTED_BEST_EPOCHS.get(grid, EXPECTED_BEST_EPOCH)
+
+
 def expected_epochs(epochs: int, patience: int, best_epoch: float = EXPECTED_BEST_EPOCH) -> float:
     """Epochs one early-stopped trial runs: best epoch + 1 + patience, capped at the budget."""
     return float(min(epochs, best_epoch + 1 + patience))
@@ -392,7 +397,7 @@ def plan_from_run(config, table, folds, fold_ids, conditions) -> RunPlan:
         conditions=tuple(plan_conditions), shapes=tuple(grid_shapes(grid)), epochs=config.resolved_epochs(),
         patience=config.resolved_patience(), jobs=int(jobs), pack=int(getattr(config, "pack", 1) or 1),
         attack_grid=int(np.prod([len(v) for v in attackers.values()])),
-        best_epoch=EXPECTED_BEST_EPOCHS.get(config.grid, EXPECTED_BEST_EPOCH))
+        best_epoch=expected_best_epoch(config.grid))
 
 
 def grid_budget(grid: str) -> tuple[int, int]:
@@ -422,5 +427,5 @@ def protocol_plan(corpus: str, grid: str = "paper", *, jobs: int = 1, pack: int 
     return RunPlan(corpus=corpus, n_utterances=profile.utterances, folds=(profile.fold_sizes(n_folds),) * n_folds,
                    conditions=conditions, shapes=tuple(grid_shapes(grid_values)), epochs=epochs, patience=patience,
                    jobs=jobs, pack=pack, attack_grid=int(np.prod([len(v) for v in attackers.values()])),
-                   best_epoch=EXPECTED_BEST_EPOCHS.get(grid, EXPECTED_BEST_EPOCH),
+                   best_epoch=expected_best_epoch(grid),
                    durations_s=profile.durations())

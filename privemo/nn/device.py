@@ -62,6 +62,13 @@ def configure_device(mixed_precision: bool = False, deterministic: bool = True) 
     return describe_devices()
 
 
+def gpu_visible() -> bool:
+    """Whether TensorFlow sees a GPU (physical devices only: the runtime is not started)."""
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
 def describe_devices() -> dict[str, Any]:
     """What TensorFlow sees and how privemo would train on it (no side effects)."""
     import keras

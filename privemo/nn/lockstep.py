@@ -24,15 +24,9 @@ import keras
 from keras import ops
 
 from privemo._validation import invalid
+from privemo.nn.device import gpu_visible  # where Keras' GRU runs as a cuDNN kernel and merging would lose it
 
 __all__ = ["Lockstep", "merged_gru", "mergeable_gru", "gpu_visible"]
-
-
-def gpu_visible() -> bool:
-    """Whether TensorFlow sees a GPU (where Keras' GRU runs as a cuDNN kernel and merging would lose it)."""
-    import tensorflow as tf
-
-    return bool(tf.config.list_logical_devices("GPU"))
 
 
 def mergeable_gru(layer) -> bool:
