@@ -20,6 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 from privemo._validation import check_float, check_int, check_matrix, invalid
 from privemo.metrics import uar
 from privemo.privacy.inputs import check_fit_inputs, check_labels, check_train_val
+from privemo.privacy.sklearn_attacker import check_class_target
 from privemo.search.grids import ATTACKER_GRID
 
 __all__ = ["MLPAttacker", "train_attacker", "check_grid", "ATTACKER_LEARNING_RATE", "ATTACKER_BATCH_SIZE",
@@ -89,10 +90,12 @@ class MLPAttacker(ClassifierMixin, BaseEstimator):
     ``dense_layers`` hidden Dense(``dense_width``, relu) layers and a softmax over the attribute's classes, trained with
     Adam on standardised inputs (the scaler is fitted on the training representations) with class-balanced sample
     weights. With ``validation_data`` it early-stops on the validation UAR over the whole validation set and restores
-    the best epoch's weights; without, it trains for ``epochs`` epochs. Labels may be ints or strings; ``predict``
-    returns them unchanged; ``score`` is UAR. Seeded: the same seed and data give the same attacker, whatever ran before
+    the best epoch's weights; without, it trains for ``epochs`` epochs. Labels may be ints or strings (a continuous
+    target is refused, `privemo.privacy.sklearn_attacker.check_class_target`); ``predict`` returns them unchanged;
+    ``score`` is UAR. Seeded: the same seed and data give the same attacker, whatever ran before
     in the process (``privemo._seed.set_seed`` for the initial weights, a NumPy generator for the batch order). A
-    scikit-learn estimator: arguments are checked by `fit`, so ``clone`` and ``GridSearchCV`` work.
+    scikit-learn estimator: arguments are checked by `fit`, so ``clone`` and ``GridSearchCV`` work;
+    `tests/test_attackers.py` lists the estimator checks it fails, and why.
 
     Args:
         dense_layers: number of hidden Dense layers (paper grid {2, 3, 4}).
@@ -159,6 +162,7 @@ class MLPAttacker(ClassifierMixin, BaseEstimator):
         epoch's weights kept.
         """
         p = self._checked_params()
+        check_class_target("y", y)
         X, y_enc, encoder, val = check_fit_inputs(X, y, validation_data)
         import keras  # deferred: TensorFlow's import is slow and membership attacks do not need it
 
@@ -268,6 +272,7 @@ def train_attacker(
     The returned attacker carries ``val_uar_``, ``config_`` and ``search_``: a list of (config, val_uar) over the grid.
     """
     configs = check_grid(grid)
+    check_class_target("y_train", y_train)
     h_train, y_train, _, h_val, y_val = check_train_val(h_train, y_train, h_val, y_val)
     base = MLPAttacker(learning_rate=learning_rate, batch_size=batch_size, epochs=epochs, patience=patience, seed=seed)
     best, search = None, []

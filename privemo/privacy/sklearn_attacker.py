@@ -21,14 +21,15 @@ from sklearn.model_selection import ParameterGrid, StratifiedKFold, cross_val_pr
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
+from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 
 from privemo._validation import check_choice, check_int, check_matrix, invalid
 from privemo.metrics import uar
 from privemo.privacy.inputs import check_fit_inputs, check_labels
 
-__all__ = ["SklearnAttacker", "train_logreg_attacker", "train_svm_attacker", "train_hgb_attacker", "LOGREG_CS",
-           "SVM_CS", "SVM_GAMMA_SCALES", "SVM_MAX_TRAIN", "HGB_PARAMS"]
+__all__ = ["SklearnAttacker", "check_class_target", "train_logreg_attacker", "train_svm_attacker", "train_hgb_attacker",
+           "LOGREG_CS", "SVM_CS", "SVM_GAMMA_SCALES", "SVM_MAX_TRAIN", "HGB_PARAMS"]
 
 # Assumptions (not in the paper): see README assumptions table.
 LOGREG_CS: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
@@ -52,6 +53,25 @@ def _positive_numbers(name: str, values: Any) -> tuple[float, ...]:
     return tuple(float(v) for v in values)
 
 
+def check_class_target(name: str, y: Any) -> None:
+    """Refuse a target that is not class labels: None, or continuous values (``type_of_target``), which an attacker
+    would otherwise take as one class per distinct value. Other label problems are left to
+    `privemo.privacy.inputs.check_labels`, which names them."""
+    expected = "class labels (a binary or multiclass target such as genders or speaker ids)"
+    if y is None:
+        raise invalid(name, f"{expected}; an attacker requires y to be passed, but the target y is None", None)
+    arr = np.asarray(y)
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        return  # missing labels: check_labels names them
+    try:
+        kind = type_of_target(arr, input_name=name)
+    except (TypeError, ValueError):
+        return  # not a target type_of_target can read (e.g. None among strings): check_labels says what is wrong
+    if kind.startswith("continuous"):
+        raise invalid(name, expected, received=f"Unknown label type: {kind!r} (sklearn.utils.multiclass.type_of_target "
+                                               "of float values that are not whole numbers)")
+
+
 class SklearnAttacker(ClassifierMixin, BaseEstimator):
     """A scikit-learn attacker (standardisation + classifier, balanced class weights) tuned on validation UAR.
 
@@ -60,8 +80,10 @@ class SklearnAttacker(ClassifierMixin, BaseEstimator):
     `fit` trains one pipeline per setting (scikit-learn's ``ParameterGrid`` order) on the training data and keeps the
     best on ``validation_data`` (ties to the earlier setting; without validation data the settings are compared on the
     training data). The kept SVM gets Platt-scaled probabilities (``calibrator_``, see `_calibrate`; its predictions
-    stay the SVM's) so that every attacker has `predict_proba`. ``score`` is UAR. A scikit-learn estimator: arguments
-    are checked by `fit`, so ``clone`` and ``GridSearchCV`` work.
+    stay the SVM's) so that every attacker has `predict_proba`. ``score`` is UAR. Labels are classes (ints or
+    strings); a continuous target is refused (`check_class_target`). A scikit-learn estimator: arguments are checked
+    by `fit`, so ``clone`` and ``GridSearchCV`` work; `tests/test_attackers.py` lists the estimator checks it fails,
+    and why.
 
     Args:
         kind: "logreg", "svm" or "hgb".
@@ -173,6 +195,7 @@ class SklearnAttacker(ClassifierMixin, BaseEstimator):
         setting or when there is nothing else to select on).
         """
         self._check_params()
+        check_class_target("y", y)
         X, y_enc, encoder, val = check_fit_inputs(X, y, validation_data)
         self.classes_, self.n_features_in_ = encoder.classes_, X.shape[1]
         h_val, y_val = (X, y_enc) if val is None else val
@@ -197,6 +220,7 @@ class SklearnAttacker(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         new = clone(self)
         new._check_params()
+        check_class_target("y", y)
         X, y_enc, encoder, _ = check_fit_inputs(X, y, None)
         new.classes_, new.n_features_in_ = encoder.classes_, X.shape[1]
         X, y_enc = new._subsample(X, y_enc)
