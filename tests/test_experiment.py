@@ -146,9 +146,17 @@ def test_records_have_the_expected_content(world):
         gender = r["attacks"]["gender"]
         assert {"mlp", "logreg", "svm"} <= set(gender["results"])
         assert gender["max_test_uar"] >= gender["strongest_test_uar"] - 1e-12
+        assert r["schema"] == 2 and r["test_speakers"] == ["Ses01F", "Ses01M"]
+        assert not set(r["test_speakers"]) & set(r["validation_speakers"])
+        # privacy figures on the test speakers only: one female and one male test speaker cannot support an EER
         verification = r["attacks"]["speaker_verification"]
-        assert 0.0 <= verification["eer"] <= 1.0 and 0.0 <= verification["eer_same_gender"] <= 1.0
-        assert 0.0 <= r["membership"]["auc"] <= 1.0  # for every condition, whatever its adversary
+        assert set(verification["eval_speakers"]) <= set(r["test_speakers"])
+        assert verification["eer"] is None and "one per gender" in verification["reason"]
+        assert gender["ci_method"].startswith("cluster bootstrap over test speakers") and gender["n_test_speakers"] == 2
+        low, high = r["test"]["emotion_uar_ci"]
+        assert low <= r["test"]["emotion_uar"] <= high and r["test"]["n_speakers"] == 2
+        assert 0.0 <= r["membership"]["auc"] <= r["membership"]["auc_upper_bound"] <= 1.0  # whatever the adversary
+        assert r["degenerate"] == all(t["degenerate"] for t in r["trials"])
         selected = [t for t in r["trials"] if t["hp"] == r["best_hp"]]
         assert len(selected) == 1 and selected[0]["test_emotion_uar"] == r["test"]["emotion_uar"]
     # the baseline has its one configuration; the adversary tries the paper's four lambda values, selected on validation
@@ -243,12 +251,18 @@ def _numbers(tree) -> list[float]:
     return [float(tree)] if isinstance(tree, (int, float)) and not isinstance(tree, bool) else []
 
 
+def manifest_git_ok(manifest: dict) -> bool:
+    """The manifest names the commit of a git checkout and whether privemo's source had uncommitted changes."""
+    git = manifest["git"]
+    return git["commit"] is None or (len(git["commit"]) == 40 and isinstance(git["dirty"], bool))
+
+
 def test_run_writes_tables_manifest_and_summary(world):
     config = tiny_config(world.base / "out", resume=True)  # the shared run's fold results are reused
     summary = run(config)
     out = world.base / "out"
     for name in ("table1a.md", "table1a.csv", "manifest.json", "folds.json", "reference.csv", "lambda_sweep.csv",
-                 "lambda_sweep.png"):
+                 "claims.csv", "claims.md"):
         assert (out / name).is_file(), name
     assert not (out / "table1b.md").exists()  # no speaker adversary was run
     csv = (out / "table1a.csv").read_text(encoding="utf-8").splitlines()
@@ -259,7 +273,17 @@ def test_run_writes_tables_manifest_and_summary(world):
     assert reference[0].startswith("corpus,modality,task,uar_mean,uar_std") and reference[1].startswith(
         "demo,acoustic,activation,")
     sweep = (out / "lambda_sweep.csv").read_text(encoding="utf-8")
-    assert sweep.count("\ndemo,acoustic,activation,gender,") == 4 and "\ndemo,acoustic,activation,none,0.0," in sweep
+    base, adv = world.records
+    # the trade-off draws every lambda from a network that learnt something (one-epoch networks rarely do)
+    learnt = [t for t in adv["trials"] if not t["degenerate"]]
+    assert sweep.count("\ndemo,acoustic,activation,gender,") == len({t["grl_lambda"] for t in learnt})
+    assert ("\ndemo,acoustic,activation,none,0.0," in sweep) == (not base["trials"][0]["degenerate"])
+    assert (out / "lambda_sweep.png").is_file() == bool(learnt)
+    claims = (out / "claims.csv").read_text(encoding="utf-8").splitlines()
+    assert claims[0].startswith("corpus,claim,modality,task,adversary,metric,direction,baseline,adversarial,difference,"
+                                "ci_low,ci_high,p,n,mdd80,margin,p_equivalence,verdict")
+    assert all(",n/a," in line for line in claims[1:])  # one fold: no test over folds
+    assert manifest_git_ok(read_json(out / "manifest.json"))
     assert csv[1].startswith("acoustic,demo,")
     emo = world.records[0]["test"]["emotion_uar"]
     assert f"{emo:.3f} ± 0.000" in csv[1]
@@ -312,6 +336,21 @@ def test_resume_refuses_results_made_with_other_settings(world):
         settings.write_text(saved, encoding="utf-8")
     assert [(p.stat().st_ino, p.stat().st_mtime_ns) for p in paths] == before  # nothing rewritten
     assert all(read_json(p)["settings"]["epochs"] == 1 for p in paths)
+
+
+def test_resume_refuses_records_of_an_older_schema(world, tmp_path):
+    import shutil
+
+    out = tmp_path / "old"
+    shutil.copytree(world.base / "out" / "folds", out / "folds")
+    path = result_path(world.config, world.config.conditions()[0], 0)
+    old = out / path.relative_to(world.base / "out")
+    record = read_json(old)
+    del record["schema"]  # what privemo wrote before record schema 2
+    old.write_text(json.dumps(record), encoding="utf-8")
+    with pytest.raises(UserError, match=r"fold0\.json: cannot resume: made by an older privemo \(record schema 1, "
+                                        r"this privemo writes schema 2.*Rerun without --resume"):
+        run_cross_validation(tiny_config(out, resume=True), table=world.table)
 
 
 def test_affinity_queue_gives_workers_the_networks_they_traced():

@@ -49,3 +49,30 @@ def test_uar_equals_balanced_accuracy_without_its_warning():
 def test_uar_rejects_continuous_values():
     with pytest.raises(ValueError, match=r"argument `y_true`.*'continuous'"):
         uar([0.5, 1.2], [0, 1])
+
+
+def test_speaker_uar_interval_resamples_whole_speakers_within_gender():
+    from privemo.metrics import paired_speaker_difference, speaker_resamples, speaker_uar_interval
+
+    rng = np.random.default_rng(0)
+    speakers = np.repeat([f"s{i}" for i in range(8)], 50)
+    gender = np.repeat([0, 1] * 4, 50)
+    y = rng.integers(0, 3, speakers.size)
+    # half the speakers are recognised perfectly, half at chance: the speaker is the unit of variation
+    good = np.isin(speakers, ["s0", "s1", "s2", "s3"])
+    pred = np.where(good, y, rng.integers(0, 3, speakers.size))
+    spk = speaker_uar_interval(y, pred, speakers, gender, n_classes=3, seed=1)
+    utt_low, utt_high = bootstrap_utterances(y, pred)
+    low, high = spk["ci"]
+    assert low < utt_low and high > utt_high  # speaker-level intervals are wider than utterance-level ones
+    assert spk["n_speakers"] == 8 and spk["method"].startswith("cluster bootstrap over test speakers")
+    idx = speaker_resamples(np.array([0, 1, 0, 1]), 100, seed=0)
+    assert set(np.unique(idx[:, [0, 2]])) <= {0, 2} and set(np.unique(idx[:, [1, 3]])) <= {1, 3}
+    # a network against itself: the paired difference is exactly 0 in every resample
+    assert np.all(paired_speaker_difference(spk["per_speaker"], spk["per_speaker"]) == 0.0)
+
+
+def bootstrap_utterances(y, pred):
+    from privemo.privacy.attribute import bootstrap_uar_ci
+
+    return bootstrap_uar_ci(y, pred, seed=1)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from privemo.search.selection import PrivacyProbe, check_selection, gender_probe_uar, probe_rows
+from privemo.search.selection import (PrivacyProbe, check_selection, gender_probe_uar, is_degenerate, probe_rows,
+                                     select_trial, speaker_probe_support)
 from privemo.nn.training import objective
 
 
@@ -71,3 +72,30 @@ def test_fit_with_a_probe_logs_it_and_scores_the_objective_with_it():
         expected = objective(history["val_emotion_uar"][e], history["val_probe"][e])
         assert history["val_objective"][e] == pytest.approx(expected)
     assert "val_gender_uar" in history  # the head is still logged, only not used
+
+
+def test_a_trial_that_learnt_nothing_is_not_selected_while_another_learnt_something():
+    chance = 1 / 3
+    # ranked best first by the objective: the untrained network (emotion at chance, probe at chance) ranks first
+    ranked = ["untrained", "leaky", "good"]
+    chosen, degenerate, n_bad = select_trial(ranked, [0.36, 0.62, 0.60], chance)
+    assert (chosen, degenerate, n_bad) == ("leaky", False, 1)
+    chosen, degenerate, n_bad = select_trial(ranked, [0.34, None, 0.30], chance)
+    assert (chosen, degenerate, n_bad) == ("untrained", True, 3)  # nothing learnt: the best-ranked, marked
+    assert is_degenerate(0.3829, chance) and not is_degenerate(0.3834, chance)
+
+
+def test_speaker_probe_needs_two_validation_speakers_of_one_gender():
+    one_each = speaker_probe_support(np.array(["f1"] * 3 + ["m1"] * 3), np.array([0] * 3 + [1] * 3))
+    assert "one per gender" in one_each
+    assert speaker_probe_support(np.array(["f1", "f1", "f2", "f2", "m1", "m1"]), np.array([0, 0, 0, 0, 1, 1])) is None
+    assert "no different-speaker trials" in speaker_probe_support(np.array(["f1", "f1", "m1"]), np.array([0, 0, 1]))
+
+
+def test_early_stopping_never_keeps_the_first_two_epochs():
+    from privemo.nn.training import best_epoch, early_stopping
+
+    history = {"val_objective": [0.9, 0.8, 0.5, 0.6, 0.55]}
+    assert best_epoch(history)["epoch"] == 3
+    assert best_epoch({"val_objective": [0.9, 0.1]})["epoch"] == 1  # a two-epoch run keeps its last epoch
+    assert early_stopping(5, epochs=30).start_from_epoch == 2 and early_stopping(5, epochs=1).start_from_epoch == 0

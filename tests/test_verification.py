@@ -128,3 +128,23 @@ def test_bad_input_gives_clear_errors(change, match):
     args.update(change)
     with pytest.raises(ValueError, match=match):
         speaker_verification_attack(**args)
+
+
+def test_speaker_level_eer_interval_covers_the_estimate_and_widens_with_speaker_variation():
+    rng = np.random.default_rng(3)
+
+    def data(n_spk, per, sep, spread):
+        spk = np.repeat([f"s{i}" for i in range(n_spk)], per)
+        g = np.repeat(np.arange(n_spk) % 2, per)
+        scale = rng.uniform(1 - spread, 1 + spread, n_spk)  # some speakers are easier to link than others
+        centres = rng.normal(size=(n_spk, 12)) * sep * scale[:, None]
+        return centres[np.repeat(np.arange(n_spk), per)] + rng.normal(size=(n_spk * per, 12)), spk, g
+
+    h_tr, s_tr, _ = data(30, 20, 1.0, 0.0)
+    h_ev, s_ev, g_ev = data(10, 30, 1.0, 0.9)
+    r = speaker_verification_attack(h_tr, s_tr, h_ev, s_ev, g_ev, n_bootstrap=500)
+    low, high = r["eer_ci"]
+    assert low <= r["eer"] <= high and high - low > 0.01
+    assert r["eer_same_gender_ci"][0] <= r["eer_same_gender"] <= r["eer_same_gender_ci"][1]
+    assert r["ci_method"].startswith("cluster bootstrap over test speakers")
+    assert "eer_ci" not in speaker_verification_attack(h_tr, s_tr, h_ev, s_ev, g_ev)  # no interval unless asked

@@ -82,7 +82,11 @@ def build_parser() -> argparse.ArgumentParser:  # one add_argument per flag, in 
     p.add_argument("--batch-size", type=int, default=None,
                    help="training batch size of the emotion networks (default: by grid, see README)")
     p.add_argument("--repeats", type=int, default=1,
-                   help="repeat every (condition, fold) with new seeds; paired tests then run over folds x repeats")
+                   help="repeat every (condition, fold) with new seeds; a fold's repeats are averaged before the paired "
+                        "tests over folds")
+    p.add_argument("--margin", type=float, default=0.03,
+                   help="equivalence margin of claims.csv (UAR, EER and AUC units): a difference whose 90 %% interval "
+                        "lies inside ±margin is 'equivalent' (default 0.03)")
     p.add_argument("--selection", default="probe", choices=["probe", "head"],
                    help="privacy term of early stopping and lambda selection: 'probe' = a fresh logistic probe (gender) "
                         "or speaker verifier fitted on the training speakers' representation, scored on the validation "
@@ -137,6 +141,7 @@ def config_from_args(args: argparse.Namespace):
         out_dir=str(out),
         resume=args.resume,
         repeats=args.repeats,
+        margin=args.margin,
         selection=args.selection,
         demo_per_speaker=args.demo_size,
         verbose=0 if args.quiet else (2 if args.verbose else 1),
@@ -156,6 +161,8 @@ def _check_args(args: argparse.Namespace) -> tuple[str, str | None, Path]:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UserError(f"--{name.replace('_', '-')} must be a positive integer (got {value})")
+    if not 0.0 < args.margin < 0.5:
+        raise UserError(f"--margin must be between 0 and 0.5 (got {args.margin})")
     if args.demo_size is not None and args.corpus not in ("demo", "demo-podcast"):
         raise UserError(f"--demo-size only applies to --corpus demo or demo-podcast (got --corpus {args.corpus})")
     bad_folds = [k for k in args.only_fold or () if not 0 <= k < args.folds]

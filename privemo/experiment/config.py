@@ -10,7 +10,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from privemo._validation import check_choice
+from privemo._validation import UserError, check_choice
 from privemo.search.grids import GRIDS
 
 
@@ -104,7 +104,8 @@ class ExperimentConfig:
     out_dir: str = "results/demo"
     work_dir: str | None = None  # tuner projects; None: <out_dir>/work
     resume: bool = False
-    repeats: int = 1  # repetitions of every (condition, fold) with new seeds; paired tests run over folds x repeats
+    repeats: int = 1  # repetitions of every (condition, fold) with new seeds; averaged within each fold before tests
+    margin: float = 0.03  # claims.csv's equivalence margin (UAR / EER / AUC units); privemo.experiment.claims
     selection: str = "probe"  # "probe" (fresh probe on h) | "head" (the adversary head, two-sided); privemo.search.selection
     mi_holdout: float = MI_HOLDOUT
     folds: tuple[int, ...] | None = None  # run only these outer folds (None: all)
@@ -160,6 +161,20 @@ class ExperimentConfig:
         return dataclasses.asdict(self)
 
 
+# The layout of a fold record. 2: privacy figures on the test speakers only (speaker EER, MI attack chosen without the
+# evaluation pairs), speaker-level intervals, degenerate-trial marks, no network kept before epoch MIN_KEPT_EPOCH.
+RECORD_SCHEMA = 2
+
+
+def check_schema(record: dict, path) -> None:
+    """Refuse (one line, saying what to do) a record made under another record schema: its figures mean other things."""
+    found = record.get("schema", 1)
+    if found != RECORD_SCHEMA:
+        raise UserError(f"{path}: cannot resume: made by an older privemo (record schema {found}, this privemo writes "
+                        f"schema {RECORD_SCHEMA}, whose privacy figures are held out and intervals speaker-level). "
+                        "Rerun without --resume to start over, or pass another --out.")
+
+
 def run_settings(config: ExperimentConfig) -> dict:
     """The settings that decide every (condition, fold) result of a run: stored in each fold record and in
     ``<work>/settings.json``, and compared on ``--resume``, so a resumed run never mixes results or tuner trials made under
@@ -169,6 +184,7 @@ def run_settings(config: ExperimentConfig) -> dict:
         path = Path(config.embeddings)
         embeddings = {"path": str(path.resolve()), "bytes": path.stat().st_size if path.is_file() else None}
     return {
+        "schema": RECORD_SCHEMA,
         "corpus": config.corpus,
         "root": str(Path(config.root).resolve()) if config.root else None,
         "demo_per_speaker": config.demo_per_speaker,

@@ -42,7 +42,7 @@ def trial_record(trial, out: Represented, data: CorpusData, fold, setup: SearchS
     """A trial's hyper-parameters and validation scores, plus its own network's test emotion UAR and the test UAR of a
     fresh gender probe fitted on its training speakers' h (for the lambda trade-off; never used for selection)."""
     from privemo.metrics import uar
-    from privemo.search.selection import gender_probe_uar
+    from privemo.search.selection import gender_probe_uar, is_degenerate
 
     metrics = trial.metrics
     best = {name: float(metrics.get_best_value(name)) for name in metrics.metrics}
@@ -53,12 +53,14 @@ def trial_record(trial, out: Represented, data: CorpusData, fold, setup: SearchS
     if condition.adversary:
         privacy = best.get("val_probe", best.get(f"val_{condition.adversary}_uar"))
     as_int = lambda name: int(best[name]) if name in best else None  # noqa: E731
+    chance = 1.0 / len(np.unique(y[setup.train_rows]))
     return {
         "trial_id": trial.trial_id,
         "hp": dict(trial.hyperparameters.values),
         "grl_lambda": trial.hyperparameters.values.get("grl_lambda"),
         "val_objective": best.get("val_objective"),
         "val_emotion_uar": best.get("val_emotion_uar"),
+        "degenerate": is_degenerate(best.get("val_emotion_uar"), chance),
         "val_privacy": privacy,
         "best_epoch": as_int("best_epoch"),
         "epochs_run": as_int("epochs_run"),
@@ -69,36 +71,43 @@ def trial_record(trial, out: Represented, data: CorpusData, fold, setup: SearchS
 
 
 def privacy_figures(out: Represented, data: CorpusData, fold, setup: SearchSetup, config: ExperimentConfig) -> dict:
-    """The selected network's privacy figures: fresh gender attackers (train speakers -> validation speakers ->
-    test speakers), speaker verification among the validation + test speakers with a verifier learnt on the training
-    speakers, and membership inference (training rows vs the same speakers' held-out rows)."""
+    """The selected network's privacy figures, all on the test speakers (the validation speakers serve selection
+    only): fresh gender attackers (train speakers -> validation speakers -> test speakers, speaker-level interval),
+    speaker verification among the test speakers with a verifier learnt on the training speakers, and membership
+    inference (training rows vs the same speakers' held-out rows)."""
+    from privemo.metrics import SPEAKER_BOOTSTRAP_RESAMPLES
     from privemo.privacy.attribute import attack_representation
     from privemo.privacy.membership import membership_inference
-    from privemo.privacy.verification import speaker_verification_attack
+    from privemo.privacy.verification import speaker_verification_attack, verification_support
 
     attack_kw = dict(seed=setup.seed, grid=config.attacker_grid())
     attack_epochs = config.attack_epochs if config.attack_epochs is not None else ATTACK_EPOCHS.get(config.grid)
     if attack_epochs is not None:
         attack_kw["epochs"] = attack_epochs
-    g = data.gender
+    g, spk = data.gender, data.speakers
     known = lambda rows: rows[g[rows] >= 0]  # noqa: E731
     attacks: dict = {}
     tr, va, te = known(fold.train), known(fold.validation), known(fold.test)
     if len(np.unique(g[tr])) == 2 and len(np.unique(g[te])) == 2:
         report = attack_representation(out.h[out.rows(tr)], g[tr], out.h[out.rows(va)], g[va],
-                                       out.h[out.rows(te)], g[te], **attack_kw)
+                                       out.h[out.rows(te)], g[te], speakers_test=spk[te], **attack_kw)
         attacks["gender"] = report.to_dict()
-    spk = data.speakers
     train_spk = fold.train[spk[fold.train] != ""]
-    evaluation = np.concatenate([fold.validation, fold.test])
+    evaluation = fold.test[spk[fold.test] != ""]
     names, counts = np.unique(spk[evaluation], return_counts=True)
-    linkable = set(names[counts >= 2]) - {""}  # a trial needs two utterances of a speaker
-    evaluation = evaluation[[s in linkable for s in spk[evaluation]]]
-    if len(set(spk[train_spk])) >= 2 and len(set(spk[evaluation])) >= 2:
-        genders = np.where(g[evaluation] >= 0, g[evaluation], -1)
-        attacks["speaker_verification"] = speaker_verification_attack(
+    evaluation = evaluation[np.isin(spk[evaluation], names[counts >= 2])]  # a trial needs two utterances of a speaker
+    genders = np.where(g[evaluation] >= 0, g[evaluation], -1)
+    reason = verification_support(spk[evaluation], genders)
+    if len(set(spk[train_spk])) < 2:
+        reason = "fewer than two training speakers to learn a verifier from"
+    verification = {"eer": None, "eer_same_gender": None, "reason": reason}
+    if reason is None:
+        verification = speaker_verification_attack(
             out.h[out.rows(train_spk)], spk[train_spk], out.h[out.rows(evaluation)], spk[evaluation],
-            genders_eval=genders if (genders >= 0).all() else None, seed=setup.seed)
+            genders_eval=genders if (genders >= 0).all() else None, seed=setup.seed,
+            n_bootstrap=SPEAKER_BOOTSTRAP_RESAMPLES)
+    verification["eval_speakers"] = sorted(set(spk[evaluation]))
+    attacks["speaker_verification"] = verification
     result: dict = {"attacks": attacks}
     if len(setup.heldout_rows) < MIN_MI_ROWS:
         result["membership"] = {"auc": None, "skipped": f"{len(setup.heldout_rows)} held-out utterances (fewer than "
@@ -110,3 +119,16 @@ def privacy_figures(out: Represented, data: CorpusData, fold, setup: SearchSetup
                                                     out.emotion[out.rows(nonmembers)], y[nonmembers],
                                                     seed=setup.seed).to_dict()
     return result
+
+
+def emotion_figures(out: Represented, data: CorpusData, fold, setup: SearchSetup) -> dict:
+    """The selected network's test emotion UAR with its speaker-level interval (whole test speakers resampled within
+    gender) and the per-speaker counts that pair it with another network of the same fold."""
+    from privemo.metrics import speaker_uar_interval, uar
+
+    y = setup.targets["emotion"]
+    pred = out.emotion[out.rows(fold.test)]
+    spk = speaker_uar_interval(y[fold.test], pred, data.speakers[fold.test], data.gender[fold.test],
+                               n_classes=pred.shape[1], seed=setup.seed)
+    return {"emotion_uar": float(uar(y[fold.test], pred)), "emotion_uar_ci": spk["ci"], "ci_method": spk["method"],
+            "n": int(len(fold.test)), "n_speakers": spk["n_speakers"], "per_speaker": spk["per_speaker"]}

@@ -11,13 +11,14 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
-from privemo.experiment.config import Condition, ExperimentConfig, fold_seed, log, run_settings, work_dir
-from privemo.experiment.evaluate import privacy_figures, represent, trial_record
+from privemo.experiment.config import (RECORD_SCHEMA, Condition, ExperimentConfig, fold_seed, log, run_settings,
+                                       work_dir)
+from privemo.experiment.evaluate import emotion_figures, privacy_figures, represent, trial_record
 from privemo.experiment.inputs import CorpusData, holdout_rows, model_inputs, targets
 
 
 def hypermodel_for(condition: Condition, config: ExperimentConfig, meta: dict, seed: int, lexical_dim: int,
-                model_cache: dict | None = None):
+                   model_cache: dict | None = None, selection: str | None = None):
     from privemo.search.tuning import EmotionPrivacyHyperModel
 
     return EmotionPrivacyHyperModel(
@@ -32,7 +33,7 @@ def hypermodel_for(condition: Condition, config: ExperimentConfig, meta: dict, s
         learning_rate=config.resolved_learning_rate(),
         seed=seed,
         model_cache=model_cache,
-        selection=config.selection,
+        selection=selection or config.selection,
         removal=condition.removal,
     )
 
@@ -52,6 +53,8 @@ class SearchSetup(NamedTuple):
     train_rows: np.ndarray  # the rows trained on (fold.train minus the held-out rows)
     heldout_rows: np.ndarray  # the membership attack's same-speaker non-members
     callbacks: tuple = ()  # Keras callbacks of every trial (a TensorBoard callback with --tensorboard)
+    selection: str = "probe"  # the rule this (condition, fold) selects by (config.selection, or the fallback)
+    selection_fallback: str | None = None  # why the fold fell back to selection on emotion alone
 
     def search_kwargs(self) -> dict:
         """Keyword arguments of ``tuner.search`` besides the training dataset."""
@@ -63,7 +66,7 @@ def search_setup(data: CorpusData, fold_index: int, fold, condition: Condition, 
     """Seed, inputs, targets, training dataset, validation data, probe and hypermodel of one (condition, fold)."""
     from privemo._seed import set_seed
     from privemo.data.pipeline import make_dataset
-    from privemo.search.selection import PrivacyProbe, probe_rows
+    from privemo.search.selection import PrivacyProbe, probe_rows, speaker_probe_support
 
     seed = fold_seed(config, condition, fold_index)
     set_seed(seed)
@@ -82,8 +85,12 @@ def search_setup(data: CorpusData, fold_index: int, fold, condition: Condition, 
     if condition.adversary == "gender":
         val_targets["gender"] = data.gender[val_rows]
     val_inputs = {k: [v[i] for i in val_rows] for k, v in inputs.items()}
-    probe = None
-    if condition.adversary is not None and config.selection == "probe":
+    probe, selection, fallback = None, config.selection, None
+    if condition.adversary == "speaker" and config.selection == "probe":
+        fallback = speaker_probe_support(data.speakers[val_rows], data.gender[val_rows])
+        if fallback is not None:
+            selection, fallback = "emotion", f"validation speakers cannot support the linkability probe: {fallback}"
+    if condition.adversary is not None and selection == "probe":
         if condition.adversary == "gender":
             labels, rows = data.gender, train_rows[data.gender[train_rows] >= 0]
         else:
@@ -91,7 +98,7 @@ def search_setup(data: CorpusData, fold_index: int, fold, condition: Condition, 
         rows = probe_rows(labels, rows, seed)
         probe = PrivacyProbe(condition.adversary, {k: [v[i] for i in rows] for k, v in inputs.items()}, labels[rows],
                              labels[val_rows], seed=seed)
-    hypermodel = hypermodel_for(condition, config, meta, seed, lexical_dim, model_cache)
+    hypermodel = hypermodel_for(condition, config, meta, seed, lexical_dim, model_cache, selection)
     callbacks = ()
     if config.tensorboard:  # privemo.search.tuning.GridSearch writes each trial's logs to <log_dir>/trial_<id>
         import keras
@@ -99,7 +106,7 @@ def search_setup(data: CorpusData, fold_index: int, fold, condition: Condition, 
         log_dir = Path(config.tensorboard) / condition.key / f"fold{fold_index}"
         callbacks = (keras.callbacks.TensorBoard(log_dir=str(log_dir)),)
     return SearchSetup(hypermodel, train_ds, val_inputs, val_targets, seed, inputs, y, probe, train_rows, heldout,
-                       callbacks)
+                       callbacks, selection, fallback)
 
 
 def run_fold(
@@ -125,11 +132,13 @@ def run_fold(
     tuner = _search(setup, fold_index, condition, config, report)
     timings["tune_s"] = time.perf_counter() - t0
     t1 = time.perf_counter()
-    best_trial = tuner.oracle.get_best_trials(1)[0]
+    best_trial, degenerate, n_degenerate = _select(tuner, setup)
     trials, selected = _represent_trials(tuner, best_trial, setup, data, fold_index, fold, condition, config)
     timings["represent_s"] = time.perf_counter() - t1
     chosen = next(t for t in trials if t["trial_id"] == best_trial.trial_id)
+    speakers = lambda rows: sorted(set(data.speakers[rows]) - {""})  # noqa: E731
     record: dict = {
+        "schema": RECORD_SCHEMA,
         "corpus": data.corpus,
         "fold": fold_index,
         "repeat": condition.repeat,
@@ -143,8 +152,13 @@ def run_fold(
         "seed": setup.seed,
         "init_seed": setup.seed,
         "grid": config.grid,
-        "selection": config.selection,
+        "selection": setup.selection,
+        "selection_fallback": setup.selection_fallback,
+        "degenerate": degenerate,
+        "n_degenerate_trials": n_degenerate,
         "removal": condition.removal if condition.adversary else None,
+        "test_speakers": speakers(fold.test),
+        "validation_speakers": speakers(fold.validation),
         "best_hp": dict(best_trial.hyperparameters.values),
         "val": {name: float(best_trial.metrics.get_best_value(name)) for name in best_trial.metrics.metrics},
         "best_epoch": chosen["best_epoch"],
@@ -152,7 +166,7 @@ def run_fold(
         "max_epochs": config.resolved_epochs(),
         "history": trial_history(tuner, best_trial.trial_id),
         "trials": trials,
-        "test": {"emotion_uar": chosen["test_emotion_uar"], "n": int(len(fold.test))},
+        "test": emotion_figures(selected, data, fold, setup),
         "n": {"train": int(len(setup.train_rows)), "heldout": int(len(setup.heldout_rows)),
               "validation": int(len(fold.validation)), "test": int(len(fold.test))},
         "settings": run_settings(config),
@@ -163,6 +177,18 @@ def run_fold(
     timings["total_s"] = time.perf_counter() - t0
     record["timings"] = timings
     return record
+
+
+def _select(tuner, setup: SearchSetup):
+    """The selected trial (``privemo.search.selection.select_trial``: the best objective among the trials that learnt
+    something), whether it is degenerate, and how many trials were."""
+    from privemo.search.selection import select_trial
+
+    ranked = tuner.oracle.get_best_trials(len(tuner.oracle.trials))
+    emotion = [t.metrics.get_best_value("val_emotion_uar") if t.metrics.exists("val_emotion_uar") else None
+               for t in ranked]
+    y = setup.targets["emotion"][setup.train_rows]
+    return select_trial(ranked, emotion, 1.0 / len(np.unique(y)))
 
 
 def _search(setup: SearchSetup, fold_index: int, condition: Condition, config: ExperimentConfig,

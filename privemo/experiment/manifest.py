@@ -39,6 +39,24 @@ def devices() -> list[str]:
         return []
 
 
+def git_state() -> dict[str, Any]:
+    """The commit privemo's source was at and whether its tree had uncommitted changes (None outside a git checkout)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=20)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no", "--", "privemo", "setup.cfg") if commit else None
+    return {"commit": commit, "dirty": None if status is None else bool(status)}
+
+
 def write_manifest(path: str | Path, config: dict[str, Any], **sections: Any) -> Path:
     """Write manifest.json atomically: versions, platform, devices, the configuration, and any further sections."""
     manifest = {
@@ -48,6 +66,7 @@ def write_manifest(path: str | Path, config: dict[str, Any], **sections: Any) ->
         "platform": platform.platform(),
         "devices": devices(),
         "versions": package_versions(),
+        "git": git_state(),
         "seed": config.get("seed"),
         "config": config,
         **sections,

@@ -16,7 +16,8 @@ from privemo._io import atomic_write_json, read_json
 from privemo._processes import available_cpus
 from privemo._progress import Progress
 from privemo._validation import UserError
-from privemo.experiment.config import Condition, ExperimentConfig, log, result_path, run_settings, settings_differ, work_dir
+from privemo.experiment.config import (Condition, ExperimentConfig, check_schema, log, result_path, run_settings,
+                                       settings_differ, work_dir)
 from privemo.experiment.inputs import holdout_rows, lexical_inputs, prepare_corpus
 from privemo.experiment.plan import plan_run
 from privemo.experiment.workers import AffinityQueue, run_job, run_job_in_worker, worker_init
@@ -83,6 +84,8 @@ def _finished_records(config: ExperimentConfig, jobs: list) -> dict:
     paths = {job: result_path(config, job[1], job[0]) for job in jobs}
     paths = {job: path for job, path in paths.items() if config.resume and path.is_file()}
     records: dict[tuple[int, Condition], dict] = {job: read_json(path) for job, path in paths.items()}
+    for job, record in records.items():
+        check_schema(record, paths[job])
     if config.resume:
         found = {settings_file: read_json(settings_file) if settings_file.is_file() else settings}
         found.update({paths[job]: record.get("settings") for job, record in records.items()})
@@ -170,11 +173,13 @@ def run(config: ExperimentConfig) -> str:
     t1 = time.perf_counter()
     atomic_write_json(out / "folds.json", records)
     tables = reporting.write_tables(records, out, reference=reference)
-    trade_off = reporting.lambda_tradeoff_frame(records)
-    if len(trade_off):
-        atomic_write_text(out / "lambda_sweep.csv", trade_off.to_csv(index=False))
-        if (trade_off.adversary != "none").any():
-            reporting.plot_lambda_sweep(trade_off, out / "lambda_sweep.png")
+    write_claims(records, out, config.margin, config.seed)
+    trade_off = reporting.lambda_tradeoff_frame(records)  # only networks that learnt something: may be empty
+    atomic_write_text(out / "lambda_sweep.csv", trade_off.to_csv(index=False))
+    if (trade_off.adversary != "none").any():
+        reporting.plot_lambda_sweep(trade_off, out / "lambda_sweep.png")
+    else:
+        (out / "lambda_sweep.png").unlink(missing_ok=True)  # never a figure of an earlier run beside this run's CSV
     timings["reporting_s"] = time.perf_counter() - t1
     timings["total_s"] = time.perf_counter() - t0
     write_manifest(out / "manifest.json", config.to_dict(), timings=timings,
@@ -185,6 +190,18 @@ def run(config: ExperimentConfig) -> str:
     for name, table in tables.items():
         lines.append(f"\n{name}:\n{reporting.to_markdown(table)}")
     return "\n".join(lines)
+
+
+def write_claims(records: list[dict], out: Path, margin: float, seed: int = 0) -> pd.DataFrame:
+    """claims.csv and claims.md (privemo.experiment.claims) from the run's records, atomically."""
+    from privemo._io import atomic_write_text
+    from privemo.experiment.claims import claims_frame, claims_markdown
+    from privemo.experiment.reporting import records_frame
+
+    claims = claims_frame(records_frame(records), margin=margin, seed=seed)
+    atomic_write_text(out / "claims.csv", claims.to_csv(index=False))
+    atomic_write_text(out / "claims.md", claims_markdown(claims))
+    return claims
 
 
 def linear_reference_frame(config: ExperimentConfig, table: pd.DataFrame | None = None) -> pd.DataFrame:

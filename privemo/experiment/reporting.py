@@ -35,10 +35,29 @@ SIGNIFICANCE_LEVEL = 0.05
 MARK_UP, MARK_DOWN = "▲", "▼"
 
 
+OLD_SCHEMA_REASONS = {  # figures of records made before record schema 2 that are not held out
+    "speaker_eer": "record schema 1: EER over validation + test speakers (not held out); rerun to measure it",
+    "speaker_eer_same_gender": "record schema 1: EER over validation + test speakers (not held out); rerun to measure it",
+    "mi_auc": "record schema 1: MI AUC was the hindsight maximum over attacks; rerun to measure it",
+}
+
+
 def records_frame(records: Iterable[dict]) -> pd.DataFrame:
-    """Flatten per-fold result records into one row per (corpus, modality, task, adversary, placement, fold, repeat)."""
+    """Flatten per-fold result records into one row per (corpus, modality, task, adversary, placement, fold, repeat).
+
+    A figure a record could not support honestly is NaN with its reason in ``<column>_reason`` (e.g. a speaker EER
+    on a fold with one test speaker per gender, or any figure of an older record schema that was not held out)."""
     rows = []
     for r in records:
+        verification = (r.get("attacks") or {}).get("speaker_verification") or {}
+        reasons = {"speaker_eer_reason": verification.get("reason"), "speaker_eer_same_gender_reason":
+                   verification.get("reason") if verification.get("eer_same_gender") is None else None,
+                   "mi_auc_reason": (r.get("membership") or {}).get("skipped")}
+        if r.get("schema", 1) < 2:
+            reasons.update({f"{k}_reason": v for k, v in OLD_SCHEMA_REASONS.items()})
+        if reasons["speaker_eer_same_gender_reason"] is None and verification.get("eer_same_gender") is None:
+            reasons["speaker_eer_same_gender_reason"] = "no same-gender pairs of different test speakers"
+        old = r.get("schema", 1) < 2
         rows.append(
             {
                 "corpus": r["corpus"],
@@ -52,11 +71,18 @@ def records_frame(records: Iterable[dict]) -> pd.DataFrame:
                 "emotion_uar": r["test"]["emotion_uar"],
                 "gender_uar": _get(r, "attacks", "gender", "strongest_test_uar"),
                 "gender_uar_max": _get(r, "attacks", "gender", "max_test_uar"),
-                "speaker_eer": _get(r, "attacks", "speaker_verification", "eer"),
-                "speaker_eer_same_gender": _get(r, "attacks", "speaker_verification", "eer_same_gender"),
-                "mi_auc": _get(r, "membership", "auc"),
+                "speaker_eer": math.nan if old else _get(r, "attacks", "speaker_verification", "eer"),
+                "speaker_eer_same_gender": math.nan if old else _get(r, "attacks", "speaker_verification",
+                                                                     "eer_same_gender"),
+                "mi_auc": math.nan if old else _get(r, "membership", "auc"),
                 "best_epoch": _get(r, "best_epoch"),
                 "max_epochs": _get(r, "max_epochs"),
+                "degenerate": bool(r.get("degenerate", False)),
+                "n_degenerate_trials": int(r.get("n_degenerate_trials", 0)),
+                "n_trials": len(r.get("trials", ())),
+                "emotion_per_speaker": (r.get("test") or {}).get("per_speaker"),
+                "gender_per_speaker": ((r.get("attacks") or {}).get("gender") or {}).get("per_speaker"),
+                **reasons,
             }
         )
     if not rows:
@@ -89,10 +115,10 @@ def paired_test(baseline: Sequence[float], treated: Sequence[float]) -> tuple[fl
     return float(stats.ttest_rel(b, a).pvalue), sign
 
 
-def _cell(values: pd.Series, baseline: pd.Series | None = None) -> str:
+def _cell(values: pd.Series, baseline: pd.Series | None = None, missing: str = "–") -> str:
     v = values.dropna().to_numpy(float)
     if len(v) == 0:
-        return "–"
+        return missing
     text = f"{v.mean():.3f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.3f}"
     if baseline is not None:
         p, sign = paired_test(baseline.to_numpy(float), values.to_numpy(float))
@@ -134,11 +160,11 @@ def table1(frame: pd.DataFrame, adversary: str, privacy: Sequence[str] | str, *,
         row: dict[str, object] = {"modality": modality, "corpus": corpus}
         sel = frame[(frame.modality == modality) & (frame.corpus == corpus)]
         for task in TASKS:
-            base = sel[(sel.task == task) & (sel.adversary == "none")].set_index(["fold", "repeat"]).sort_index()
-            adv = sel[(sel.task == task) & (sel.adversary == adversary) & (sel.placement == placement)]
-            adv = adv.set_index(["fold", "repeat"]).sort_index()
-            common = base.index.intersection(adv.index)
-            b, a = base.loc[common], adv.loc[common]
+            base_rows = sel[(sel.task == task) & (sel.adversary == "none")]
+            adv_rows = sel[(sel.task == task) & (sel.adversary == adversary) & (sel.placement == placement)]
+            base, adv = _per_fold(base_rows), _per_fold(adv_rows)
+            b, a = paired_folds(base_rows, adv_rows)
+            common = a.index
             label = task.capitalize()
             if reference is not None:
                 ref = reference[(reference.corpus == corpus) & (reference.modality == modality) & (reference.task == task)]
@@ -146,14 +172,45 @@ def table1(frame: pd.DataFrame, adversary: str, privacy: Sequence[str] | str, *,
                                                      if len(ref) else "–")
             row[f"{label} Emo (baseline)"] = _cell(base["emotion_uar"]) if len(base) else "–"
             row[f"{label} Emo ({adversary} adv.)"] = _cell(a["emotion_uar"], b["emotion_uar"]) if len(a) else "–"
+            rows_of_task = sel[sel.task == task]
             for column in [*privacy, *extra]:
                 name = COLUMN_NAMES.get(column, column)
-                row[f"{label} {name} (baseline)"] = _cell(base[column]) if len(base) else "–"
-                row[f"{label} {name} ({adversary} adv.)"] = _cell(a[column], b[column]) if len(a) else "–"
-            row[f"{label} λ per fold ({adversary} adv.)"] = _lambdas(adv["grl_lambda"]) if len(adv) else "–"
+                # n/a: a figure the folds could not support honestly (its reason is in the records); –: not measured
+                reason = f"{column}_reason"
+                missing = "n/a" if reason in rows_of_task and rows_of_task[reason].notna().any() else "–"
+                row[f"{label} {name} (baseline)"] = _cell(base[column], missing=missing) if len(base) else "–"
+                row[f"{label} {name} ({adversary} adv.)"] = (_cell(a[column], b[column], missing=missing) if len(a)
+                                                             else "–")
+            row[f"{label} λ per fold ({adversary} adv.)"] = (_lambdas(adv_rows.sort_values(["fold", "repeat"])
+                                                                      ["grl_lambda"]) if len(adv) else "–")
             row[f"{label} n"] = int(len(common))
         out_rows.append(row)
     return pd.DataFrame(out_rows)
+
+
+def _per_fold(rows: pd.DataFrame) -> pd.DataFrame:
+    """Numeric figures averaged over each fold's repeats, indexed by fold: a fold's test speakers count once in every
+    mean, spread and test over folds."""
+    numeric = [c for c in rows.select_dtypes("number").columns if c not in ("fold", "repeat")]
+    return rows.groupby("fold")[numeric].mean().sort_index() if len(rows) else rows.set_index("fold")
+
+
+def paired_folds(base_rows: pd.DataFrame, adv_rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Baseline and adversary figures per fold over the (fold, repeat) pairs both ran, each fold's repeats averaged:
+    the paired comparison never sets one repeat's adversary against another repeat's baseline."""
+    key = lambda rows: list(zip(rows.fold, rows.repeat))  # noqa: E731
+    both = set(key(base_rows)) & set(key(adv_rows))
+    keep = lambda rows: rows.loc[np.array([k in both for k in key(rows)], dtype=bool)]  # noqa: E731
+    return _per_fold(keep(base_rows)), _per_fold(keep(adv_rows))
+
+
+def degenerate_note(frame: pd.DataFrame) -> str:
+    """How many trials learnt nothing (validation emotion UAR below chance + margin) and how many selected networks
+    are such trials (only when no trial of their (condition, fold) learnt something)."""
+    n_trials, n_bad = int(frame["n_trials"].sum()), int(frame["n_degenerate_trials"].sum())
+    kept = int(frame["degenerate"].sum())
+    return (f" Degenerate trials (validation emotion UAR below chance + 0.05; never selected while another trial of "
+            f"their (condition, fold) learnt something): {n_bad} of {n_trials}; selected networks among them: {kept}.")
 
 
 COLUMN_NAMES = {
@@ -166,20 +223,25 @@ COLUMN_NAMES = {
 TABLE_NOTES = {
     "table1a": (
         "Table 1a: gender adversary. Emo = emotion UAR on the test speakers (higher is better); linear ref. = a logistic "
-        "regression on utterance statistics / bag of words on the same folds (a network below it is undertrained). "
-        "Priv gender UAR = UAR of the validation-selected fresh gender attacker, refitted on training + validation "
-        "speakers, on the frozen representation (chance 0.5; lower is more private). λ per fold = the GRL strength "
-        "selected on validation in each (fold, repeat). Mean ± std over n (fold, repeat) pairs; baseline and adversary "
-        "of a pair share initial weights and batch order. {up}/{down}: significantly higher/lower than the baseline "
-        "(paired t-test over the n pairs, p < {alpha})."
+        "regression on utterance statistics / bag of words on the same folds and training rows (a network below it is "
+        "undertrained). Priv gender UAR = UAR on the test speakers of the validation-selected fresh gender attacker "
+        "(lowest validation log-loss), refitted on training + validation speakers, on the frozen representation "
+        "(chance 0.5; lower is more private). λ per fold = the GRL strength selected on validation in each (fold, "
+        "repeat). Mean ± std over n folds (a fold's repeats averaged first); baseline and adversary of a fold share "
+        "initial weights and batch order. {up}/{down}: significantly higher/lower than the baseline (paired t-test "
+        "over the n folds, p < {alpha}); no mark is not \"no difference\": claims.md tests equivalence. Each record "
+        "holds speaker-level 95 % intervals (cluster bootstrap over test speakers)."
     ),
     "table1b": (
         "Table 1b: speaker-identity adversary. Speaker EER = equal error rate of a fresh speaker verifier learnt on the "
-        "training speakers' frozen representations, on all same/different-speaker pairs of the validation and test "
-        "speakers (0.5 = nothing links; higher is more private); same-gender = only different-speaker pairs of one "
-        "gender. MI AUC = ROC AUC of the strongest membership-inference attack, members = training utterances, "
-        "non-members = held-out utterances of the same speakers (0.5 = nothing leaks). Mean ± std over n (fold, "
-        "repeat) pairs. {up}/{down}: significantly higher/lower than the baseline (paired t-test, p < {alpha})."
+        "training speakers' frozen representations, on all same/different-speaker pairs of the test speakers only "
+        "(0.5 = nothing links; higher is more private); same-gender = only different-speaker pairs of one gender; n/a "
+        "= no fold could support it (e.g. one test speaker per gender: every different-speaker pair is a gender "
+        "pair). MI AUC = ROC AUC of the membership-inference attack chosen inside each fitting half (never on the "
+        "pairs it is scored on), members = training utterances, non-members = held-out utterances of the same "
+        "speakers (0.5 = nothing leaks). Mean ± std over n folds (repeats averaged first). {up}/{down}: "
+        "significantly higher/lower than the baseline (paired t-test over folds, p < {alpha}); no mark is not \"no "
+        "difference\": claims.md tests equivalence."
     ),
 }
 
@@ -209,7 +271,8 @@ def write_tables(records: Sequence[dict], out_dir: str | Path,
         table = table1(frame, adversary, privacy, extra=extra, reference=reference)
         atomic_write_text(out_dir / f"{name}.csv", table.to_csv(index=False))
         atomic_write_text(out_dir / f"{name}.md", to_markdown(table, removal_note(records, adversary)
-                                                              + TABLE_NOTES[name].format(**fmt)))
+                                                              + TABLE_NOTES[name].format(**fmt)
+                                                              + degenerate_note(frame)))
         written[name] = table
     placement = placement_table(frame)
     if placement is not None:
@@ -278,13 +341,14 @@ def lambda_tradeoff_frame(records: Sequence[dict]) -> pd.DataFrame:
 
 
 def _best_trial_per_lambda(record: dict) -> list[dict]:
-    """Per lambda, the trial with the best validation objective (on a grid with several architectures the trade-off is
-    that of the network validation would pick at that lambda); the baseline's selected trial as lambda 0."""
+    """Per lambda, the non-degenerate trial with the best validation objective (on a grid with several architectures
+    the trade-off is that of the network validation would pick at that lambda); the baseline's trial as lambda 0. A
+    lambda whose every trial is degenerate is left out for that fold (``n_folds`` counts the folds drawn)."""
     best: dict = {}
     for trial in record.get("trials", ()):
         lam = trial.get("grl_lambda")
-        if record.get("adversary") is not None and lam is None:
-            continue
+        if (record.get("adversary") is not None and lam is None) or trial.get("degenerate", False):
+            continue  # each lambda is drawn from a network that learnt something
         score = trial.get("val_objective")
         score = -math.inf if score is None else score
         if lam not in best or score > best[lam][0]:

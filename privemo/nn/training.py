@@ -27,6 +27,9 @@ from privemo.nn.models import attribute_of, output_names
 LEARNING_RATE = 1e-3  # assumption: see README assumptions table (Adam; the paper does not state optimiser or rate)
 PATIENCE = 5  # assumption: see README assumptions table (early-stopping patience in epochs on val_objective)
 MAX_EPOCHS = 30  # assumption: see README assumptions table (epoch cap per grid configuration)
+# assumption (README assumptions table, "Selection never keeps an untrained network"): early stopping and the trial's
+# best epoch ignore epoch indices below this (after one or two epochs a network may still sit at its initialisation)
+MIN_KEPT_EPOCH = 2
 OBJECTIVE_WEIGHT = 1.0  # assumption: see README assumptions table (weight of the attribute UAR's excess over chance)
 VAL_BATCH_SIZE = 64  # validation prediction batch size (no effect on results, only speed/memory)
 
@@ -309,12 +312,26 @@ def align_dataset(dataset: tf.data.Dataset, model: keras.Model) -> tf.data.Datas
     return dataset.map(fix, num_parallel_calls=tf.data.AUTOTUNE)
 
 
+def first_kept_epoch(epochs: int) -> int:
+    """The first epoch index early stopping may keep: ``MIN_KEPT_EPOCH``, or the last epoch of a shorter run."""
+    return max(0, min(MIN_KEPT_EPOCH, int(epochs) - 1))
+
+
+def early_stopping(patience: int, epochs: int, monitor: str = "val_objective") -> keras.callbacks.EarlyStopping:
+    """Keras' EarlyStopping on ``monitor`` (mode max, best weights restored) that never keeps an epoch before
+    ``first_kept_epoch(epochs)``: patience counts from there."""
+    return keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=int(patience),
+                                         restore_best_weights=True, start_from_epoch=first_kept_epoch(epochs))
+
+
 def best_epoch(history: Mapping[str, Sequence[float]], monitor: str = "val_objective") -> dict[str, float]:
-    """The logs of the best epoch (first maximum of ``monitor``, as EarlyStopping keeps it), with its index as "epoch"."""
+    """The logs of the best epoch (first maximum of ``monitor`` from ``first_kept_epoch`` on, as ``early_stopping``
+    keeps it), with its index as "epoch"."""
     values = history.get(monitor)
     if not values:
         raise ValueError(f"The history has no '{monitor}' values. Received keys: {sorted(history)}")
-    i = int(np.argmax(values))
+    start = first_kept_epoch(len(values))
+    i = start + int(np.argmax(values[start:]))
     out = {k: float(v[i]) for k, v in history.items() if len(v) > i}
     out["epoch"] = i
     return out
@@ -353,9 +370,7 @@ def fit(
     if restart is not None:  # every training run starts from epoch 0 of the pipeline's shuffle (see make_dataset)
         restart()
     validation = ValidationUAR(val_data, val_targets, objective=objective, probe=probe)
-    stopper = keras.callbacks.EarlyStopping(
-        monitor="val_objective", mode="max", patience=int(patience), restore_best_weights=True
-    )
+    stopper = early_stopping(patience, epochs)
     history = model.fit(
         align_dataset(train_ds, model),
         epochs=int(epochs),

@@ -29,8 +29,9 @@ Attribute attack protocol (gender, or speaker identity)
 - Refit: the selected attacker is retrained with its chosen hyper-parameters on training + validation speakers (the
   MLP for its best epoch count, the epoch index + 1, without early stopping; sklearn attackers with their chosen
   setting) and then scored (UAR) on the test speakers: that test UAR is the reported leakage, with a seeded
-  percentile bootstrap 95 % interval over the test utterances (1000 resamples; the attacker is not retrained, so it
-  covers test-set sampling only). The training-only fit's test UAR is kept too. The other attackers are scored as
+  percentile bootstrap 95 % interval (1000 resamples; the attacker is not retrained, so it covers test-set sampling
+  only): over whole test speakers, stratified by the attribute, when the test rows' speakers are given (the
+  experiment does), else over test utterances. The training-only fit's test UAR is kept too. The other attackers are scored as
   trained on the training speakers; the highest test UAR over all attackers is reported, labelled an optimistic
   upper bound (it selects on the test set). Chance UAR is 1 / n_classes (0.5 for gender).
 - Without validation data (``h_val`` None or empty) attackers are tuned and selected on the training data (optimistic)
@@ -109,6 +110,10 @@ class AttackReport:
     test_uar_ci: list[float] | None = None
     test_uar_ci_level: float = 0.95
     n_bootstrap: int = 0
+    ci_method: str = "bootstrap over test utterances"
+    test_uar_ci_utterance: list[float] | None = None
+    n_test_speakers: int | None = None
+    per_speaker: dict | None = None
     fitted: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -241,7 +246,8 @@ def _fit_attackers(data: _AttackData, attackers: tuple[str, ...], seed: int, mlp
 
 
 def _run_attackers(data: _AttackData, *, seed: int, attackers: Any, mlp_options: dict[str, Any], protocol: str,
-                   refit: bool = True, n_bootstrap: int = BOOTSTRAP_RESAMPLES) -> AttackReport:
+                   refit: bool = True, n_bootstrap: int = BOOTSTRAP_RESAMPLES, speakers_test=None,
+                   strata_test=None) -> AttackReport:
     """Train, select (lowest validation log-loss), refit and score the attackers (protocol in the module docstring)."""
     results, fitted = _fit_attackers(data, attackers, seed, mlp_options)
     # lowest validation log-loss; ties to the earlier name in `attackers`
@@ -254,12 +260,19 @@ def _run_attackers(data: _AttackData, *, seed: int, attackers: Any, mlp_options:
         n_refit = len(h_all)
         results[strongest].update(test_uar=chosen.score(data.h_test, data.y_test), test_uar_before_refit=before,
                                   refit=True, refit_config=dict(chosen.config_))
-    ci = None
+    ci = utterance_ci = per_speaker = n_speakers = None
+    method = "bootstrap over test utterances"
     if n_bootstrap:
-        predicted = fitted[strongest].predict(data.h_test)
-        ci = list(bootstrap_uar_ci(encode_labels("y_test", data.y_test, data.encoder),
-                                   encode_labels("y_pred", predicted, data.encoder),
-                                   n_resamples=n_bootstrap, seed=seed))
+        y_code = encode_labels("y_test", data.y_test, data.encoder)
+        p_code = encode_labels("y_pred", fitted[strongest].predict(data.h_test), data.encoder)
+        ci = utterance_ci = list(bootstrap_uar_ci(y_code, p_code, n_resamples=n_bootstrap, seed=seed))
+        if speakers_test is not None:  # the speaker is the unit that generalises: resample whole test speakers
+            from privemo.metrics import speaker_uar_interval
+
+            strata = y_code if strata_test is None else np.asarray(strata_test)
+            spk = speaker_uar_interval(y_code, p_code, np.asarray(speakers_test), strata,
+                                       n_classes=len(data.encoder.classes_), n_resamples=n_bootstrap, seed=seed)
+            ci, method, per_speaker, n_speakers = spk["ci"], spk["method"], spk["per_speaker"], spk["n_speakers"]
     upper = max(attackers, key=lambda a: results[a]["test_uar"])
     n_classes = len(data.encoder.classes_)
     return AttackReport(
@@ -271,7 +284,8 @@ def _run_attackers(data: _AttackData, *, seed: int, attackers: Any, mlp_options:
         selection="validation log-loss" if data.has_val else "training log-loss (no validation data)",
         strongest_val_log_loss=results[strongest]["val_log_loss"], strongest_test_uar_before_refit=before,
         refit_on=("train+validation" if data.has_val else "train (no validation data)") if refit else "not refit",
-        n_refit=n_refit, test_uar_ci=ci, test_uar_ci_level=0.95, n_bootstrap=int(n_bootstrap), fitted=fitted,
+        n_refit=n_refit, test_uar_ci=ci, test_uar_ci_level=0.95, n_bootstrap=int(n_bootstrap), ci_method=method,
+        test_uar_ci_utterance=utterance_ci, n_test_speakers=n_speakers, per_speaker=per_speaker, fitted=fitted,
     )
 
 
@@ -292,6 +306,8 @@ def attack_representation(
     batch_size: int = ATTACKER_BATCH_SIZE,
     refit: bool = True,
     n_bootstrap: int = BOOTSTRAP_RESAMPLES,
+    speakers_test: np.ndarray | None = None,
+    strata_test: np.ndarray | None = None,
 ) -> AttackReport:
     """Attack an attribute (e.g. gender) in frozen representations with several fresh attackers.
 
@@ -302,14 +318,19 @@ def attack_representation(
     = the paper's grid-searched MLP, "logreg", "svm", "hgb"). ``h_val`` / ``y_val`` may be None or empty: attackers are
     then tuned and selected on the training data and the refit retrains on the same data (it changes nothing).
     Validation and test labels must all occur in the training labels. ``grid``, ``epochs``, ``patience``,
-    ``learning_rate`` and ``batch_size`` configure the MLP. See `AttackReport` for the fields.
+    ``learning_rate`` and ``batch_size`` configure the MLP. See `AttackReport` for the fields. With ``speakers_test``
+    (the speaker of every test row) the interval resamples whole test speakers instead (within ``strata_test``, by
+    default the attribute itself, e.g. gender), the utterance-level one is kept in ``test_uar_ci_utterance``.
     """
     attackers = _check_attackers(attackers)
     n_bootstrap = check_int("n_bootstrap", n_bootstrap, 0, expected="a non-negative integer (0 = no interval)")
     data = _check_attack_data(h_train, y_train, h_val, y_val, h_test, y_test)
+    for name, value in (("speakers_test", speakers_test), ("strata_test", strata_test)):
+        if value is not None and len(value) != len(data.h_test):
+            raise invalid(name, f"one label per test row ({len(data.h_test)})", received=f"{len(value)} labels")
     mlp_options = dict(grid=grid, epochs=epochs, patience=patience, learning_rate=learning_rate, batch_size=batch_size)
     return _run_attackers(data, seed=seed, attackers=attackers, mlp_options=mlp_options, protocol="train/val/test",
-                          refit=refit, n_bootstrap=n_bootstrap)
+                          refit=refit, n_bootstrap=n_bootstrap, speakers_test=speakers_test, strata_test=strata_test)
 
 
 def split_by_speaker(

@@ -37,7 +37,7 @@ from sklearn.preprocessing import StandardScaler
 from privemo._validation import check_int, check_matrix, invalid
 from privemo.privacy.inputs import check_labels
 
-__all__ = ["speaker_verification_attack", "equal_error_rate", "MAX_TRIALS"]
+__all__ = ["speaker_verification_attack", "equal_error_rate", "verification_support", "MAX_TRIALS"]
 
 MAX_TRIALS = 200_000  # assumption: at most this many target and this many non-target trials (seeded sample beyond)
 _ENUMERATE_LIMIT = 2_000_000  # list all pairs of the evaluation set when there are at most this many (~n = 2,000)
@@ -137,6 +137,50 @@ def _trials(speakers: np.ndarray, rng: np.random.Generator, max_trials: int):
     return targets, nontargets, n_target, n_nontarget
 
 
+def _speaker_interval(scores: np.ndarray, is_target: np.ndarray, spk_a: np.ndarray, spk_b: np.ndarray,
+                      stratum: np.ndarray, n_resamples: int, seed: int, level: float = 0.95,
+                      n_bins: int = 2000) -> list[float] | None:
+    """Percentile interval of the EER under resamples of whole evaluation speakers (within ``stratum``, e.g. gender):
+    a drawn speaker's target trials count once per draw, a non-target trial between speakers a and b counts
+    m_a * m_b times (m = how often each was drawn); pairs between two draws of one speaker are not trials. The trials
+    are the attack's own; each resample only reweights them. Scores are binned at ``n_bins`` quantiles (an EER
+    resolution of 1 / n_bins of the trials) so that a resample costs one matrix product."""
+    from privemo.metrics import speaker_resamples
+
+    n_spk = stratum.size
+    if n_spk < 2:
+        return None
+    edges = np.unique(np.quantile(scores, np.linspace(0.0, 1.0, n_bins + 1)[1:-1]))
+    bins = edges.size + 1
+    score_bin = bins - 1 - np.searchsorted(edges, scores, side="right")  # bin 0 = highest scores
+    lo, hi = np.minimum(spk_a, spk_b), np.maximum(spk_a, spk_b)
+    hist_t = np.zeros((n_spk, bins))
+    np.add.at(hist_t, (lo[is_target], score_bin[is_target]), 1.0)
+    pair = lo * n_spk + hi
+    hist_n = np.zeros((n_spk * n_spk, bins))
+    np.add.at(hist_n, (pair[~is_target], score_bin[~is_target]), 1.0)
+    used = np.flatnonzero(hist_n.any(axis=1))
+    hist_n, pa, pb = hist_n[used], used // n_spk, used % n_spk
+    idx = speaker_resamples(stratum, n_resamples, seed)
+    m = np.zeros((n_resamples, n_spk))
+    np.add.at(m, (np.repeat(np.arange(n_resamples), n_spk), idx.ravel()), 1.0)
+    accepted_t = np.cumsum(m @ hist_t, axis=1)
+    accepted_n = np.cumsum((m[:, pa] * m[:, pb]) @ hist_n, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fnr = np.concatenate([np.ones((n_resamples, 1)), 1.0 - accepted_t / accepted_t[:, -1:]], axis=1)
+        fpr = np.concatenate([np.zeros((n_resamples, 1)), accepted_n / accepted_n[:, -1:]], axis=1)
+        diff = fnr - fpr
+        i = np.argmax(diff <= 0, axis=1)
+        rows, prev = np.arange(n_resamples), np.maximum(i - 1, 0)
+        d0, d1 = diff[rows, prev], diff[rows, i]
+        frac = np.where(d0 - d1 > 0, d0 / (d0 - d1), 0.0)
+        stats = fpr[rows, prev] + frac * (fpr[rows, i] - fpr[rows, prev])
+    stats[~np.isfinite(accepted_n[:, -1]) | (accepted_n[:, -1] == 0)] = np.nan
+    if np.isnan(stats).all():
+        return None
+    return [float(q) for q in np.nanquantile(stats, [(1 - level) / 2, (1 + level) / 2])]
+
+
 def _check_inputs(h_train, speakers_train, h_eval, speakers_eval, genders_eval, max_trials):
     """The verification attack's inputs checked (protocol in the module docstring)."""
     h_train = check_matrix("h_train", h_train).astype(np.float64)
@@ -193,6 +237,7 @@ def speaker_verification_attack(
     seed: int = 0,
     *,
     max_trials: int = MAX_TRIALS,
+    n_bootstrap: int = 0,
 ) -> dict[str, Any]:
     """Equal error rate of a semi-informed speaker-verification attacker on representations (protocol above).
 
@@ -207,6 +252,8 @@ def speaker_verification_attack(
             ``eer_same_gender``.
         seed: seeds the sample of trials when there are more than ``max_trials`` of a kind.
         max_trials: at most this many target and this many non-target trials.
+        n_bootstrap: resamples of whole evaluation speakers (within gender when ``genders_eval`` is given) for the
+            95 % intervals ``eer_ci`` / ``eer_same_gender_ci`` (0 = none).
 
     Returns a JSON-ready dict: ``eer`` (0.5 = no linkage, 0 = perfect), ``eer_same_gender`` (None without
     ``genders_eval`` or without same-gender non-target trials), ``n_target`` / ``n_nontarget`` (trials scored),
@@ -235,9 +282,44 @@ def speaker_verification_attack(
         "n_speakers": int(n_eval_speakers), "n_train_speakers": int(train_names.size), "n_components": n_components,
         "chance": 0.5, "seed": int(seed), "method": _method(n_components, max_trials),
     }
+    same = None
     if genders is not None:
         same = genders[ni] == genders[nj]
         result["n_nontarget_same_gender"] = int(same.sum())
         if same.any():
             result["eer_same_gender"] = eer_of(nontarget_scores[same])
+    if n_bootstrap:
+        from privemo.metrics import SPEAKER_CI_METHOD
+
+        names, spk = np.unique(speakers_eval, return_inverse=True)
+        _, first = np.unique(speakers_eval, return_index=True)
+        stratum = genders[first] if genders is not None else np.zeros(names.size, np.int64)
+        scores = np.concatenate([target_scores, nontarget_scores])
+        is_target = np.concatenate([np.ones(target_scores.size, bool), np.zeros(nontarget_scores.size, bool)])
+        a, b = spk[np.concatenate([ti, ni])], spk[np.concatenate([tj, nj])]
+        result["eer_ci"] = _speaker_interval(scores, is_target, a, b, stratum, int(n_bootstrap), seed)
+        if result["eer_same_gender"] is not None:
+            keep = np.concatenate([np.ones(target_scores.size, bool), same])
+            result["eer_same_gender_ci"] = _speaker_interval(scores[keep], is_target[keep], a[keep], b[keep], stratum,
+                                                             int(n_bootstrap), seed)
+        result["ci_method"] = (SPEAKER_CI_METHOD if genders is not None else
+                               SPEAKER_CI_METHOD.replace("within each gender", "in one stratum (genders not given)"))
     return result
+
+
+def verification_support(speakers: np.ndarray, genders: np.ndarray) -> str | None:
+    """None when these evaluation utterances can support an honest speaker-linkability figure, else the reason.
+
+    Needs two speakers with two utterances each; and, where genders are known, two speakers of one gender: with one
+    female and one male speaker every different-speaker pair is also a different-gender pair, so the EER would
+    measure gender, not identity (the 10-speaker demo's folds)."""
+    names, counts = np.unique(speakers, return_counts=True)
+    names = names[counts >= 2]
+    if len(names) < 2:
+        return f"{len(names)} speaker(s) with two or more utterances: no different-speaker trials"
+    if (genders >= 0).all():
+        per_gender = np.unique([genders[speakers == n][0] for n in names], return_counts=True)[1]
+        if per_gender.max() < 2:
+            return (f"{len(names)} speakers, one per gender: every different-speaker pair is a different-gender pair, "
+                    "so the EER would measure gender, not identity (no same-gender trials)")
+    return None

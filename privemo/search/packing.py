@@ -16,8 +16,8 @@ What a separate training does per model, ``fit_packed`` does per member:
 - at every epoch end, the whole validation set (and, with a ``probe``, the probe's training utterances) is predicted
   once by the packed scorer, split by member, and scored for each member still training by
   ``privemo.nn.training.ValidationUAR`` (same objective, same probe on the member's own h);
-- each member has its own ``keras.callbacks.EarlyStopping`` (monitor ``val_objective``, mode max, ``patience``,
-  ``restore_best_weights``) set on the member's network, its own history (its losses, read from the packed logs, and
+- each member has its own ``keras.callbacks.EarlyStopping`` (``privemo.nn.training.early_stopping``: monitor
+  ``val_objective``, mode max, ``patience``, ``restore_best_weights``, no epoch before ``MIN_KEPT_EPOCH``) set on the member's network, its own history (its losses, read from the packed logs, and
   its validation scores) and its own callbacks, called at epoch granularity;
 - a stopped member is no longer scored and its history ends; it still trains with the others (its gradients are
   part of the traced step: skipping it would need a new trace, and a ``tf.cond`` around a member halved the speed of
@@ -68,6 +68,7 @@ from privemo.nn.training import (
     ValidationUAR,
     align_dataset,
     compile_model,
+    early_stopping,
     predict_sequences,
 )
 from privemo.search.tuning import OBJECTIVE
@@ -227,8 +228,7 @@ class _PackedEpochs(keras.callbacks.Callback):
         self._current: list[dict] = [{} for _ in range(k)]
         self.validators = [ValidationUAR(partial(self._predictions, i), val_targets, objective=objective)
                            for i in range(k)]
-        self.stoppers = [keras.callbacks.EarlyStopping(monitor=OBJECTIVE, mode="max", patience=int(patience),
-                                                       restore_best_weights=True) for _ in range(k)]
+        self.stoppers = [early_stopping(patience, epochs, OBJECTIVE) for _ in range(k)]
         self.member_callbacks = [
             keras.callbacks.CallbackList(list(cbs), add_history=False, add_progbar=False, model=member,
                                          epochs=int(epochs), verbose=verbose)

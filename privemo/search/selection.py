@@ -8,6 +8,9 @@ epoch a fresh, simple classifier is fitted on the training speakers' h and score
 
 - gender: a logistic regression (standardised h, C = 1, balanced classes) fitted on the training utterances' h,
   scored as UAR on the validation utterances (chance 0.5);
+- "emotion": validation emotion UAR alone (no privacy term). The fallback for the speaker adversary where the
+  validation speakers cannot support the linkability probe (``speaker_probe_support``: one speaker per gender, as in
+  the 10-speaker demo, where linking speakers is telling genders apart); selectable as ``--selection emotion``.
 - speaker identity: validation speakers are unseen, so identity is measured as linkability: a speaker verifier learnt
   on the training speakers' h (``privemo.speaker_verification_attack``) scores all same / different-speaker pairs among
   the validation utterances; the probe reports ``1 - EER`` (0.5 = nothing links, 1 = perfectly linked), on the same
@@ -24,7 +27,11 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-SELECTION_RULES: tuple[str, ...] = ("probe", "head")
+SELECTION_RULES: tuple[str, ...] = ("probe", "head", "emotion")
+# assumption (README assumptions table, "Selection never keeps an untrained network"): a trial whose kept network's
+# validation emotion UAR is below chance + DEGENERATE_MARGIN learnt nothing; it is selected only when no trial of its
+# (condition, fold) learnt something
+DEGENERATE_MARGIN = 0.05
 MAX_PROBE_TRAIN = 512  # assumption (README assumptions table): training rows the per-epoch probe is fitted on
 PROBE_C = 1.0  # assumption (README assumptions table): the gender probe's inverse regularisation strength
 
@@ -109,3 +116,28 @@ def probe_rows(labels: np.ndarray, rows: np.ndarray, seed: int, limit: int = MAX
     except ValueError:  # a class with a single row cannot be stratified
         keep, _ = train_test_split(rows, train_size=limit, random_state=seed)
     return np.sort(keep)
+
+
+def is_degenerate(val_emotion_uar: float | None, chance: float, margin: float = DEGENERATE_MARGIN) -> bool:
+    """True when a trial's kept network is at (or near) chance on the validation speakers' emotion."""
+    return val_emotion_uar is None or not np.isfinite(val_emotion_uar) or val_emotion_uar < chance + margin
+
+
+def select_trial(ranked: Sequence, val_emotion_uar: Sequence[float | None], chance: float):
+    """The selected trial of one (condition, fold): the best-ranked (``ranked``: trials best first, as keras-tuner's
+    oracle orders them) that is not degenerate (``is_degenerate``), else the best-ranked one.
+
+    Returns (trial, degenerate: bool, n_degenerate: int)."""
+    flags = [is_degenerate(v, chance) for v in val_emotion_uar]
+    eligible = [t for t, bad in zip(ranked, flags) if not bad]
+    chosen = eligible[0] if eligible else ranked[0]
+    return chosen, not eligible, int(sum(flags))
+
+
+def speaker_probe_support(val_speakers: np.ndarray, val_genders: np.ndarray) -> str | None:
+    """None when the validation speakers can support the speaker-linkability probe, else why not: with one speaker
+    per gender (the 10-speaker demo), "linking speakers" is telling genders apart. Such a fold selects the speaker
+    adversary on validation emotion alone (``selection`` "emotion", the documented fallback)."""
+    from privemo.privacy.verification import verification_support
+
+    return verification_support(np.asarray(val_speakers), np.asarray(val_genders))

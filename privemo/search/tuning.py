@@ -288,8 +288,8 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
                              "privemo.search.selection.PrivacyProbe) in fit / tuner.search.")
         epochs = self.epochs if epochs is None else epochs
         patience = self.patience if patience is None else patience
-        return use_probe, epochs, patience, partial(objective, weight=self.objective_weight,
-                                                    two_sided=self.selection == "head")
+        weight = 0.0 if self.selection == "emotion" else self.objective_weight  # "emotion": the documented fallback
+        return use_probe, epochs, patience, partial(objective, weight=weight, two_sided=self.selection == "head")
 
     def fit_with_history(
         self, hp, model, train_ds, val_data, val_targets=None, *, callbacks=(), verbose=0, epochs=None, patience=None,
