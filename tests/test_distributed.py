@@ -137,7 +137,10 @@ def test_chief_hands_each_trial_to_exactly_one_of_two_concurrent_workers(tmp_pat
 
 
 def test_command_line_errors(tmp_path, capsys, monkeypatch):
+    """Each mistake is one stderr line, found before the corpus is read: nothing is synthesised into the (empty) data
+    folder, so no progress bar comes first, warm cache or cold."""
     monkeypatch.delenv(D.ENV_TUNER_ID, raising=False)
+    monkeypatch.setenv("PRIVEMO_DATA", str(tmp_path / "data"))
     base = ["--out", str(tmp_path / "out"), "--modality", "acoustic", "--task", "activation", "--adversary", "none",
             "--only-fold", "0", "--quiet"]
     assert main(base) == 2
@@ -146,6 +149,10 @@ def test_command_line_errors(tmp_path, capsys, monkeypatch):
     assert "'chief'" in capsys.readouterr().err
     assert main(base + ["--role", "chief", "--port", "70000"]) == 2
     assert "--port must be between" in capsys.readouterr().err
+    # five folds = five projects, one port each: 65534..65538 do not exist
+    assert main([word for word in base if word not in ("--only-fold", "0")] + ["--role", "chief", "--port", "65534"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "ports 65534..65538 are needed" in err[0], err
     # a worker whose flags differ from the running chief's plan stops with one line
     plan = D.plan_path(type("C", (), {"work_dir": None, "out_dir": str(tmp_path / "out")})())
     plan.parent.mkdir(parents=True)
@@ -153,6 +160,7 @@ def test_command_line_errors(tmp_path, capsys, monkeypatch):
     assert main(base + ["--role", "worker", "--plan-wait", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "differ from the chief's" in err[0] and "seed: chief 99, worker 0" in err[0]
+    assert not (tmp_path / "data").exists()
 
 
 DRIVER = """

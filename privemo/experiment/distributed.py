@@ -19,8 +19,9 @@ per (condition, outer fold): ``<out>/work/tuning/<condition.key>/fold<k>/``. pri
 
 Every process takes the reproduce command's flags (the same flags on every machine: the chief writes
 ``<out>/work/distributed/plan.json`` with the job list and the settings that matter, and a worker whose flags differ
-stops with an error). ``--removal`` is among them; with ``--tensorboard DIR`` each worker writes the logs of the trials
-it trains under its own DIR. Example, one machine with 2 cores::
+stops with an error before it reads the corpus). ``--removal`` is among them; with ``--tensorboard DIR`` each worker
+writes the logs of the trials it trains under its own DIR. Ctrl-C or SIGTERM stops a process with one line that names
+the command to continue (``privemo.cli._interrupt``). Example, one machine with 2 cores::
 
     python -m privemo.distributed --role chief --port 50051 --corpus demo &
     python -m privemo.distributed --role worker --worker-id 0 --port 50051 --corpus demo --threads 1 &
@@ -122,13 +123,25 @@ class Job(NamedTuple):
         return f"{self.condition.key}/fold{self.fold}"
 
 
+def job_list(config, fold_ids: Sequence[int] | None = None) -> list[Job]:
+    """The run's full job list: conditions x folds in experiment.run_cross_validation's (condition-major) order.
+
+    ``fold_ids`` default to the folds the flags ask for (``--only-fold``, else all ``--folds``), known before the corpus
+    is read: a worker compares them with the chief's plan first, so one with other flags stops without loading
+    anything. ``load_run`` passes the ones ``plan_run`` checked against the corpus.
+    """
+    if fold_ids is None:
+        fold_ids = range(config.n_folds) if config.folds is None else config.folds
+    pairs = [(k, c) for c in config.conditions() for k in fold_ids]
+    return [Job(i, c, k) for i, (k, c) in enumerate(pairs)]
+
+
 def load_run(config) -> tuple[Any, list, list[Job]]:
-    """The corpus table, its folds and the run's full job list (conditions x folds, the reproduce command's order)."""
+    """The corpus table, its folds and the run's full job list (``job_list``), after ``plan_run``'s checks."""
     from privemo.experiment.plan import plan_run
 
-    table, folds, fold_ids, conditions = plan_run(config)
-    pairs = [(k, c) for c in conditions for k in fold_ids]  # experiment.run_cross_validation's (condition-major) order
-    return table, folds, [Job(i, c, k) for i, (k, c) in enumerate(pairs)]
+    table, folds, fold_ids, _ = plan_run(config)
+    return table, folds, job_list(config, fold_ids)
 
 
 def project_location(config, job: Job) -> tuple[Path, str]:
@@ -215,10 +228,11 @@ def run_chief(config, *, host: str = DEFAULT_HOST, port: int = BASE_PORT, search
     """
     log = log or (lambda message: print(message, file=sys.stderr, flush=True) if config.verbose else None)
     t0 = time.perf_counter()
-    _, _, jobs = load_run(config)
-    if port + len(jobs) - 1 > 65535:
+    jobs = job_list(config)
+    if port + len(jobs) - 1 > 65535:  # checked before the corpus is read (and synthesised, with a progress bar)
         raise UserError(f"--port {port}: the run has {len(jobs)} projects, so ports {port}..{port + len(jobs) - 1} "
                           "are needed; choose a lower --port")
+    _, _, jobs = load_run(config)
     if config.resume:
         served = [job for job in jobs if not result_path(config, job.condition, job.fold).is_file()]
     else:
@@ -386,15 +400,17 @@ def run_worker(config, *, worker_id=0, host: str = DEFAULT_HOST, threads: int | 
     log = log or (lambda message: print(message, file=sys.stderr, flush=True) if config.verbose else None)
     tuner_id = tuner_id_for(worker_id)
     t0 = time.perf_counter()
+    # The chief's plan first: a worker whose flags differ stops with one line, before it reads (or synthesises) the
+    # corpus or starts TensorFlow.
+    expected = fingerprint(config, job_list(config))
+    plan = _wait_for_plan(config, plan_wait_s, log)
+    _check_plan(plan, expected)
     _configure_threads(threads)
     table, folds, jobs = load_run(config)
-    expected = fingerprint(config, jobs)
     by_name = {job.name: job for job in jobs}
     data = None
     lexical: dict[int, list] = {}
     ran: dict[str, dict[str, list[float]]] = {}
-    plan = _wait_for_plan(config, plan_wait_s, log)
-    _check_plan(plan, expected)
     position = 0
     while position < len(plan["served"]):
         entry = plan["served"][position]
