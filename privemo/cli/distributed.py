@@ -11,6 +11,7 @@ import json
 import os
 import sys
 
+from privemo.cli._interrupt import Interrupt, command_line
 from privemo.experiment.distributed import (
     BASE_PORT,
     DEFAULT_HOST,
@@ -22,7 +23,6 @@ from privemo.experiment.distributed import (
     run_chief,
     run_worker,
 )
-
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,7 +84,13 @@ def main(argv: list[str] | None = None) -> int:
                              plan_wait_s=args.plan_wait)
         return json.dumps(summary, sort_keys=True)
 
-    return run_command("privemo.distributed", body, "rerun the chief with --resume to continue")
+    words = sys.argv[1:] if argv is None else argv
+    if args.role == "worker":  # keras-tuner hands a restarted worker (same --worker-id) its unfinished trial again
+        how = f"start this worker again to continue: {command_line('privemo.distributed', words)}"
+    else:
+        how = f"restart the chief with --resume to continue: {command_line('privemo.distributed', words, '--resume')}"
+    with Interrupt("privemo.distributed", how) as interrupt:  # Ctrl-C / SIGTERM: one line, then 130 / 143
+        return interrupt.exit_status(run_command("privemo.distributed", body, how))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from privemo._validation import UserError
+from privemo.cli._interrupt import Interrupt, command_line
 from privemo.search.grids import GRIDS
 
 ADVERSARY_CHOICES = {"none": None, "gender": "gender", "speaker": "speaker"}
@@ -241,7 +242,11 @@ def main(argv: list[str] | None = None) -> int:
         config = config_from_args(args)
         return describe_plan(config) if args.dry_run else run(config)
 
-    return run_command("privemo.reproduce", body, "rerun with --resume to continue")
+    words = sys.argv[1:] if argv is None else argv
+    how = "nothing was written" if args.dry_run else \
+        f"continue with: {command_line('privemo.reproduce', words, '--resume')}"
+    with Interrupt("privemo.reproduce", how) as interrupt:  # Ctrl-C / SIGTERM: one line, then 130 / 143
+        return interrupt.exit_status(run_command("privemo.reproduce", body, how))
 
 
 if __name__ == "__main__":
