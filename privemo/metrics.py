@@ -37,7 +37,8 @@ def uar(y_true, y_pred) -> float:
 
 SPEAKER_BOOTSTRAP_RESAMPLES = 1000  # resamples of the test speakers behind every speaker-level interval
 SPEAKER_CI_METHOD = ("cluster bootstrap over test speakers (speakers resampled with replacement within each gender, "
-                     "all of a drawn speaker's utterances kept; percentile interval)")
+                     "or over all test speakers where a gender has only one; all of a drawn speaker's utterances kept; "
+                     "percentile interval)")
 
 
 def speaker_counts(y_true, y_pred, speakers, n_classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -61,10 +62,13 @@ def speaker_counts(y_true, y_pred, speakers, n_classes: int) -> tuple[np.ndarray
 
 
 def speaker_resamples(strata, n_resamples: int = SPEAKER_BOOTSTRAP_RESAMPLES, seed: int = 0) -> np.ndarray:
-    """(n_resamples, S) positions of speakers drawn with replacement within each stratum (e.g. gender): every resample
-    keeps each stratum's number of speakers, so a fold with one female and one male test speaker is never resampled
-    into one gender. A stratum of one speaker is kept as it is."""
+    """(n_resamples, S) positions of speakers drawn with replacement within each stratum (e.g. gender), so every
+    resample keeps each stratum's number of speakers. Stratification needs two speakers in every stratum: where a
+    stratum has one (the demo's folds: one female and one male test speaker), stratifying would freeze the resample, so
+    speakers are drawn from all of them instead (a resample may then hold one gender only)."""
     strata = np.asarray(strata)
+    if np.unique(strata, return_counts=True)[1].min(initial=2) < 2:
+        strata = np.zeros(len(strata), np.int64)
     rng = np.random.default_rng(seed)
     idx = np.empty((int(n_resamples), len(strata)), np.int64)
     for value in np.unique(strata):

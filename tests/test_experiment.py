@@ -27,6 +27,7 @@ from privemo.experiment import (
     run_cross_validation,
 )
 from privemo._validation import UserError
+from privemo.experiment.protocol import write_reports
 from privemo.data.folds import speaker_folds
 from privemo.search.grids import QUICK_GRID
 
@@ -284,6 +285,11 @@ def test_run_writes_tables_manifest_and_summary(world):
                                 "ci_low,ci_high,p,n,mdd80,margin,p_equivalence,verdict")
     assert all(",n/a," in line for line in claims[1:])  # one fold: no test over folds
     assert manifest_git_ok(read_json(out / "manifest.json"))
+    # the tables and claims recompute from the records alone, byte for byte
+    written = {name: (out / name).read_bytes() for name in ("table1a.md", "table1a.csv", "claims.csv", "claims.md",
+                                                            "lambda_sweep.csv")}
+    write_reports(out, margin=config.margin, seed=config.seed)
+    assert {name: (out / name).read_bytes() for name in written} == written
     assert csv[1].startswith("acoustic,demo,")
     emo = world.records[0]["test"]["emotion_uar"]
     assert f"{emo:.3f} ± 0.000" in csv[1]

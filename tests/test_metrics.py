@@ -68,6 +68,11 @@ def test_speaker_uar_interval_resamples_whole_speakers_within_gender():
     assert spk["n_speakers"] == 8 and spk["method"].startswith("cluster bootstrap over test speakers")
     idx = speaker_resamples(np.array([0, 1, 0, 1]), 100, seed=0)
     assert set(np.unique(idx[:, [0, 2]])) <= {0, 2} and set(np.unique(idx[:, [1, 3]])) <= {1, 3}
+    # one speaker per gender (the demo's test folds): stratifying would freeze every resample, so it is not done
+    one_each = speaker_resamples(np.array([0, 1]), 200, seed=0)
+    assert {tuple(sorted(r)) for r in one_each} == {(0, 0), (0, 1), (1, 1)}
+    two = speaker_uar_interval(y[150:250], pred[150:250], speakers[150:250], gender[150:250], n_classes=3, seed=1)
+    assert two["ci"][0] < two["ci"][1]
     # a network against itself: the paired difference is exactly 0 in every resample
     assert np.all(paired_speaker_difference(spk["per_speaker"], spk["per_speaker"]) == 0.0)
 

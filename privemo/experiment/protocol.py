@@ -192,6 +192,25 @@ def run(config: ExperimentConfig) -> str:
     return "\n".join(lines)
 
 
+def write_reports(out: str | Path, margin: float = 0.03, seed: int = 0) -> dict[str, pd.DataFrame]:
+    """Tables, claims and the lambda trade-off recomputed from a finished run's ``folds.json`` (and its
+    ``reference.csv``), with this privemo's reporting: what ``run`` writes after the cross-validation. Figures an older
+    record schema did not hold out are n/a with their reason."""
+    from privemo.experiment import reporting
+    from privemo._io import atomic_write_text
+
+    out = Path(out)
+    records = read_json(out / "folds.json")
+    reference = pd.read_csv(out / "reference.csv") if (out / "reference.csv").is_file() else None
+    tables = reporting.write_tables(records, out, reference=reference)
+    trade_off = reporting.lambda_tradeoff_frame(records)
+    atomic_write_text(out / "lambda_sweep.csv", trade_off.to_csv(index=False))
+    if (trade_off.adversary != "none").any():
+        reporting.plot_lambda_sweep(trade_off, out / "lambda_sweep.png")
+    tables["claims"] = write_claims(records, out, margin, seed)
+    return tables
+
+
 def write_claims(records: list[dict], out: Path, margin: float, seed: int = 0) -> pd.DataFrame:
     """claims.csv and claims.md (privemo.experiment.claims) from the run's records, atomically."""
     from privemo._io import atomic_write_text

@@ -1,0 +1,98 @@
+"""Why is a baseline network below its linear reference? A measured comparison of training budgets on one Table 1 row.
+
+The row (default: demo-podcast, acoustic, activation) is cross-validated without an adversary under each variant of
+the training budget (epochs, patience, learning rate, batch size), with the experiment's own code
+(``privemo.experiment.run_cross_validation``: the same folds, membership hold-out, early stopping on the validation
+speakers, selection rules), and compared with the linear reference fitted on exactly the rows the networks train on
+(``privemo.experiment.protocol.linear_reference_frame``). Printed per variant: test emotion UAR mean ± std over the
+folds, the paired difference to the reference with its 95 % t interval, the mean best epoch and how many folds hit the
+epoch cap. Written atomically: ``--out`` (default ``results/training_budget.csv``).
+
+    python benchmarks/training_budget.py                                   # the default variants, 5 folds
+    python benchmarks/training_budget.py --variants quick patience10 --folds 0 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from scipy import stats  # noqa: E402
+
+from privemo._io import atomic_write_text  # noqa: E402
+from privemo.experiment import ExperimentConfig, run_cross_validation  # noqa: E402
+from privemo.experiment.protocol import linear_reference_frame  # noqa: E402
+
+# name -> ExperimentConfig overrides (None: the quick grid's defaults)
+VARIANTS: dict[str, dict] = {
+    "quick": {},
+    "patience10": {"patience": 10},
+    "lr5e-4_patience10": {"learning_rate": 5e-4, "patience": 10},
+    "batch64_patience10": {"batch_size": 64, "patience": 10},
+}
+
+
+def measure(corpus: str, modality: str, task: str, variant: str, folds, seed: int, n_jobs: int | None) -> dict:
+    """Cross-validate the row's baseline under one variant; its test emotion UAR per fold and training figures."""
+    with tempfile.TemporaryDirectory(prefix="privemo-budget-") as out:
+        config = ExperimentConfig(corpus=corpus, modalities=(modality,), tasks=(task,), adversaries=(None,),
+                                  folds=folds, seed=seed, n_jobs=n_jobs, out_dir=out, save_models=False, verbose=0,
+                                  **VARIANTS[variant])
+        t0 = time.perf_counter()
+        records = run_cross_validation(config).records
+        seconds = time.perf_counter() - t0
+        reference = linear_reference_frame(config)
+    per_fold = {r["fold"]: r["test"]["emotion_uar"] for r in records}
+    return {"variant": variant, "per_fold": per_fold, "seconds": seconds,
+            "best_epoch": float(np.mean([r["best_epoch"] for r in records])),
+            "capped": int(sum(r["best_epoch"] >= r["max_epochs"] - 1 for r in records)),
+            "max_epochs": records[0]["max_epochs"], "reference": reference}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", default="demo-podcast")
+    parser.add_argument("--modality", default="acoustic")
+    parser.add_argument("--task", default="activation")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--folds", nargs="+", type=int, default=None, help="outer folds (default: all five)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=None)
+    parser.add_argument("--out", default=str(ROOT / "results" / "training_budget.csv"))
+    args = parser.parse_args(argv)
+    folds = tuple(args.folds) if args.folds else None
+    rows = []
+    for variant in args.variants:
+        m = measure(args.corpus, args.modality, args.task, variant, folds, args.seed, args.jobs)
+        ref_row = m["reference"]
+        ref = float(ref_row.uar_mean.iloc[0])
+        uars = np.array([m["per_fold"][k] for k in sorted(m["per_fold"])])
+        # the reference gives one mean over the same folds; the interval is over the networks' folds
+        diff = uars - ref
+        half = (stats.t.ppf(0.975, len(uars) - 1) * diff.std(ddof=1) / math.sqrt(len(uars))) if len(uars) > 1 else math.nan
+        row = {"corpus": args.corpus, "modality": args.modality, "task": args.task, "variant": variant,
+               **{f"fold{k}": v for k, v in sorted(m["per_fold"].items())}, "uar_mean": uars.mean(),
+               "uar_std": uars.std(ddof=1) if len(uars) > 1 else math.nan, "reference": ref,
+               "minus_reference": diff.mean(), "ci_low": diff.mean() - half, "ci_high": diff.mean() + half,
+               "mean_best_epoch": m["best_epoch"], "capped": m["capped"], "max_epochs": m["max_epochs"],
+               "seconds": m["seconds"]}
+        rows.append(row)
+        print(f"{variant:22s} emotion UAR {row['uar_mean']:.3f} ± {row['uar_std']:.3f}  reference {ref:.3f}  "
+              f"difference {row['minus_reference']:+.3f} [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]  best epoch "
+              f"{row['mean_best_epoch']:.1f}, {row['capped']} capped  ({row['seconds']:.0f} s)", flush=True)
+    atomic_write_text(args.out, pd.DataFrame(rows).to_csv(index=False, float_format="%.4f"))
+    print(f"-> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
