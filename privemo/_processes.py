@@ -15,6 +15,10 @@ replacement for a finished ``maxtasksperchild`` worker, a lazily started executo
 hidden for the pool's whole lifetime, not only while it starts. A consequence: objects whose class is defined in the
 user's script cannot be sent to privemo's workers (privemo never sends any).
 
+Ctrl-C: every worker of these pools ignores SIGINT (``ignore_interrupt``). A Ctrl-C typed in a terminal reaches the
+whole process group; the workers would each print a ``KeyboardInterrupt`` traceback. The command's own process stops
+them instead (``privemo.cli._interrupt``), and a pool left by an exception terminates its workers.
+
 Start methods (``mp_context``): "auto" forks where that is safe (no threaded ML runtime such as TensorFlow is loaded, so
 no lock can be copied in a held state) and otherwise uses "forkserver" where the platform has it (fresh processes forked
 from a small server that has imported the worker's modules once), else "spawn"; "forkserver" and "spawn" can be asked
@@ -30,6 +34,7 @@ import multiprocessing
 import multiprocessing.context
 import multiprocessing.pool
 import os
+import signal
 import sys
 import threading
 from typing import Any, Callable, Iterable, Iterator
@@ -129,6 +134,23 @@ def process_pool_context(
         yield ctx
 
 
+def ignore_interrupt(initializer: Callable[..., object] | None = None, *initargs: Any) -> None:
+    """A pool worker's first step: ignore SIGINT (see the module docstring), then run the pool's own ``initializer``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def _terminate(pool: concurrent.futures.ProcessPoolExecutor) -> None:
+    """Stop a ``ProcessPoolExecutor``'s workers now: they ignore Ctrl-C, so without this an exception in the caller
+    would wait for every running task to end. (The executor keeps its processes in ``_processes``; it has no public way
+    to stop them.)"""
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(OSError, AttributeError):
+            process.terminate()
+
+
 @contextlib.contextmanager
 def process_pool(
     max_workers: int,
@@ -141,7 +163,8 @@ def process_pool(
     """A ``concurrent.futures.ProcessPoolExecutor`` whose workers never re-run the user's main module.
 
     Use it as ``with process_pool(n, initializer=f, initargs=(...)) as pool: ...``; the pool is shut down (waiting for
-    running tasks) when the block ends, and only then is ``__main__`` restored.
+    running tasks) when the block ends normally, its workers terminated when it ends with an exception (Ctrl-C
+    included), and only then is ``__main__`` restored. Workers ignore SIGINT.
 
     Args:
         max_workers: number of worker processes (>= 1).
@@ -153,9 +176,13 @@ def process_pool(
         raise ValueError(f"Invalid value received for argument `max_workers`. Expected a positive int. "
                          f"Received: max_workers={max_workers!r}")
     with process_pool_context(method, preload=preload) as ctx:
-        with concurrent.futures.ProcessPoolExecutor(max_workers, mp_context=ctx, initializer=initializer,
-                                                    initargs=initargs) as pool:
-            yield pool
+        with concurrent.futures.ProcessPoolExecutor(max_workers, mp_context=ctx, initializer=ignore_interrupt,
+                                                    initargs=(initializer, *initargs)) as pool:
+            try:
+                yield pool
+            except BaseException:
+                _terminate(pool)
+                raise
 
 
 @contextlib.contextmanager
@@ -169,7 +196,7 @@ def worker_pool(
     """A ``multiprocessing.Pool`` whose workers never re-run the user's main module.
 
     When the block ends normally the pool is closed and joined (running tasks finish); when it ends with an exception
-    (Ctrl-C included) the workers are terminated. Only then is ``__main__`` restored.
+    (Ctrl-C included) the workers are terminated. Only then is ``__main__`` restored. Workers ignore SIGINT.
 
     Args:
         processes: number of worker processes (>= 1).
@@ -181,7 +208,7 @@ def worker_pool(
         raise ValueError(f"Invalid value received for argument `processes`. Expected a positive int. "
                          f"Received: processes={processes!r}")
     with process_pool_context(method, preload=preload) as ctx:
-        pool = ctx.Pool(processes=processes, maxtasksperchild=maxtasksperchild)
+        pool = ctx.Pool(processes=processes, maxtasksperchild=maxtasksperchild, initializer=ignore_interrupt)
         try:
             yield pool
         except BaseException:
@@ -193,4 +220,4 @@ def worker_pool(
             pool.join()  # no process starts after this, so __main__ can be restored
 
 
-__all__ = ["hidden_main", "mp_context", "process_pool_context", "process_pool", "worker_pool", "THREADED_RUNTIMES"]
+__all__ = ["hidden_main", "ignore_interrupt", "mp_context", "process_pool_context", "process_pool", "worker_pool", "THREADED_RUNTIMES"]

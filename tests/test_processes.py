@@ -105,3 +105,40 @@ def test_mp_context_policy():
     with pytest.raises(ValueError, match=r"argument `processes`.*Received: processes=True"):
         with worker_pool(True):
             pass
+
+
+def _pid() -> int:
+    return os.getpid()
+
+
+def test_pool_workers_ignore_ctrl_c(tmp_path):
+    """Ctrl-C in a terminal reaches the whole process group: the workers must not die of it (each would print a
+    KeyboardInterrupt traceback); the command stops them itself (privemo.cli._interrupt)."""
+    import signal
+    import time
+
+    with process_pool(1, method="spawn") as pool:
+        pid = pool.submit(_pid).result(timeout=TIMEOUT_S)
+        os.kill(pid, signal.SIGINT)
+        time.sleep(0.5)
+        assert pool.submit(_pid).result(timeout=TIMEOUT_S) == pid  # the same worker, alive
+    with worker_pool(1, method="spawn") as pool:
+        pid = pool.apply(_pid)
+        os.kill(pid, signal.SIGINT)
+        time.sleep(0.5)
+        assert pool.apply(_pid) == pid
+
+
+def test_an_exception_in_the_caller_stops_a_pools_running_task_at_once():
+    """The workers ignore Ctrl-C, so a pool left by an exception (KeyboardInterrupt in the caller) terminates them
+    rather than waiting for their tasks."""
+    import time
+
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        with process_pool(1, method="spawn") as pool:
+            pool.submit(time.sleep, 60)
+            pool.submit(_pid).result  # noqa: B018  (queued behind the long task)
+            time.sleep(1.0)
+            raise KeyboardInterrupt
+    assert time.monotonic() - start < 30

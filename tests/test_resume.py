@@ -122,7 +122,7 @@ def test_kill_at_four_points_then_resume_matches_an_uninterrupted_run(env):
             break
     else:
         pytest.fail("could not kill the run during feature extraction in three attempts")
-    assert not (out / "work").exists() and not folds.exists()
+    assert not (out / "work" / "tuning").exists() and not folds.exists()  # work/settings.json: written before the features
 
     # 2. Inside a trial: keras-tuner's first trial is running, its epoch has not ended (no checkpoint yet).
     run = Run(environ, out, base / "2-trial.log", "--resume")

@@ -11,6 +11,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
+from privemo._io import writing
 from privemo.experiment.config import (RECORD_SCHEMA, Condition, ExperimentConfig, fold_seed, log, run_settings,
                                        work_dir)
 from privemo.experiment.evaluate import emotion_figures, privacy_figures, represent, trial_record
@@ -225,8 +226,14 @@ def _represent_trials(tuner, best_trial, setup: SearchSetup, data: CorpusData, f
 
 
 def save_model(model, saved: Path) -> None:
-    """For privemo.cli.export; written atomically (a temporary name in the same folder, then renamed)."""
-    saved.parent.mkdir(parents=True, exist_ok=True)
+    """For privemo.cli.export; written atomically (a temporary name in the same folder, then renamed). A save that fails
+    or is interrupted leaves no partial file; a full disk or an unwritable folder raises ``privemo._io.WriteError``."""
     partial = saved.with_name(f".{saved.stem}.{os.getpid()}.partial.keras")
-    model.save(partial)
-    os.replace(partial, saved)
+    try:
+        with writing(saved):
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            model.save(partial)
+            os.replace(partial, saved)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise

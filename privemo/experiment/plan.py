@@ -19,8 +19,10 @@ def plan_run(config: ExperimentConfig, table: pd.DataFrame | None = None):
 
     if table is None:
         options = {}
-        if config.corpus in ("demo", "demo-podcast") and config.demo_per_speaker is not None:
-            options["n_per_speaker"] = config.demo_per_speaker
+        if config.corpus in ("demo", "demo-podcast"):  # synthesised on first use: a progress bar unless --quiet
+            options["progress"] = bool(config.verbose)
+            if config.demo_per_speaker is not None:
+                options["n_per_speaker"] = config.demo_per_speaker
         table = load_corpus(config.corpus, config.root, **options)
     try:
         folds = speaker_folds(table, n_folds=config.n_folds, seed=config.seed)

@@ -40,11 +40,11 @@ def run_cross_validation(config: ExperimentConfig, table: pd.DataFrame | None = 
     t0 = time.perf_counter()
     table, folds, fold_ids, conditions = plan_run(config, table)
     timings = {"load_corpus_s": time.perf_counter() - t0}
-    data = prepare_corpus(table, config)
-    timings.update(data.timings)
     # Condition-major order: a worker's consecutive jobs tend to share a network, which it then need not trace again.
     jobs = [(k, c) for c in conditions for k in fold_ids]
-    records = _finished_records(config, jobs)
+    records = _finished_records(config, jobs)  # before the features: --resume with other settings fails at once
+    data = prepare_corpus(table, config)
+    timings.update(data.timings)
     pending = [job for job in jobs if job not in records]
     n_jobs = max(1, min(config.n_jobs or available_cpus(), len(pending) or 1))
     log(f"privemo: {data.corpus}: {len(table)} utterances, {table['speaker'].nunique()} speakers, {len(folds)} folds; "
