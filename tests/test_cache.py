@@ -194,3 +194,53 @@ def test_shard_store_roundtrip(tmp_path):
     assert len({v[0] for v in compacted.values()}) == 1 and len(list((tmp_path / "s").glob("*.npy"))) == 1
     name, start, length = compacted["kc"]
     np.testing.assert_array_equal(store.array(name)[start : start + length], a * 2)
+
+
+@pytest.mark.parametrize("keep", [0, 60, "half"])  # emptied, cut inside the .npy header, cut inside the data
+def test_a_truncated_cache_file_is_rebuilt_not_read(tmp_path, keep):
+    table = make_table(tmp_path)
+    first = extract_acoustic(table, cache_dir=tmp_path / "cache", n_jobs=1, progress=False)
+    data = sorted(_store_dir(first).glob("shard-*.npy"))[0]  # one committed shard of several
+    n_keys = len(json.loads(data.with_suffix(".json").read_text())["keys"])
+    with open(data, "r+b") as fh:
+        fh.truncate(data.stat().st_size // 2 if keep == "half" else keep)
+    again = extract_acoustic(table, cache_dir=tmp_path / "cache", n_jobs=1, progress=False)
+    assert again.stats["n_computed"] == n_keys and again.stats["n_cached"] == len(table) - n_keys
+    _assert_exact(again, table)
+    assert not data.exists() and not data.with_suffix(".json").exists()  # the damaged shard is gone, not read
+
+
+def test_a_full_disk_stops_the_extraction_with_one_line_and_damages_nothing(tmp_path, monkeypatch):
+    import errno
+
+    import privemo._io
+    from privemo._io import WriteError
+
+    table = make_table(tmp_path)
+    head = table.iloc[:4].copy()
+    head.attrs["corpus"] = "toy"
+    extract_acoustic(head, cache_dir=tmp_path / "cache", n_jobs=1, progress=False, chunk_size=2)
+    store = _store_dir(extract_acoustic(head, cache_dir=tmp_path / "cache", n_jobs=1, progress=False))
+    before = {p.name: p.read_bytes() for p in store.iterdir()}
+    real = np.save
+
+    def disk_full(*args, **kwargs):  # the injected fault: the shard's data write finds no space
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(cache.np, "save", disk_full)
+    with pytest.raises(WriteError) as info:
+        extract_acoustic(table, cache_dir=tmp_path / "cache", n_jobs=1, progress=False, chunk_size=2)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(str(store / "shard-")) and "No space left on device" in message
+    assert info.value.errno == errno.ENOSPC
+    assert {p.name: p.read_bytes() for p in store.iterdir()} == before  # no temporary file, nothing rewritten
+    # the index written through privemo's atomic-write layer fails the same way, and leaves the store as it was
+    monkeypatch.setattr(cache.np, "save", real)
+    monkeypatch.setattr(privemo._io, "_write_file", lambda path, data: disk_full())
+    with pytest.raises(WriteError, match=r"shard-.*\.json: cannot write: No space left on device"):
+        extract_acoustic(table, cache_dir=tmp_path / "cache", n_jobs=1, progress=False, chunk_size=2)
+    assert {p.name for p in store.iterdir() if p.suffix == ".json"} == {n for n in before if n.endswith(".json")}
+    monkeypatch.undo()  # space again: the same call finishes, from what was committed
+    feats = extract_acoustic(table, cache_dir=tmp_path / "cache", n_jobs=1, progress=False, chunk_size=2)
+    assert feats.stats["n_cached"] == 4 and feats.stats["n_computed"] == len(table) - 4
+    _assert_exact(feats, table)

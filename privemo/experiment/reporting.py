@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from privemo._io import atomic_write_text
+from privemo._io import atomic_write_text, writing
 
 # Row order of the paper's Table 1 (modality, corpus); other corpora (the demo corpus) are appended per modality.
 PAPER_ROWS: tuple[tuple[str, str], ...] = (
@@ -420,7 +420,13 @@ def plot_lambda_sweep(sweep: pd.DataFrame, path: str | Path, baseline: pd.DataFr
     axes[0][0].legend(fontsize=7, loc="lower left")
     fig.tight_layout()
     tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        with writing(path):
+            fig.savefig(tmp, dpi=110)
+            tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
     return path

@@ -10,6 +10,9 @@ Layout under the cache folder (``default_cache_dir()``)::
 Every file is written under a temporary name and renamed into place, and a shard's ``.json`` is written only after its
 ``.npy``. A process killed at any point therefore leaves either a committed shard or files that readers ignore
 (temporary names, or an ``.npy`` without its ``.json``); those are deleted once they are older than ``ORPHAN_AGE_S``.
+A full disk or an unwritable cache folder stops the extraction with ``privemo._io.WriteError`` naming the file, after
+removing its temporary file. A shard damaged on disk (its data file truncated, emptied or of another shape than its
+index says) is found when the store is scanned, deleted, and its utterances computed again; it is never read.
 Utterances are keyed by the digest of their file's bytes, so a changed file misses, a renamed or copied one hits, and
 the feature parameters select the folder, so a changed parameter misses.
 """
@@ -29,7 +32,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .._io import atomic_write_json
+from .._io import atomic_write_json, writing
 
 CACHE_ENV = "PRIVEMO_CACHE"
 SHARD_FORMAT = 1
@@ -114,7 +117,8 @@ class ShardStore:
     def __init__(self, root: str | os.PathLike, width: int) -> None:
         self.root = Path(root)
         self.width = int(width)
-        self.root.mkdir(parents=True, exist_ok=True)
+        with writing(self.root):
+            self.root.mkdir(parents=True, exist_ok=True)
         self._arrays: dict[str, np.ndarray] = {}
 
     # -- reading ---------------------------------------------------------------------------------------------------
@@ -147,7 +151,7 @@ class ShardStore:
             return None
         try:
             data = np.load(self.root / f"{name}.npy", mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError):  # missing, truncated (shorter than its header says) or empty
             data = None
         rows = int(sum(manifest["lengths"]))
         if data is None or data.dtype != np.float32 or data.shape != (rows, self.width):
@@ -208,21 +212,24 @@ class ShardStore:
         lengths = [index[k][2] for k in unique]
         name = _new_name()
         final = self.root / f"{name}.npy"
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.npy.", suffix=".tmp", dir=self.root)
-        os.close(fd)
+        tmp = None
         try:
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(int(sum(lengths)), self.width))
-            row = 0
-            for key, length in zip(unique, lengths):
-                shard, start, _ = index[key]
-                out[row : row + length] = self.array(shard)[start : start + length]
-                row += length
-            out.flush()
-            del out
-            _fsync(tmp)
-            os.replace(tmp, final)
+            with writing(final):
+                fd, tmp = tempfile.mkstemp(prefix=f".{name}.npy.", suffix=".tmp", dir=self.root)
+                os.close(fd)
+                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(int(sum(lengths)), self.width))
+                row = 0
+                for key, length in zip(unique, lengths):
+                    shard, start, _ = index[key]
+                    out[row : row + length] = self.array(shard)[start : start + length]
+                    row += length
+                out.flush()
+                del out
+                _fsync(tmp)
+                os.replace(tmp, final)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
             raise
         manifest = {"format": SHARD_FORMAT, "keys": unique, "lengths": lengths, "width": self.width}
         atomic_write_json(self.root / f"{name}.json", manifest)
@@ -242,15 +249,18 @@ def write_shard(root: str | os.PathLike, keys: Sequence[str], arrays: Sequence[n
         raise ValueError(f"write_shard: {len(keys)} keys for {len(arrays)} arrays")
     data = np.concatenate([np.asarray(a, dtype=np.float32).reshape(-1, width) for a in arrays], axis=0)
     name = _new_name()
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.npy.", suffix=".tmp", dir=root)
+    tmp = None
     try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, data, allow_pickle=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, root / f"{name}.npy")
+        with writing(root / f"{name}.npy"):
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.npy.", suffix=".tmp", dir=root)
+            with os.fdopen(fd, "wb") as fh:
+                np.save(fh, data, allow_pickle=False)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, root / f"{name}.npy")
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
     manifest = {"format": SHARD_FORMAT, "keys": list(keys), "lengths": [int(len(a)) for a in arrays], "width": width}
     atomic_write_json(root / f"{name}.json", manifest)
