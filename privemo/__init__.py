@@ -1,20 +1,20 @@
 """privemo: privacy-enhanced multimodal emotion representations (Jaiswal & Mower Provost, AAAI 2020) in Keras.
 
 The public API is re-exported here. Names are resolved lazily so that ``import privemo`` (and the
-corpus / feature layers) do not pay TensorFlow's import time until a model is actually needed.
+corpus / feature layers) do not pay TensorFlow's import time until a model is actually needed. ``import privemo`` does
+nothing else: ``privemo.quiet_tensorflow()`` imports TensorFlow without its start-up log (the commands call it), and
+``privemo.load_model(path)`` loads a ``.keras`` file privemo wrote (it registers privemo's Keras classes first).
+
+The commands are modules: ``python -m privemo.reproduce`` (``privemo/reproduce.py``), ``privemo.export``,
+``privemo.distributed`` and ``privemo.audit``, each a thin file over ``privemo.cli``; ``pip install`` also installs them
+as ``privemo-reproduce``, ``privemo-export``, ``privemo-distributed`` and ``privemo-audit``.
 """
 
 from __future__ import annotations
 
-
-from privemo import _moved, _quiet, _registration
 from privemo._lazy import lazy_exports
 
 __version__ = "0.1.0"
-
-# before anything imports TensorFlow: its C++ start-up log off unless asked for (privemo._quiet); privemo's Keras classes
-# registered as soon as Keras is imported, so that its .keras files load after `import privemo` (privemo._registration)
-_quiet.quiet_start()
 
 # public name -> module that defines it (one-way data flow: corpora -> features -> folds -> models -> attacks -> reporting)
 _EXPORTS: dict[str, str] = {
@@ -46,12 +46,11 @@ _EXPORTS: dict[str, str] = {
     "gender_reference": "privemo.experiment.reference",
     "reference_table": "privemo.experiment.reference",
     "reference_frame": "privemo.experiment.reference",
+    "load_model": "privemo.removal.saving",
+    "quiet_tensorflow": "privemo._quiet",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 
 __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
-
-_registration.install()
-_moved.install()  # old flat import paths (privemo.models, privemo.attacks, ...) still work: privemo._moved

@@ -1,25 +1,26 @@
-"""A quiet start: privemo's commands, scripts and worker processes do not print TensorFlow's C++ start-up log.
+"""A quiet start: privemo's commands and worker processes do not print TensorFlow's C++ start-up log.
 
 On a machine without a GPU, importing TensorFlow 2.21 prints lines such as ``Could not find cuda drivers on your
 machine``, ``oneDNN custom operations are on``, ``All log messages before absl::InitializeLog() is called are written
 to STDERR`` and, at the first operation, ``E0000 ... failed call to cuInit``. They describe no problem and bury
 privemo's own output (which says which device trains, see ``privemo.nn.device.device_summary``).
 
-``quiet_start()`` (called by ``privemo/__init__.py``; it does not import TensorFlow):
+``quiet_tensorflow()`` imports TensorFlow quietly. The commands call it in their ``main()``, the experiment's worker
+processes in their set-up, and a notebook or script can call it (``privemo.quiet_tensorflow()``) before it uses Keras;
+``import privemo`` itself changes nothing. It
 
 * sets ``TF_CPP_MIN_LOG_LEVEL=3`` unless the user set the variable (the user's value always wins). TensorFlow reads it
-  when it is imported, so this must happen before; worker processes inherit it.
-* TensorFlow prints the lines above while it is being imported, before it reads that variable (absl logs everything to
-  stderr until it is initialised; tensorflow/tensorflow#100442). So the first ``import tensorflow`` (also the one
-  inside ``import keras``) runs with the stderr file descriptor pointed at a temporary file; afterwards everything it
-  caught is written back to stderr except TensorFlow's log records below ``TF_CPP_MIN_LOG_LEVEL`` (the level the user
-  asked for, or privemo's 3) and absl's "before InitializeLog" notice. Python warnings and any other output come
-  through, after the import.
+  when it is imported; worker processes inherit it.
+* runs ``import tensorflow`` with the stderr file descriptor pointed at a temporary file, because TensorFlow prints the
+  lines above while it is being imported, before it reads that variable (absl logs everything to stderr until it is
+  initialised; tensorflow/tensorflow#100442); afterwards everything it caught is written back to stderr except
+  TensorFlow's log records below ``TF_CPP_MIN_LOG_LEVEL`` (the level the user asked for, or privemo's 3) and absl's
+  "before InitializeLog" notice. Python warnings and any other output come through, after the import.
+* sets TensorFlow's Python logger to ERROR (``quiet_python_log``).
 
-TensorFlow's Python logger is set to ERROR once TensorFlow is imported (``quiet_python_log``).
-
-``PRIVEMO_VERBOSE=1`` in the environment, or ``show_tensorflow_log()`` (a command's ``--verbose``), turns all of this
-off, also in the worker processes started afterwards.
+Where TensorFlow is already imported, only the logger changes. ``PRIVEMO_VERBOSE=1`` in the environment, or
+``show_tensorflow_log()`` (a command's ``--verbose``), turns all of this off, also in the worker processes started
+afterwards.
 """
 
 from __future__ import annotations
@@ -28,9 +29,7 @@ import contextlib
 import os
 import re
 import sys
-from typing import Iterator
-
-from privemo._import_hooks import after_import, around_import, remove_hooks
+from typing import Any, Iterator
 
 LOG_LEVEL_ENV = "TF_CPP_MIN_LOG_LEVEL"
 VERBOSE_ENV = "PRIVEMO_VERBOSE"
@@ -51,18 +50,22 @@ def verbose() -> bool:
     return os.environ.get(VERBOSE_ENV, "").strip() not in ("", "0")
 
 
-def quiet_start() -> None:
-    """Set up the quiet start described in the module docstring (environment variables only; no TensorFlow import)."""
+def quiet_tensorflow() -> Any:
+    """Import TensorFlow without its C++ start-up log (see the module docstring) and return the module. Call it before
+    anything imports TensorFlow or Keras; later it only quiets TensorFlow's Python logger. Safe to call any number of
+    times."""
     if verbose():
-        return
+        import tensorflow
+
+        return tensorflow
     if LOG_LEVEL_ENV not in os.environ:
         os.environ[LOG_LEVEL_ENV] = QUIET_LEVEL
         _state["set_level"] = True
     if "tensorflow" not in sys.modules:
-        around_import("tensorflow", filtered_stderr)
-        after_import("tensorflow", quiet_python_log)
-    else:
-        quiet_python_log()
+        with filtered_stderr():
+            import tensorflow  # noqa: F401
+    quiet_python_log()
+    return sys.modules["tensorflow"]
 
 
 def quiet_python_log() -> None:
@@ -75,13 +78,12 @@ def quiet_python_log() -> None:
 
 def show_tensorflow_log() -> None:
     """Let TensorFlow print its start-up log (a command's ``--verbose``): sets ``PRIVEMO_VERBOSE=1`` (inherited by worker
-    processes), removes the ``TF_CPP_MIN_LOG_LEVEL`` privemo set (a value the user set stays) and the stderr filter.
-    Effective only before TensorFlow is imported in this process."""
+    processes) and removes the ``TF_CPP_MIN_LOG_LEVEL`` privemo set (a value the user set stays). Effective only before
+    TensorFlow is imported in this process."""
     os.environ[VERBOSE_ENV] = "1"
     if _state["set_level"]:
         os.environ.pop(LOG_LEVEL_ENV, None)
         _state["set_level"] = False
-    remove_hooks("tensorflow")
 
 
 def _level() -> int:
@@ -125,7 +127,7 @@ def _flush_python_streams() -> None:
 
 
 @contextlib.contextmanager
-def filtered_stderr(name: str = "tensorflow") -> Iterator[None]:
+def filtered_stderr() -> Iterator[None]:
     """Run the block with file descriptor 2 (C and Python stderr) caught in a temporary file, then write what was caught
     back to stderr, less ``filter_log``'s lines. Does nothing where fd 2 cannot be redirected, or when the level is 0 or
     the user asked for verbose output."""
@@ -159,4 +161,4 @@ def filtered_stderr(name: str = "tensorflow") -> Iterator[None]:
                 break
 
 
-__all__ = ["quiet_start", "show_tensorflow_log", "filtered_stderr", "filter_log", "is_noise", "verbose"]
+__all__ = ["quiet_tensorflow", "show_tensorflow_log", "filtered_stderr", "filter_log", "is_noise", "verbose"]

@@ -252,24 +252,25 @@ def test_speaker_attack_identifies_distinct_speakers():
     assert rep.strongest_test_uar > 0.9
 
 
-def test_the_privacy_package_is_lazy_and_old_import_paths_still_work():
+def test_the_privacy_package_is_lazy_and_the_old_flat_paths_are_gone():
     import subprocess
     import sys
 
     code = (
-        "import sys, warnings\n"
+        "import sys\n"
         "import privemo.privacy as p\n"
         "assert 'tensorflow' not in sys.modules and 'sklearn' not in sys.modules, 'eager import'\n"
         "assert 'attack_representation' in dir(p) and 'attack_representation' in p.__all__\n"
-        "with warnings.catch_warnings(record=True) as caught:\n"
-        "    warnings.simplefilter('always')\n"
-        "    import privemo.attacks, privemo.privacy.attacks\n"
-        "    from privemo.attacks import attack_representation, holdout_split, MLPAttacker\n"
-        "assert privemo.attacks is p and sys.modules['privemo.privacy.attacks'] is p\n"
         "from privemo.privacy.attribute import attack_representation as a\n"
         "from privemo.privacy.membership import holdout_split as h\n"
-        "assert attack_representation is a and holdout_split is h and p.verification.__name__.endswith('verification')\n"
-        "assert any('privemo.privacy' in str(w.message) for w in caught if w.category is DeprecationWarning)\n"
+        "assert p.attack_representation is a and p.holdout_split is h and p.verification.__name__.endswith('verification')\n"
+        "for old in ('privemo.attacks', 'privemo.privacy.attacks'):  # removed (CHANGELOG.md)\n"
+        "    try:\n"
+        "        __import__(old)\n"
+        "    except ModuleNotFoundError:\n"
+        "        pass\n"
+        "    else:\n"
+        "        raise AssertionError(old)\n"
         "assert 'tensorflow' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

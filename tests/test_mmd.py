@@ -197,7 +197,7 @@ def test_mmd_model_saves_and_loads_as_keras(tmp_path):
     for name, value in expected.items():
         np.testing.assert_array_equal(loaded.predict_on_batch(x)[name], value)
     _fit_steps(loaded, inputs, targets, np.arange(16))  # the loaded model trains on
-    # in a fresh process, after `import privemo` alone (privemo._registration's KERAS_CLASS_MODULES)
+    # in a fresh process, with privemo.load_model (privemo.removal.saving)
     np.savez(tmp_path / "x.npz", **x)
     result = _python(LOAD, str(tmp_path / "x.npz"), str(path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]

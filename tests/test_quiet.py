@@ -1,4 +1,5 @@
-"""A quiet start: no TensorFlow C++ start-up log after ``import privemo`` (privemo._quiet), and one device line."""
+"""A quiet start: no TensorFlow C++ start-up log after ``privemo.quiet_tensorflow()`` (privemo._quiet), which the
+commands call in their ``main()``; ``import privemo`` itself installs nothing. And one device line."""
 
 from __future__ import annotations
 
@@ -38,12 +39,31 @@ def _clean_env() -> dict:
     return env
 
 
-def test_import_privemo_layers_and_first_op_print_no_tensorflow_log(tmp_path):
-    code = "import privemo, privemo.nn.layers, keras; keras.ops.sum(keras.ops.ones((2, 3))); print('ok')"
+def test_quiet_tensorflow_then_layers_and_first_op_print_no_tensorflow_log(tmp_path):
+    code = ("import privemo; privemo.quiet_tensorflow(); import privemo.nn.layers, keras; "
+            "keras.ops.sum(keras.ops.ones((2, 3))); print('ok')")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
                             env=_clean_env(), timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "ok"
+    assert not [s for s in NOISE if s in result.stderr], result.stderr
+
+
+def test_import_privemo_installs_nothing(tmp_path):
+    code = ("import os, sys; finders, stderr = list(sys.meta_path), os.fstat(2); import privemo; "
+            "assert sys.meta_path == finders, sys.meta_path; assert os.fstat(2) == stderr; "
+            "assert 'TF_CPP_MIN_LOG_LEVEL' not in os.environ; assert 'tensorflow' not in sys.modules; print('ok')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                            env=_clean_env(), timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "ok"
+
+
+def test_a_command_prints_no_tensorflow_log(tmp_path):
+    # the export command imports TensorFlow before it looks at the run folder
+    result = subprocess.run([sys.executable, "-m", "privemo.export", "--out", str(tmp_path / "nothing"), "--list"],
+                            capture_output=True, text=True, cwd=tmp_path, env=_clean_env(), timeout=300)
+    assert result.returncode == 2 and result.stderr.startswith("privemo.export: error:"), result.stderr[-3000:]
     assert not [s for s in NOISE if s in result.stderr], result.stderr
 
 
@@ -59,14 +79,14 @@ def test_filter_applies_the_log_level_to_what_tensorflow_printed_before_reading_
 def test_the_users_settings_win(monkeypatch):
     monkeypatch.delenv(_quiet.VERBOSE_ENV, raising=False)
     monkeypatch.setenv(_quiet.LOG_LEVEL_ENV, "1")
-    _quiet.quiet_start()
+    _quiet.quiet_tensorflow()
     assert os.environ[_quiet.LOG_LEVEL_ENV] == "1"
     _quiet.show_tensorflow_log()  # --verbose: the user's own level stays
     assert os.environ[_quiet.LOG_LEVEL_ENV] == "1" and _quiet.verbose()
 
     monkeypatch.delenv(_quiet.VERBOSE_ENV)
     monkeypatch.delenv(_quiet.LOG_LEVEL_ENV)
-    _quiet.quiet_start()
+    _quiet.quiet_tensorflow()
     assert os.environ[_quiet.LOG_LEVEL_ENV] == _quiet.QUIET_LEVEL
     _quiet.show_tensorflow_log()  # privemo's own setting is taken back
     assert _quiet.LOG_LEVEL_ENV not in os.environ and os.environ[_quiet.VERBOSE_ENV] == "1"

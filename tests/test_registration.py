@@ -1,7 +1,8 @@
-"""privemo's .keras files load in a fresh process after ``import privemo`` alone (privemo._registration).
+"""privemo's .keras files load in a fresh process with ``privemo.load_model`` (privemo.removal.saving).
 
-``import privemo`` imports no TensorFlow; privemo's Keras classes are registered when Keras is imported, whoever imports
-it and in whichever order. Each check runs in a fresh interpreter: in this one the classes are registered already.
+``import privemo`` imports no TensorFlow and registers nothing; ``privemo.load_model`` (or ``register_keras_classes``)
+imports the modules that define privemo's Keras classes, which registers them. Each check runs in a fresh interpreter:
+in this one the classes are registered already.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 import privemo, keras
 x = dict(np.load(sys.argv[1]))
 for path in sys.argv[2:]:
-    model = keras.saving.load_model(path)
+    model = privemo.load_model(path)
     out = model.predict_on_batch({name: x[name] for name in model.input})
     np.savez(path + ".loaded.npz", **{name: np.asarray(value) for name, value in out.items()})
     print(type(model).__name__, sorted({type(l).__name__ for l in model._flatten_layers()
@@ -49,7 +50,7 @@ def _inputs() -> dict[str, np.ndarray]:
     return {"acoustic": acoustic, "lexical": lexical}
 
 
-def test_saved_models_load_in_a_fresh_process_after_import_privemo(tmp_path):
+def test_saved_models_load_in_a_fresh_process_with_privemo_load_model(tmp_path):
     x = _inputs()
     keras.utils.set_random_seed(0)
     models = {
@@ -81,7 +82,7 @@ def test_saved_models_load_in_a_fresh_process_after_import_privemo(tmp_path):
             np.testing.assert_array_equal(loaded[name], np.asarray(value), err_msg=f"{path.name}: {name}")
 
 
-def test_import_privemo_stays_light_and_registers_in_any_import_order(tmp_path):
+def test_import_privemo_stays_light_and_register_keras_classes_registers_them_all(tmp_path):
     check = ("import sys, keras; print(sorted(n for n in ('privemo>FrameMask', 'privemo>GradientReversal', "
              "'privemo>NullspaceProjection', 'privemo>AlternatingAdversarialModel') "
              "if keras.saving.get_registered_object(n) is not None))")
@@ -92,8 +93,9 @@ def test_import_privemo_stays_light_and_registers_in_any_import_order(tmp_path):
     result = _python(code, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split() == ["False", "False", "False"]
-    # Keras imported first, then privemo; and Keras imported by one of privemo's own modules half-way through its import
-    for first in ("import keras, privemo", "import privemo.nn.models"):
+    # before or after Keras, from the public function or its module
+    for first in ("import keras, privemo.removal.saving as s; s.register_keras_classes()",
+                  "from privemo.removal.saving import register_keras_classes; register_keras_classes()"):
         result = _python(f"{first}; {check}", cwd=tmp_path)
         assert result.returncode == 0, result.stderr[-3000:]
         assert result.stdout.strip() == everything, first

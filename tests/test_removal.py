@@ -288,10 +288,10 @@ def test_projected_model_saves_and_loads_as_keras(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-def test_leace_layer_erases_and_loads_in_a_fresh_process_after_import_privemo(tmp_path):
+def test_leace_layer_erases_and_loads_in_a_fresh_process_with_privemo_load_model(tmp_path):
     """``apply_leace`` appends the fitted LEACE edit as the layer "h": h is exactly ``LeaceEraser.transform``'s output,
     its class means no longer differ (zero covariance with gender), and the .keras file reloads -- in this process and
-    in a fresh one after ``import privemo`` alone -- with the same outputs."""
+    in a fresh one with ``privemo.load_model`` -- with the same outputs."""
     from sklearn.linear_model import LogisticRegression
 
     from test_registration import LOAD, _python  # the fresh-process loader of tests/test_registration.py

@@ -31,10 +31,8 @@ ENCODE_CHUNK = 256  # utterances per progress line while encoding
 def load_encoder_safe(path: str | os.PathLike):
     """A `privemo.nn.encoder.Encoder` from an encoder (or whole network) ``.keras`` file, loaded with
     ``safe_mode=True``, with its sidecar JSON when present. Only acoustic encoders are audited from a corpus."""
-    import keras
-
-    from privemo.nn import layers  # noqa: F401  (registers privemo's layers)
     from privemo.nn.encoder import Encoder, sidecar_path
+    from privemo.removal.saving import load_model
 
     path = Path(path)
     if path.suffix != ".keras":
@@ -42,7 +40,7 @@ def load_encoder_safe(path: str | os.PathLike):
     if not path.is_file():
         raise UserError(f"{path}: no such encoder file")
     try:
-        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+        model = load_model(path, compile=False, safe_mode=True)
     except (ValueError, OSError, TypeError) as exc:
         raise UserError(f"{path}: cannot load it in Keras' safe mode ({str(exc).splitlines()[0]})") from None
     if isinstance(model.output, (dict, list, tuple)):  # a whole privemo network: its inputs -> h part

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from privemo._quiet import quiet_tensorflow
 from privemo._validation import UserError
 
 CORPORA = ["demo", "demo-podcast", "iemocap", "msp-improv", "msp-podcast", "muse"]
@@ -86,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     def body() -> str:
+        quiet_tensorflow()  # TensorFlow's C++ start-up log off
         from privemo.audit.report import write_report
         from privemo.audit.run import audit_representation, compare_representations, stderr_progress
 

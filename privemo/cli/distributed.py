@@ -11,22 +11,14 @@ import json
 import os
 import sys
 
+from privemo._quiet import quiet_tensorflow
 from privemo.cli._interrupt import Interrupt, command_line
-from privemo.experiment.distributed import (
-    BASE_PORT,
-    DEFAULT_HOST,
-    ENV_ORACLE_IP,
-    ENV_ORACLE_PORT,
-    ENV_TUNER_ID,
-    LINGER_S,
-    PLAN_WAIT_S,
-    run_chief,
-    run_worker,
-)
 
 
 def build_parser() -> argparse.ArgumentParser:
     from privemo.cli.reproduce import build_parser as reproduce_parser
+    from privemo.experiment.distributed import (BASE_PORT, DEFAULT_HOST, ENV_ORACLE_IP, ENV_ORACLE_PORT, ENV_TUNER_ID,
+                                                LINGER_S, PLAN_WAIT_S)
 
     p = reproduce_parser()
     p.prog = "python -m privemo.distributed"
@@ -59,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    quiet_tensorflow()  # TensorFlow's C++ start-up log off; privemo.experiment.distributed imports TensorFlow
     from privemo.cli.reproduce import UserError, config_from_args, run_command
+    from privemo.experiment.distributed import ENV_TUNER_ID, run_chief, run_worker
 
     args = build_parser().parse_args(argv)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from privemo._quiet import quiet_tensorflow
 from privemo._validation import UserError
 
 
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        quiet_tensorflow()  # TensorFlow's C++ start-up log off
         from privemo.nn.encoder import available_models, describe, export_encoder, export_from_run
 
         if args.list:

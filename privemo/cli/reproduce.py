@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from privemo._quiet import quiet_tensorflow, show_tensorflow_log
 from privemo._validation import UserError
 from privemo.cli._interrupt import Interrupt, command_line
 from privemo.search.grids import GRIDS
@@ -232,11 +233,10 @@ def run_command(prog: str, body: Callable[[], str | None], interrupted: str) -> 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.verbose:
-        from privemo._quiet import show_tensorflow_log
-
         show_tensorflow_log()  # TensorFlow's own start-up log, also in the worker processes
 
     def body() -> str:
+        quiet_tensorflow()  # TensorFlow's C++ start-up log off (unless --verbose), also in the worker processes
         from privemo.experiment import describe_plan, run
 
         config = config_from_args(args)

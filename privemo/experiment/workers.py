@@ -34,12 +34,11 @@ def worker_init(data: CorpusData, threads: int, parallel: bool, parent: int | No
     A worker process (``parent``: the main process's pid) first starts watching for the main process's death."""
     if parallel:
         exit_with_parent(parent if parent is not None else os.getppid())
-    import tensorflow as tf
+    from privemo._quiet import quiet_tensorflow
 
-    from privemo._quiet import verbose
-
-    if not verbose():  # TensorFlow's Python warnings (e.g. retracing notices for new padded lengths) are not ours
-        tf.get_logger().setLevel("ERROR")
+    # TensorFlow without its start-up log and Python warnings (e.g. retracing notices for new padded lengths), unless
+    # PRIVEMO_VERBOSE
+    tf = quiet_tensorflow()
     if parallel and threads:
         try:
             tf.config.threading.set_intra_op_parallelism_threads(threads)

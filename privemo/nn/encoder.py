@@ -80,8 +80,8 @@ def export_encoder(model, path: str | os.PathLike, *, metadata: Mapping[str, Any
     """
     import keras
 
-    from privemo.nn import layers  # noqa: F401  (registers privemo's layers for loading)
     from privemo.nn.models import representation_model
+    from privemo.removal.saving import load_model
 
     path = Path(path)
     if path.suffix != ".keras":
@@ -91,7 +91,7 @@ def export_encoder(model, path: str | os.PathLike, *, metadata: Mapping[str, Any
         source = Path(model)
         if not source.is_file():
             raise FileNotFoundError(f"{source}: no such model file")
-        model = keras.saving.load_model(source, compile=False)
+        model = load_model(source, compile=False)
     elif not isinstance(model, keras.Model):
         raise ValueError(f"Invalid value received for argument `model`. Expected a keras.Model or the path of a .keras "
                          f"file. Received: model of type {type(model).__name__}")
@@ -192,14 +192,12 @@ class Encoder:
 
 def load_encoder(path: str | os.PathLike) -> Encoder:
     """Load an encoder saved by ``export_encoder`` (and its sidecar, when present)."""
-    import keras
-
-    from privemo.nn import layers  # noqa: F401  (registers privemo's layers)
+    from privemo.removal.saving import load_model
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such encoder file")
-    model = keras.saving.load_model(path, compile=False)
+    model = load_model(path, compile=False)
     sidecar = sidecar_path(path)
     return Encoder(model, read_json(sidecar) if sidecar.is_file() else {})
 
