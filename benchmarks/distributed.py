@@ -53,9 +53,10 @@ def grid(n_configs: int) -> dict:
 
 DRIVER = """
 import json, sys
+import privemo.privacy.grids as a
 import privemo.search.grids as g
 g.GRIDS["bench"] = {k: tuple(v) for k, v in json.loads(sys.argv[1]).items()}
-g.ATTACKER_GRIDS["bench"] = g.ATTACKER_GRIDS["quick"]
+a.ATTACKER_GRIDS["bench"] = a.ATTACKER_GRIDS["quick"]
 from privemo.cli.distributed import main
 sys.exit(main(sys.argv[2:]))
 """

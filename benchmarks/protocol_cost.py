@@ -164,13 +164,14 @@ def main(argv=None) -> int:
     args.steps = args.steps or (4 if args.quick else 8)
     args.repeats = args.repeats or 2
 
-    from privemo.nn.device import gpu_visible
+    from privemo._processes import available_cpus
+    from privemo.nn.device import gpu_visible, start_tensorflow
 
     gpu = gpu_visible()
     if args.threads is None and not gpu:
         args.threads = 1
-    cm.set_threads(args.threads)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    start_tensorflow(args.threads)
+    cores = available_cpus()
     args.jobs = args.jobs or cores
     device = cm.device_name()
     if args.estimate_only:  # the protocol table from the CSV's rows for this device, nothing measured

@@ -91,7 +91,8 @@ def demo_config(epochs: int, patience: int, *, quick: bool = False) -> Benchmark
     ``privemo.privacy.mlp_attacker``'s default budget. ``quick``: a smoke-check budget (one attacker configuration of
     5 epochs, lambda 1 only, at most 5 INLP iterations)."""
     from privemo.privacy.mlp_attacker import ATTACKER_MAX_EPOCHS, ATTACKER_PATIENCE
-    from privemo.search.grids import ATTACKER_GRID, QUICK_GRID
+    from privemo.privacy.grids import ATTACKER_GRID
+    from privemo.search.grids import QUICK_GRID
 
     model = tuple((k, int(v[0])) for k, v in QUICK_GRID.items() if k != "grl_lambda")
     config = replace(

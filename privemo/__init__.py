@@ -31,7 +31,7 @@ _EXPORTS: dict[str, str] = {
     "build_model": "privemo.nn.models",
     "representation_model": "privemo.nn.models",
     "PAPER_GRID": "privemo.search.grids",
-    "ATTACKER_GRID": "privemo.search.grids",
+    "ATTACKER_GRID": "privemo.privacy.grids",
     "train_attacker": "privemo.privacy.mlp_attacker",
     "attack_representation": "privemo.privacy.attribute",
     "speaker_attack": "privemo.privacy.attribute",

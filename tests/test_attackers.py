@@ -18,7 +18,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from privemo.metrics import uar
 from privemo.privacy.attackers import ATTACKERS, DEFAULT_ATTACKERS, MLPAttacker, SklearnAttacker, train_attacker
-from privemo.search.grids import ATTACKER_GRID as GRIDS_ATTACKER_GRID
+from privemo.privacy.grids import ATTACKER_GRID as GRIDS_ATTACKER_GRID
 
 
 def test_uses_the_papers_attacker_grid():

@@ -111,7 +111,7 @@ def test_without_a_calibration_it_measures_once_and_caches(monkeypatch):
         return cm.StepCost(0.01, 0.002, 0.001, 0.001, 1.0, 0.01)
 
     monkeypatch.setattr(cm, "measure_step_cost", fake)
-    monkeypatch.setattr(cm, "set_threads", lambda threads: None)
+    monkeypatch.setattr(cm, "start_tensorflow", lambda threads: None)
     with pytest.raises(UserError, match="no cost calibration"):
         cm.estimate_run(_plan(), measure=False)
     plan = _plan(shapes=cm.grid_shapes(PAPER_GRID))

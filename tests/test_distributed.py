@@ -165,10 +165,11 @@ def test_command_line_errors(tmp_path, capsys, monkeypatch):
 
 DRIVER = """
 import sys
+import privemo.privacy.grids as a
 import privemo.search.grids as g
 g.GRIDS["tiny"] = {"conv_layers": (1,), "conv_width": (2, 3), "conv_kernels": (8, 16), "gru_layers": (1,),
                    "gru_width": (8,), "dense_layers": (1,), "dense_width": (8,)}
-g.ATTACKER_GRIDS["tiny"] = {"dense_layers": (2,), "dense_width": (8,)}
+a.ATTACKER_GRIDS["tiny"] = {"dense_layers": (2,), "dense_width": (8,)}
 from privemo.cli.distributed import main
 from privemo.search.tuning import ConcurrentGridSearch
 sys.exit(main(sys.argv[1:]))
@@ -189,6 +190,7 @@ def _project_trials(out: Path) -> dict:
 
 @pytest.mark.slow
 def test_chief_and_two_workers_on_loopback_equal_a_single_process_run(tmp_path, monkeypatch):
+    import privemo.privacy.grids as attacker_grids
     import privemo.search.grids as grids
     from privemo.nn.encoder import export_from_run
     from privemo.experiment import ExperimentConfig, run_cross_validation
@@ -228,7 +230,7 @@ def test_chief_and_two_workers_on_loopback_equal_a_single_process_run(tmp_path, 
 
     # the single-process run of the same project (the reproduce command's own tuner)
     monkeypatch.setitem(grids.GRIDS, "tiny", TINY_GRID)
-    monkeypatch.setitem(grids.ATTACKER_GRIDS, "tiny", {"dense_layers": (2,), "dense_width": (8,)})
+    monkeypatch.setitem(attacker_grids.ATTACKER_GRIDS, "tiny", {"dense_layers": (2,), "dense_width": (8,)})
 
     def config(where, resume):
         return ExperimentConfig(modalities=("acoustic",), tasks=("activation",), adversaries=(None,),

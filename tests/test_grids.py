@@ -1,4 +1,5 @@
-from privemo.search.grids import ATTACKER_GRID, ATTACKER_GRIDS, GRIDS, PAPER_GRID, QUICK_GRID, grid_size
+from privemo.privacy.grids import ATTACKER_GRID, ATTACKER_GRIDS
+from privemo.search.grids import GRIDS, PAPER_GRID, QUICK_GRID, grid_size
 
 
 def test_paper_grid_is_the_papers():

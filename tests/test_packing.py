@@ -13,7 +13,8 @@ from privemo.nn.training import compile_model, fit, objective, predict_sequences
 from privemo.search.packed_tuner import PackedGridSearch, PackedGridSearchOracle
 from privemo.search.packing import build_packed, fit_packed, unpack
 from privemo.search.selection import PrivacyProbe
-from privemo.search.tuning import EmotionPrivacyHyperModel, make_tuner, trial_history, trial_scores
+from privemo.search.factory import make_tuner
+from privemo.search.tuning import EmotionPrivacyHyperModel, trial_history, trial_scores
 
 DIM = 6
 TINY = dict(conv_layers=1, conv_width=2, conv_kernels=4, gru_layers=1, gru_width=4, dense_layers=1, dense_width=4)

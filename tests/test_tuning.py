@@ -9,7 +9,8 @@ import keras_tuner
 
 from privemo.search.grids import PAPER_GRID, grid_size
 from privemo.data.pipeline import make_dataset
-from privemo.search.tuning import EmotionPrivacyHyperModel, make_tuner, objective, search_space_size
+from privemo.search.factory import make_tuner
+from privemo.search.tuning import EmotionPrivacyHyperModel, objective, search_space_size
 
 
 def test_objective_arithmetic():

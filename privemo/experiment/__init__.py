@@ -29,8 +29,8 @@ from privemo.experiment.config import (
     run_settings,
     work_dir,
 )
-from privemo.experiment.fold import SearchSetup, run_fold, search_setup
-from privemo.experiment.inputs import CorpusData, holdout_rows, lexical_inputs, prepare_corpus
+from privemo.experiment.fold import run_fold, search_setup
+from privemo.experiment.inputs import CorpusData, SearchSetup, holdout_rows, lexical_inputs, prepare_corpus
 from privemo.experiment.plan import describe_plan, plan_run
 from privemo.experiment.protocol import CrossValidation, linear_reference_frame, run, run_cross_validation
 from privemo.experiment.workers import network_key

@@ -153,7 +153,7 @@ class ExperimentConfig:
         return out
 
     def attacker_grid(self) -> dict[str, tuple]:
-        from privemo.search.grids import ATTACKER_GRIDS
+        from privemo.privacy.grids import ATTACKER_GRIDS
 
         return ATTACKER_GRIDS[self.grid]
 

@@ -38,6 +38,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from privemo._processes import available_cpus
 from privemo._validation import UserError, check_int
 from privemo.experiment.cost_calibration import (  # noqa: F401  (measurement names are part of the model's API)
     ATTACK_S_PER_UTTERANCE,
@@ -63,10 +64,10 @@ from privemo.experiment.cost_calibration import (  # noqa: F401  (measurement na
     grid_shapes,
     measure_step_cost,
     read_calibration,
-    set_threads,
     shape_features,
     write_csv,
 )
+from privemo.nn.device import start_tensorflow
 
 
 # -------------------------------------------------------------------------------------------------------- the estimate
@@ -346,7 +347,7 @@ def calibrate(plan: RunPlan, *, budget_s: float = CALIBRATION_BUDGET_S, cache: b
     ``budget_s`` seconds (at least one: about 8 s on 2 CPU cores; what is not measured is priced from it); written to
     ``user_calibration_path()`` when ``cache``."""
     t0 = time.perf_counter()
-    set_threads(1)
+    start_tensorflow(1)
     device = device_name()
     calibration = Calibration(device, 1, source="built-in calibration")
     shapes = sorted(plan.shapes, key=lambda s: shape_features(s, "acoustic")[2])
@@ -373,7 +374,7 @@ def calibrate(plan: RunPlan, *, budget_s: float = CALIBRATION_BUDGET_S, cache: b
 def plan_from_run(config, table, folds, fold_ids, conditions) -> RunPlan:
     """The ``RunPlan`` of a reproduce run (``privemo.experiment.plan.plan_run``'s table, folds, fold ids and
     conditions, and the run's ``ExperimentConfig``)."""
-    from privemo.search.grids import ATTACKER_GRIDS
+    from privemo.privacy.grids import ATTACKER_GRIDS
     from privemo.search.tuning import LAMBDA_REMOVALS
 
     grid = config.grid_dict()
@@ -387,10 +388,7 @@ def plan_from_run(config, table, folds, fold_ids, conditions) -> RunPlan:
                                              condition.adversary is not None and config.selection == "probe"))
     jobs = config.n_jobs
     if jobs is None:
-        try:
-            jobs = len(os.sched_getaffinity(0))
-        except AttributeError:  # pragma: no cover - not Linux
-            jobs = os.cpu_count() or 1
+        jobs = available_cpus()
     attackers = ATTACKER_GRIDS.get(config.grid, {"dense_layers": (1,)})
     return RunPlan(
         corpus=str(table.attrs.get("corpus", config.corpus)), n_utterances=len(table), folds=plan_folds,
@@ -402,10 +400,8 @@ def plan_from_run(config, table, folds, fold_ids, conditions) -> RunPlan:
 
 def grid_budget(grid: str) -> tuple[int, int]:
     """(epochs, patience) of a reproduce grid ("paper", "quick")."""
-    try:
-        from privemo.experiment.config import EPOCHS, PATIENCE
-    except ImportError:  # pragma: no cover - older layout
-        from privemo.experiment import EPOCHS, PATIENCE
+    from privemo.experiment.config import EPOCHS, PATIENCE
+
     return EPOCHS[grid], PATIENCE[grid]
 
 
@@ -414,7 +410,8 @@ def protocol_plan(corpus: str, grid: str = "paper", *, jobs: int = 1, pack: int 
                   modalities: Sequence[str] | None = None, selection: str = "probe") -> RunPlan:
     """The ``RunPlan`` of the paper's whole protocol on a corpus profile (``CORPUS_PROFILES``): its Table 1 rows
     (``PROTOCOL_MODALITIES``) x ``tasks`` x ``adversaries`` x ``n_folds`` folds, every configuration of ``grid``."""
-    from privemo.search.grids import ATTACKER_GRIDS, GRIDS
+    from privemo.privacy.grids import ATTACKER_GRIDS
+    from privemo.search.grids import GRIDS
 
     profile = CORPUS_PROFILES[corpus]
     grid_values = GRIDS[grid]

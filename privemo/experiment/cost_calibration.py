@@ -19,6 +19,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from privemo._io import atomic_write_text
+from privemo._processes import available_cpus
 from privemo._validation import UserError, check_int, invalid
 from privemo.experiment.config import MODALITY_SETS
 
@@ -342,11 +343,7 @@ def device_name() -> str:
         import platform
 
         model = platform.processor() or platform.machine()
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
-    return f"CPU: {model} ({cores} cores)"
+    return f"CPU: {model} ({available_cpus()} cores)"
 
 
 def _step_clock():
@@ -494,18 +491,5 @@ def _time_probe(dim: int) -> float:
     t0 = time.perf_counter()
     gender_probe_uar(h, y, h[:256], y[:256])
     return time.perf_counter() - t0
-
-
-def set_threads(threads: int | None) -> None:
-    """One TensorFlow thread pool size (intra- and inter-op) for this process, as the experiment's workers set it; call
-    before TensorFlow runs anything. None: TensorFlow's default."""
-    if threads:
-        import tensorflow as tf
-
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(int(threads))
-            tf.config.threading.set_inter_op_parallelism_threads(int(threads))
-        except RuntimeError:  # already initialised: keep what it has
-            pass
 
 

@@ -66,7 +66,8 @@ from keras_tuner.src.engine import trial as trial_module
 from privemo._io import atomic_write_json, atomic_write_text, read_json
 from privemo._validation import UserError
 from privemo.experiment.config import fold_seed, result_path, run_settings, work_dir
-from privemo.search.tuning import OBJECTIVE, ConcurrentGridSearchOracle
+from privemo.nn.training import OBJECTIVE
+from privemo.search.tuning import ConcurrentGridSearchOracle
 
 # assumption (README assumptions table): default base port of the chief's oracles (the gRPC convention's 50051); project
 # i of the job list is served on BASE_PORT + i. Change with --port / KERASTUNER_ORACLE_PORT.
@@ -447,7 +448,7 @@ def run_worker(config, *, worker_id=0, host: str = DEFAULT_HOST, threads: int | 
 
 def _search_project(config, job: Job, data, fold, lexical, tuner_id: str, host: str, port: int,
                     log) -> dict[str, list[float]]:
-    from privemo.search.tuning import make_tuner
+    from privemo.search.factory import make_tuner
 
     from privemo.experiment.fold import search_setup
 

@@ -4,15 +4,12 @@ network's privacy figures (fresh gender attackers, speaker verification, members
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
 from privemo.experiment.config import ATTACK_EPOCHS, MIN_MI_ROWS, Condition, ExperimentConfig
-from privemo.experiment.inputs import CorpusData
-
-if TYPE_CHECKING:
-    from privemo.experiment.fold import SearchSetup
+from privemo.experiment.inputs import CorpusData, SearchSetup
 
 
 class Represented(NamedTuple):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -15,7 +15,7 @@ from privemo._io import writing
 from privemo.experiment.config import (RECORD_SCHEMA, Condition, ExperimentConfig, fold_seed, log, run_settings,
                                        work_dir)
 from privemo.experiment.evaluate import emotion_figures, privacy_figures, represent, trial_record
-from privemo.experiment.inputs import CorpusData, holdout_rows, model_inputs, targets
+from privemo.experiment.inputs import CorpusData, SearchSetup, holdout_rows, model_inputs, targets
 
 
 def hypermodel_for(condition: Condition, config: ExperimentConfig, meta: dict, seed: int, lexical_dim: int,
@@ -37,29 +37,6 @@ def hypermodel_for(condition: Condition, config: ExperimentConfig, meta: dict, s
         selection=selection or config.selection,
         removal=condition.removal,
     )
-
-
-class SearchSetup(NamedTuple):
-    """What ``run_fold`` passes to ``tuner.search`` for one (condition, fold), with its hypermodel, inputs and targets
-    (shared with ``privemo.experiment.distributed``'s workers, so both search exactly the same trials)."""
-
-    hypermodel: Any
-    train_ds: Any
-    val_inputs: dict
-    val_targets: dict
-    seed: int
-    inputs: dict
-    targets: dict
-    probe: Any  # privemo.search.selection.PrivacyProbe, or None (baseline, head selection)
-    train_rows: np.ndarray  # the rows trained on (fold.train minus the held-out rows)
-    heldout_rows: np.ndarray  # the membership attack's same-speaker non-members
-    callbacks: tuple = ()  # Keras callbacks of every trial (a TensorBoard callback with --tensorboard)
-    selection: str = "probe"  # the rule this (condition, fold) selects by (config.selection, or the fallback)
-    selection_fallback: str | None = None  # why the fold fell back to selection on emotion alone
-
-    def search_kwargs(self) -> dict:
-        """Keyword arguments of ``tuner.search`` besides the training dataset."""
-        return {"val_targets": self.val_targets, "probe": self.probe, "verbose": 0, "callbacks": list(self.callbacks)}
 
 
 def search_setup(data: CorpusData, fold_index: int, fold, condition: Condition, config: ExperimentConfig,
@@ -195,7 +172,7 @@ def _select(tuner, setup: SearchSetup):
 def _search(setup: SearchSetup, fold_index: int, condition: Condition, config: ExperimentConfig,
             report: Callable[[str], None] | None):
     """The keras-tuner search of one (condition, fold), in its own resumable project; returns the tuner."""
-    from privemo.search.tuning import make_tuner
+    from privemo.search.factory import make_tuner
 
     work = work_dir(config) / "tuning" / condition.key
     tuner = make_tuner(setup.hypermodel, str(work), f"fold{fold_index}", seed=setup.seed, overwrite=not config.resume,

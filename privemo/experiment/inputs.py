@@ -1,12 +1,13 @@
 """What every (condition, fold) of a run is fed: the corpus's features and labels computed once, word vectors per fold,
-per-output targets and sample weights, and the training rows (minus the membership attack's held-out rows).
+per-output targets and sample weights, the training rows (minus the membership attack's held-out rows), and what one
+(condition, fold)'s search is given (``SearchSetup``, built by ``privemo.experiment.fold.search_setup``).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -128,3 +129,26 @@ def model_inputs(data: CorpusData, condition: Condition, lexical) -> dict[str, S
             raise ValueError("lexical inputs were not prepared for this fold")
         inputs["lexical"] = lexical
     return inputs
+
+
+class SearchSetup(NamedTuple):
+    """What ``run_fold`` passes to ``tuner.search`` for one (condition, fold), with its hypermodel, inputs and targets
+    (shared with ``privemo.experiment.distributed``'s workers, so both search exactly the same trials)."""
+
+    hypermodel: Any
+    train_ds: Any
+    val_inputs: dict
+    val_targets: dict
+    seed: int
+    inputs: dict
+    targets: dict
+    probe: Any  # privemo.search.selection.PrivacyProbe, or None (baseline, head selection)
+    train_rows: np.ndarray  # the rows trained on (fold.train minus the held-out rows)
+    heldout_rows: np.ndarray  # the membership attack's same-speaker non-members
+    callbacks: tuple = ()  # Keras callbacks of every trial (a TensorBoard callback with --tensorboard)
+    selection: str = "probe"  # the rule this (condition, fold) selects by (config.selection, or the fallback)
+    selection_fallback: str | None = None  # why the fold fell back to selection on emotion alone
+
+    def search_kwargs(self) -> dict:
+        """Keyword arguments of ``tuner.search`` besides the training dataset."""
+        return {"val_targets": self.val_targets, "probe": self.probe, "verbose": 0, "callbacks": list(self.callbacks)}

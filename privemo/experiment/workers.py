@@ -34,17 +34,12 @@ def worker_init(data: CorpusData, threads: int, parallel: bool, parent: int | No
     A worker process (``parent``: the main process's pid) first starts watching for the main process's death."""
     if parallel:
         exit_with_parent(parent if parent is not None else os.getppid())
-    from privemo._quiet import quiet_tensorflow
+    from privemo.nn.device import start_tensorflow
 
-    # TensorFlow without its start-up log and Python warnings (e.g. retracing notices for new padded lengths), unless
-    # PRIVEMO_VERBOSE
-    tf = quiet_tensorflow()
+    # TensorFlow without its start-up log and Python warnings (e.g. retracing notices for new padded lengths) unless
+    # PRIVEMO_VERBOSE, one thread pool size per worker when several run, op determinism
+    start_tensorflow(threads if parallel else None, deterministic=True)
     if parallel and threads:
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(threads)
-        except RuntimeError:  # already initialised in this process
-            pass
         # NumPy's OpenBLAS and scikit-learn's OpenMP start one thread per core in every worker, and their idle threads
         # spin: with a worker per core they take CPU time from the other workers' training.
         from threadpoolctl import threadpool_limits
@@ -54,7 +49,6 @@ def worker_init(data: CorpusData, threads: int, parallel: bool, parent: int | No
         limits = threadpool_limits(limits=threads)
     else:
         limits = None
-    tf.config.experimental.enable_op_determinism()
     _STATE[:] = [WorkerState(data, thread_limits=limits)]
 
 

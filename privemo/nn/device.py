@@ -1,4 +1,5 @@
-"""Device set-up and GPU readiness: op determinism, an optional mixed-precision policy, and what TensorFlow sees.
+"""Device set-up and GPU readiness: TensorFlow's start (quiet, threads, op determinism), an optional mixed-precision
+policy, and what TensorFlow sees.
 
 privemo trains on whatever TensorFlow places the ops on: a visible GPU is used without any flag. The encoder's GRU
 layers (``privemo.nn.models.encode_branch``) keep Keras' cuDNN-compatible defaults (tanh, sigmoid recurrent activation,
@@ -20,8 +21,33 @@ from __future__ import annotations
 
 from typing import Any
 
+from privemo._quiet import quiet_tensorflow
+
 MIXED_POLICY = "mixed_float16"
 DEFAULT_POLICY = "float32"
+
+
+def start_tensorflow(threads: int | None = None, *, deterministic: bool = False) -> Any:
+    """TensorFlow for this process, as privemo's workers and cost calibration set it up, returned as the module.
+
+    Args:
+        threads: one thread pool size for TensorFlow's intra- and inter-op pools (e.g. 1 per worker when several
+            share the cores); None or 0 keeps TensorFlow's default. Effective only before TensorFlow has run an op; a
+            size TensorFlow no longer accepts is left as it is.
+        deterministic: True enables TensorFlow's op determinism (see the module docstring).
+
+    TensorFlow is imported without its C++ start-up log (``privemo.quiet_tensorflow``).
+    """
+    tf = quiet_tensorflow()
+    if threads:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+            tf.config.threading.set_inter_op_parallelism_threads(int(threads))
+        except RuntimeError:  # already initialised in this process: keep what it has
+            pass
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    return tf
 
 
 def op_determinism_enabled() -> bool | None:

@@ -32,6 +32,7 @@ MAX_EPOCHS = 30  # assumption: see README assumptions table (epoch cap per grid 
 MIN_KEPT_EPOCH = 2
 OBJECTIVE_WEIGHT = 1.0  # assumption: see README assumptions table (weight of the attribute UAR's excess over chance)
 VAL_BATCH_SIZE = 64  # validation prediction batch size (no effect on results, only speed/memory)
+OBJECTIVE = "val_objective"  # the selection objective's log key (ValidationUAR writes it; early stopping reads it)
 
 
 def objective(
@@ -254,7 +255,7 @@ class ValidationUAR(keras.callbacks.Callback):
         if probe is not None:
             logs["val_probe"] = attribute_uar = float(probe)
             chance = 0.5
-        logs["val_objective"] = float(self.objective(emotion, attribute_uar, chance))
+        logs[OBJECTIVE] = float(self.objective(emotion, attribute_uar, chance))
         return logs
 
     def on_epoch_end(self, epoch, logs=None):
@@ -317,14 +318,14 @@ def first_kept_epoch(epochs: int) -> int:
     return max(0, min(MIN_KEPT_EPOCH, int(epochs) - 1))
 
 
-def early_stopping(patience: int, epochs: int, monitor: str = "val_objective") -> keras.callbacks.EarlyStopping:
+def early_stopping(patience: int, epochs: int, monitor: str = OBJECTIVE) -> keras.callbacks.EarlyStopping:
     """Keras' EarlyStopping on ``monitor`` (mode max, best weights restored) that never keeps an epoch before
     ``first_kept_epoch(epochs)``: patience counts from there."""
     return keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=int(patience),
                                          restore_best_weights=True, start_from_epoch=first_kept_epoch(epochs))
 
 
-def best_epoch(history: Mapping[str, Sequence[float]], monitor: str = "val_objective") -> dict[str, float]:
+def best_epoch(history: Mapping[str, Sequence[float]], monitor: str = OBJECTIVE) -> dict[str, float]:
     """The logs of the best epoch (first maximum of ``monitor`` from ``first_kept_epoch`` on, as ``early_stopping``
     keeps it), with its index as "epoch"."""
     values = history.get(monitor)

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from privemo._lazy import lazy_exports
 
-_SUBMODULES = ("attackers", "attribute", "inputs", "membership", "mlp_attacker", "sklearn_attacker", "verification")
+_SUBMODULES = ("attackers", "attribute", "grids", "inputs", "membership", "mlp_attacker", "sklearn_attacker",
+               "verification")
 
 # public name -> submodule that defines it
 _EXPORTS: dict[str, str] = {
@@ -28,6 +29,7 @@ _EXPORTS: dict[str, str] = {
                      "LOGREG_CS", "SVM_CS", "SVM_GAMMA_SCALES", "SVM_MAX_TRAIN", "HGB_PARAMS"),
                     "privemo.privacy.sklearn_attacker"),
     **dict.fromkeys(("ATTACKERS", "DEFAULT_ATTACKERS"), "privemo.privacy.attackers"),
+    **dict.fromkeys(("ATTACKER_GRID", "ATTACKER_GRIDS", "QUICK_ATTACKER_GRID"), "privemo.privacy.grids"),
     **dict.fromkeys(("AttackReport", "attack_representation", "speaker_attack", "split_by_speaker", "bootstrap_uar_ci",
                      "SPEAKER_SPLIT", "BOOTSTRAP_RESAMPLES", "PROBA_CLIP"), "privemo.privacy.attribute"),
     **dict.fromkeys(("MIReport", "membership_attack", "membership_inference", "holdout_split", "MI_CLASSIFIER_C",

@@ -10,7 +10,7 @@ Attribute attack protocol (gender, or speaker identity)
 -------------------------------------------------------
 - The paper's attacker (`MLPAttacker`, `train_attacker`): an MLP of ``dense_layers`` x Dense(``dense_width``, relu)
   and a softmax, one per configuration of the paper's grid (dense layers {2, 3, 4} x width {32, 64},
-  `privemo.search.grids.ATTACKER_GRID`). Assumptions (not in the paper): inputs standardised with statistics of the
+  `privemo.privacy.grids.ATTACKER_GRID`). Assumptions (not in the paper): inputs standardised with statistics of the
   attacker's training set; Adam (learning rate 1e-3), batch size 64, class-balanced sample weights; early stopping on
   the validation UAR computed on the whole validation set after every epoch (at most 100 epochs, patience 10),
   restoring the best epoch's weights; the configuration with the best validation UAR is kept.
@@ -65,7 +65,7 @@ from privemo.privacy.attackers import (
     train_attacker,
 )
 from privemo.privacy.inputs import check_labels, check_train_val, encode_labels, fit_classes
-from privemo.search.grids import ATTACKER_GRID
+from privemo.privacy.grids import ATTACKER_GRID
 
 __all__ = ["AttackReport", "attack_representation", "speaker_attack", "split_by_speaker", "bootstrap_uar_ci",
            "SPEAKER_SPLIT", "BOOTSTRAP_RESAMPLES", "PROBA_CLIP"]

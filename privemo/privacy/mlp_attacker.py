@@ -1,7 +1,7 @@
 """The paper's attacker: an MLP trained afresh on frozen representations, as a scikit-learn classifier.
 
 `MLPAttacker` is one configuration (``dense_layers`` x Dense(``dense_width``, relu) and a softmax); `train_attacker`
-searches the paper's grid (dense layers {2, 3, 4} x width {32, 64}, `privemo.search.grids.ATTACKER_GRID`) and keeps
+searches the paper's grid (dense layers {2, 3, 4} x width {32, 64}, `privemo.privacy.grids.ATTACKER_GRID`) and keeps
 the configuration with the best validation UAR. The training choices the paper does not state are the constants
 below (README, assumptions table). Where the attacker sits in the attack protocol: `privemo.privacy.attribute`.
 """
@@ -21,7 +21,7 @@ from privemo._validation import check_float, check_int, check_matrix, invalid
 from privemo.metrics import uar
 from privemo.privacy.inputs import check_fit_inputs, check_labels, check_train_val
 from privemo.privacy.sklearn_attacker import check_class_target
-from privemo.search.grids import ATTACKER_GRID
+from privemo.privacy.grids import ATTACKER_GRID
 
 __all__ = ["MLPAttacker", "train_attacker", "check_grid", "ATTACKER_LEARNING_RATE", "ATTACKER_BATCH_SIZE",
            "ATTACKER_MAX_EPOCHS", "ATTACKER_PATIENCE"]

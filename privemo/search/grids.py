@@ -1,6 +1,8 @@
-"""The search grids the paper states (Jaiswal & Mower Provost, AAAI 2020, Experimental Setup).
+"""The main network's search grids: the paper's (Jaiswal & Mower Provost, AAAI 2020, Experimental Setup) and the quick
+run's subset of it.
 
-Defined once here and imported everywhere else; do not copy these values.
+Defined once here and imported everywhere else; do not copy these values. The attacker's grids are
+``privemo.privacy.grids``.
 """
 
 from __future__ import annotations
@@ -19,12 +21,6 @@ PAPER_GRID: dict[str, tuple] = {
     "grl_lambda": (0.3, 0.5, 0.75, 1.0),
 }
 
-# Attacker grid (dense layers x width), exactly as stated in the paper.
-ATTACKER_GRID: dict[str, tuple] = {
-    "dense_layers": (2, 3, 4),
-    "dense_width": (32, 64),
-}
-
 # A documented subset of PAPER_GRID for the quick default run (README assumptions table, `--grid quick`):
 # one value per architecture axis, chosen as the smaller network, so that five folds of every modality, task and
 # adversary finish within minutes on 2 CPU cores. Lambda is tuned on validation over all four of the paper's values,
@@ -41,11 +37,6 @@ QUICK_GRID: dict[str, tuple] = {
 }
 
 GRIDS: dict[str, dict[str, tuple]] = {"paper": PAPER_GRID, "quick": QUICK_GRID}
-
-# The attacker grid that goes with each main grid. The quick run keeps one point of the paper's attacker grid (the
-# smallest); its logistic-regression and RBF-SVM attackers still run (README assumptions table).
-QUICK_ATTACKER_GRID: dict[str, tuple] = {"dense_layers": (2,), "dense_width": (32,)}
-ATTACKER_GRIDS: dict[str, dict[str, tuple]] = {"paper": ATTACKER_GRID, "quick": QUICK_ATTACKER_GRID}
 
 
 def grid_size(grid: dict[str, tuple], adversary: bool) -> int:

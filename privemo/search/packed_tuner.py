@@ -1,7 +1,7 @@
 """The keras-tuner side of packed trials (``privemo.search.packing``): ``PackedGridSearch`` takes up to ``pack`` untried
 combinations of one network shape from its oracle at a time, trains them packed and records each as its own finished
 trial (metrics, history.json, checkpoint), exactly as ``privemo.search.tuning.GridSearch`` records a trial.
-``privemo.search.tuning.make_tuner(..., pack=K)`` returns one.
+``privemo.search.factory.make_tuner(..., pack=K)`` returns one.
 """
 
 

@@ -64,6 +64,7 @@ from privemo.nn.models import build_model, output_names
 from privemo.nn.training import (
     LEARNING_RATE,
     MAX_EPOCHS,
+    OBJECTIVE,
     PATIENCE,
     ValidationUAR,
     align_dataset,
@@ -71,7 +72,6 @@ from privemo.nn.training import (
     early_stopping,
     predict_sequences,
 )
-from privemo.search.tuning import OBJECTIVE
 
 __all__ = ["Packed", "build_packed", "fit_packed", "unpack", "member_output", "architecture", "PACKABLE_REMOVALS"]
 

@@ -28,11 +28,10 @@ import keras
 import numpy as np
 
 from privemo.nn.models import head_layers
-from privemo.nn.training import ValidationUAR, predict_sequences, with_representation
+from privemo.nn.training import OBJECTIVE, ValidationUAR, predict_sequences, with_representation
 from privemo.removal import POST_HOC, NullspaceProjection, fit_inlp, leace_affine
 from privemo.removal.leace import LeaceEraser
 
-OBJECTIVE = "val_objective"
 # assumption (README assumptions table): INLP / LEACE inside the experiment. Share of the training rows that scores
 # INLP's stopping rule when the validation speakers cannot (speaker identity: they are unseen), and the batch size of
 # the emotion head's refit on the erased h (INLP and LEACE).

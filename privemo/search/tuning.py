@@ -13,9 +13,7 @@ trial per architecture. The post-hoc methods (``privemo.removal.POST_HOC``) eras
 baseline is trained); "ensemble_leace": the ensemble as "ensemble" trains it -- then erases its representation with INLP
 or LEACE (``EmotionPrivacyHyperModel.erase_post_hoc``).
 
-``make_tuner`` returns a ``GridSearch`` tuner maximising "val_objective" that writes its trials under
-``directory/project_name``. With ``overwrite=False`` a rerun reloads the project and skips finished trials (one project
-per outer fold and condition: keras-tuner has no cross-validation).
+``privemo.search.factory.make_tuner`` returns a ``GridSearch`` tuner (or the packed one) over this module's hypermodel.
 """
 
 from __future__ import annotations
@@ -38,7 +36,6 @@ from keras_tuner.src.engine import tuner_utils
 from privemo.search import _tuner_io  # noqa: F401  (keras-tuner state files written atomically; damaged ones named)
 from privemo._io import atomic_write_json, read_json
 from privemo._seed import set_seed
-from privemo._validation import check_int as check_count
 from privemo.search.selection import check_selection
 from privemo.search.grids import PAPER_GRID
 from privemo.nn.layers import check_lambda
@@ -56,6 +53,7 @@ from privemo.removal import (
 from privemo.nn.training import (
     LEARNING_RATE,
     MAX_EPOCHS,
+    OBJECTIVE,
     OBJECTIVE_WEIGHT,
     PATIENCE,
     best_epoch,
@@ -64,12 +62,11 @@ from privemo.nn.training import (
     objective,
 )
 
-__all__ = ["objective", "EmotionPrivacyHyperModel", "make_tuner", "search_space_size", "OBJECTIVE", "GridSearch",
-           "EpochProgress", "ConcurrentGridSearch", "ConcurrentGridSearchOracle"]
+__all__ = ["objective", "EmotionPrivacyHyperModel", "search_space_size", "GridSearch", "EpochProgress",
+           "ConcurrentGridSearch", "ConcurrentGridSearchOracle"]
 
 GRID_KEYS = tuple(PAPER_GRID)  # the tunable build_model arguments, in declaration order
 ARCHITECTURE_KEYS = tuple(k for k in GRID_KEYS if k != "grl_lambda")
-OBJECTIVE = "val_objective"
 #: searches with more trials than this report every finished trial (``GridSearch.trial_report``)
 TRIAL_REPORT_MIN = 8
 # Removal methods whose networks the model cache may reuse: alternating / ensemble models carry a second optimiser (the
@@ -535,40 +532,3 @@ class ConcurrentGridSearch(GridSearch):
             max_retries_per_trial=max_retries_per_trial, max_consecutive_failed_trials=max_consecutive_failed_trials,
         )
         keras_tuner.Tuner.__init__(self, oracle, hypermodel, **kwargs)
-
-
-def make_tuner(
-    hypermodel: EmotionPrivacyHyperModel,
-    directory: str,
-    project_name: str,
-    *,
-    max_trials: int | None = None,
-    seed: int = 0,
-    overwrite: bool = False,
-    pack: int = 1,
-    same_shape: bool = True,
-) -> GridSearch:
-    """A GridSearch tuner maximising "val_objective", writing its trials under ``directory/project_name``.
-
-    ``max_trials=None`` searches the whole grid. ``overwrite=False`` resumes an existing project: finished trials are
-    reloaded, not rerun. ``pack`` > 1 trains up to that many trials (of one network shape, with ``same_shape``) at a
-    time in one compiled step (``privemo.search.packed_tuner.PackedGridSearch``): the same project layout, trial ids and
-    results as one at a time, so a project may be resumed with another ``pack``.
-    """
-    if max_trials is not None:
-        check_count("max_trials", max_trials, 1, expected="None or an integer >= 1")
-    tuner, extra = ConcurrentGridSearch, {}
-    if check_count("pack", pack, 1) > 1:
-        from privemo.search.packed_tuner import PackedGridSearch  # it builds on this module
-
-        tuner, extra = PackedGridSearch, {"pack": pack, "same_shape": same_shape}
-    return tuner(
-        hypermodel=hypermodel,
-        objective=keras_tuner.Objective(OBJECTIVE, direction="max"),
-        max_trials=max_trials,
-        seed=seed,
-        directory=str(directory),
-        project_name=project_name,
-        overwrite=overwrite,
-        **extra,
-    )
