@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from privemo.corpora._common import COLUMNS
+from privemo.corpora._schema import COLUMNS
 from privemo.features.acoustic import (
     MAX_FRAMES,
     AcousticFeatures,

@@ -21,7 +21,7 @@ from corpus_fixtures import (
     write_wav,
 )
 from privemo.corpora import load_corpus
-from privemo.corpora._common import COLUMNS, CorpusFormatError, SkippedRowsWarning
+from privemo.corpora._schema import COLUMNS, CorpusFormatError, SkippedRowsWarning
 from privemo.corpora.iemocap import load_iemocap
 from privemo.corpora.msp_improv import load_msp_improv
 from privemo.corpora.msp_podcast import load_msp_podcast

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from privemo.corpora._common import COLUMNS
+from privemo.corpora._schema import COLUMNS
 from privemo.features.lexical import (
     MAX_TOKENS,
     embed,

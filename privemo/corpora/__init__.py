@@ -7,7 +7,7 @@ from typing import Callable
 
 import pandas as pd
 
-from ._common import COLUMNS, CorpusFormatError, SkippedRowsWarning
+from ._schema import COLUMNS, CorpusFormatError, SkippedRowsWarning
 
 CORPORA: tuple[str, ...] = ("iemocap", "msp-improv", "msp-podcast", "muse", "demo", "demo-podcast")
 # synthesised by privemo on first use: `root` is optional

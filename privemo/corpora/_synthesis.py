@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from .._processes import worker_pool
-from ._common import SAMPLE_RATE, CorpusFormatError
+from ._schema import SAMPLE_RATE, CorpusFormatError
 
 MANIFEST = "manifest.json"
 MIN_DURATION_S = 1.0

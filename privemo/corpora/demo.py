@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._common import SAMPLE_RATE
+from ._schema import SAMPLE_RATE
 from ._synthesis import (  # MANIFEST, MIN_DURATION_S and MAX_DURATION_S stay names of this module too
     MANIFEST,
     PRETRAINING_TEXT,

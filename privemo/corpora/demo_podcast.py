@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._common import SAMPLE_RATE
+from ._schema import SAMPLE_RATE
 from ._synthesis import (  # MANIFEST stays a name of this module too
     MANIFEST,
     PRETRAINING_TEXT,

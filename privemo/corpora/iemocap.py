@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ._common import SAMPLE_RATE, BadRows, CorpusFormatError, where
-from ._shared import finish, index_files, is_junk, read_text, resolve_root, to_float, usable_wav
+from ._schema import SAMPLE_RATE, BadRows, CorpusFormatError, where
+from ._licensed import finish, index_files, is_junk, read_text, resolve_root, to_float, usable_wav
 
 log = logging.getLogger("privemo.corpora")
 

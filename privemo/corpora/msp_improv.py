@@ -23,8 +23,8 @@ import re
 
 import pandas as pd
 
-from ._common import SAMPLE_RATE, BadRows, CorpusFormatError, where
-from ._shared import finish, index_files, read_text, read_transcript, resolve_root, to_float, usable_wav
+from ._schema import SAMPLE_RATE, BadRows, CorpusFormatError, where
+from ._licensed import finish, index_files, read_text, read_transcript, resolve_root, to_float, usable_wav
 
 log = logging.getLogger("privemo.corpora")
 

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ._common import SAMPLE_RATE, BadRows, CorpusFormatError, where
-from ._shared import finish, index_files, parse_gender, parse_rating, read_text, read_transcript, resolve_root, usable_wav
+from ._schema import SAMPLE_RATE, BadRows, CorpusFormatError, where
+from ._licensed import finish, index_files, parse_gender, parse_rating, read_text, read_transcript, resolve_root, usable_wav
 
 log = logging.getLogger("privemo.corpora")
 

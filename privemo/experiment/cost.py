@@ -379,11 +379,11 @@ def plan_from_run(config, table, folds, fold_ids, conditions) -> RunPlan:
 
     grid = config.grid_dict()
     n_lambdas = len(grid.get("grl_lambda", (1.0,)))
-    keep = 1.0 - float(getattr(config, "mi_holdout", 0.0) or 0.0)
+    keep = 1.0 - float(config.mi_holdout or 0.0)
     plan_folds = tuple((int(round(len(folds[k].train) * keep)), len(folds[k].validation)) for k in fold_ids)
     plan_conditions = []
     for condition in conditions:
-        lam = condition.adversary is not None and getattr(condition, "removal", "grl") in LAMBDA_REMOVALS
+        lam = condition.adversary is not None and condition.removal in LAMBDA_REMOVALS
         plan_conditions.append(ConditionPlan(condition.modality, condition.adversary, n_lambdas if lam else 1,
                                              condition.adversary is not None and config.selection == "probe"))
     jobs = config.n_jobs
@@ -393,7 +393,7 @@ def plan_from_run(config, table, folds, fold_ids, conditions) -> RunPlan:
     return RunPlan(
         corpus=str(table.attrs.get("corpus", config.corpus)), n_utterances=len(table), folds=plan_folds,
         conditions=tuple(plan_conditions), shapes=tuple(grid_shapes(grid)), epochs=config.resolved_epochs(),
-        patience=config.resolved_patience(), jobs=int(jobs), pack=int(getattr(config, "pack", 1) or 1),
+        patience=config.resolved_patience(), jobs=int(jobs), pack=int(config.pack or 1),
         attack_grid=int(np.prod([len(v) for v in attackers.values()])),
         best_epoch=expected_best_epoch(config.grid))
 

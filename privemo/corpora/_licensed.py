@@ -1,6 +1,6 @@
 """Steps the four licensed-corpus loaders share: finding files, checking wavs, parsing ratings, building the table.
 
-Kept separate from ``_common`` (the schema and error types every loader, the demo included, relies on) so that the
+Kept separate from ``_schema`` (the schema and error types every loader, the demo included, relies on) so that the
 loader-specific plumbing stays private to the loaders that use it.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ._common import SAMPLE_RATE, BadRows, CorpusFormatError, check_wav, finalize, where
+from ._schema import SAMPLE_RATE, BadRows, CorpusFormatError, check_wav, finalize, where
 
 log = logging.getLogger("privemo.corpora")
 

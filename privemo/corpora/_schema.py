@@ -1,4 +1,5 @@
-"""Shared pieces of the corpus loaders: the table schema, errors, bad-row reporting and wav checks."""
+"""The corpus table's schema and what every loader (the demo included) relies on: the columns, errors, bad-row reporting
+and wav checks."""
 
 from __future__ import annotations
 
