@@ -17,8 +17,8 @@ from privemo.cli._interrupt import Interrupt, command_line
 
 def build_parser() -> argparse.ArgumentParser:
     from privemo.cli.reproduce import build_parser as reproduce_parser
-    from privemo.experiment.distributed import (BASE_PORT, DEFAULT_HOST, ENV_ORACLE_IP, ENV_ORACLE_PORT, ENV_TUNER_ID,
-                                                LINGER_S, PLAN_WAIT_S)
+    from privemo.experiment.distributed import (BASE_PORT, CHIEF_TIMEOUT_S, DEFAULT_HOST, ENV_ORACLE_IP,
+                                                ENV_ORACLE_PORT, ENV_TUNER_ID, LINGER_S, PLAN_WAIT_S, TRIAL_TIMEOUT_S)
 
     p = reproduce_parser()
     p.prog = "python -m privemo.distributed"
@@ -47,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="chief: seconds to wait after the last trial for workers still walking through the projects")
     g.add_argument("--plan-wait", type=float, default=PLAN_WAIT_S,
                    help="worker: seconds to wait for a running chief")
+    g.add_argument("--trial-timeout", type=float, default=TRIAL_TIMEOUT_S,
+                   help="chief: a trial whose worker has not reported for this many seconds (workers report every "
+                        "epoch) is handed to another worker, same trial and seed")
+    g.add_argument("--chief-timeout", type=float, default=CHIEF_TIMEOUT_S,
+                   help="worker: stop (one line) when the chief has not answered for this many seconds between trials")
     return p
 
 
@@ -62,12 +67,15 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(f"--role chief|worker is required (or set ${ENV_TUNER_ID})")
         if not 1 <= args.port <= 65535:
             raise UserError(f"--port must be between 1 and 65535 (got {args.port})")
+        for flag, value in (("--trial-timeout", args.trial_timeout), ("--chief-timeout", args.chief_timeout)):
+            if not value > 0:
+                raise UserError(f"{flag} must be a positive number of seconds (got {value})")
         if args.threads is not None and args.threads < 1:
             raise UserError(f"--threads must be a positive integer (got {args.threads})")
         config = config_from_args(args)
         if args.role == "chief":
             summary = run_chief(config, host=args.host, port=args.port, search_only=args.search_only,
-                                linger_s=args.linger)
+                                linger_s=args.linger, trial_timeout_s=args.trial_timeout)
             text = summary.pop("reproduce", None)
             return "\n".join(filter(None, [json.dumps(summary, sort_keys=True), text]))
         worker_id = args.worker_id
@@ -75,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             env_id = os.environ.get(ENV_TUNER_ID)
             worker_id = env_id if env_id and "chief" not in env_id else 0
         summary = run_worker(config, worker_id=worker_id, host=args.host, threads=args.threads,
-                             plan_wait_s=args.plan_wait)
+                             plan_wait_s=args.plan_wait, chief_timeout_s=args.chief_timeout)
         return json.dumps(summary, sort_keys=True)
 
     words = sys.argv[1:] if argv is None else argv

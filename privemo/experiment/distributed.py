@@ -41,12 +41,22 @@ interruption either stops early or fails with a KeyError. ``ConcurrentGridSearch
 combination in GridSearch's own order (identical trial ids and values in a single process) and keeps only state that
 keras-tuner saves.
 
-Limits (also in the README): a worker that dies inside a trial leaves that trial "running" at the chief, so the search
-cannot finish until a worker with the same ``--worker-id`` is started again (keras-tuner hands it the same trial), or
-the chief is restarted with ``--resume`` (a reloaded oracle hands the interrupted trials out again). Stopping the chief
-leaves workers blocked in keras-tuner's gRPC calls (up to its one-hour timeout): stop them too. Trials are not split
-across machines (one trial = one training in one process), and the final phase (attacks) runs on the chief's machine
-only (``--jobs`` processes). Nothing here needs a GPU; a worker uses one when TensorFlow sees one.
+Trial leases: a worker reports every epoch of its trial to the chief (keras-tuner's per-epoch ``update_trial``); a trial
+whose worker has not reported for ``--trial-timeout`` seconds (``TRIAL_TIMEOUT_S``) is taken back and handed to the
+next worker that asks, with the same trial id and values, so it trains from the same seed and gives the same result.
+Workers that have been through every project go through them again until the chief's plan is no longer running, so
+the remaining workers pick such a trial up. A report that arrives for a trial already ended (the lost worker was only
+slow) is ignored: the first end wins, and both trainings leave the same weights. A worker started again with the same
+``--worker-id`` still gets its unfinished trial back when its lease has not expired.
+
+A chief killed and started again with ``--resume`` on the same ports: workers blocked in keras-tuner's gRPC calls
+(``wait_for_ready``) carry on with it, and workers between trials adopt its new plan. A reloaded project hands out again
+the trials that were running (keras-tuner's retry queue), and also a trial whose ``trial.json`` was written just before
+the kill but not yet the oracle's own state (``requeue_orphans``). Between trials a worker whose chief does not answer
+stops after ``--chief-timeout`` seconds (``CHIEF_TIMEOUT_S``) with one line; inside a trial it waits in keras-tuner's
+gRPC calls up to keras-tuner's one-hour timeout. Trials are not split across machines (one trial = one training in one
+process), and the final phase (attacks) runs on the chief's machine only (``--jobs`` processes). Nothing here needs a
+GPU; a worker uses one when TensorFlow sees one.
 """
 
 from __future__ import annotations
@@ -77,6 +87,12 @@ POLL_S = 0.2  # how often the chief checks its projects
 PROBE_TIMEOUT_S = 10.0  # a worker re-reads the plan when a project's oracle does not answer within this time
 PLAN_WAIT_S = 600.0  # how long a worker waits for a running chief's plan
 LINGER_S = 120.0  # after the last trial, how long the chief waits for workers still walking through finished projects
+# assumption (README assumptions table): a trial whose worker has not reported for this long is handed out again. A
+# worker reports after every epoch; the slowest epoch measured (results/protocol_cost.csv, 2 CPU cores: a pack of four
+# paper-grid networks on MSP-Podcast) takes 336 s, so an hour is about ten epochs of silence. Change with --trial-timeout.
+TRIAL_TIMEOUT_S = 3600.0
+REPASS_S = 1.0  # a worker that has been through every project looks again after this long, while the chief runs
+CHIEF_TIMEOUT_S = 600.0  # a worker between trials whose chief has not answered for this long stops (--chief-timeout)
 ENV_TUNER_ID = "KERASTUNER_TUNER_ID"
 ENV_ORACLE_IP = "KERASTUNER_ORACLE_IP"
 ENV_ORACLE_PORT = "KERASTUNER_ORACLE_PORT"
@@ -99,6 +115,7 @@ def make_oracle(hypermodel, directory: str | os.PathLike, project_name: str, *, 
         shutil.rmtree(project)
     if (project / "oracle.json").is_file():
         oracle.reload()
+        requeue_orphans(oracle)
     else:
         space = oracle.get_space()
         hypermodel.declare_hyperparameters(space)
@@ -106,6 +123,24 @@ def make_oracle(hypermodel, directory: str | os.PathLike, project_name: str, *, 
     oracle.verbose = 0
     oracle.save()
     return oracle
+
+
+def requeue_orphans(oracle) -> list[str]:
+    """Queue for a retry every trial whose state file says RUNNING but that a reloaded oracle neither holds nor will
+    retry; returns their ids.
+
+    keras-tuner writes a new trial's ``trial.json`` and then ``oracle.json``: a chief killed between the two reloads
+    with a trial that no one runs (the search then never reaches its checkpoint, and the final phase fails on it) and
+    whose values are not recorded as tried (they would be handed out again under a new id). Each such trial keeps its id
+    and values, and is handed out first.
+    """
+    held = set(oracle._retry_queue) | {trial.trial_id for trial in oracle.ongoing_trials.values()}
+    orphans = [trial_id for trial_id, trial in sorted(oracle.trials.items())
+               if trial.status == trial_module.TrialStatus.RUNNING and trial_id not in held]
+    for trial_id in orphans:
+        oracle._record_values(oracle.trials[trial_id])
+        oracle._retry_queue.append(trial_id)
+    return orphans
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -163,19 +198,48 @@ def fingerprint(config, jobs: Sequence[Job]) -> dict:
 # The chief
 
 
+_ENDED = (trial_module.TrialStatus.COMPLETED, trial_module.TrialStatus.FAILED, trial_module.TrialStatus.INVALID)
+
+
+@keras_tuner.synchronized
+def _take_back(oracle, tuner_id: str, trial_id: str) -> bool:
+    """Move ``trial_id`` from ``tuner_id``'s ongoing trial to the oracle's retry queue (keras-tuner hands that queue out
+    first, same trial id and values); False when the tuner no longer holds it."""
+    held = oracle.ongoing_trials.get(tuner_id)
+    if held is None or held.trial_id != trial_id:
+        return False
+    del oracle.ongoing_trials[tuner_id]
+    oracle._retry_queue.append(trial_id)
+    oracle.save()
+    return True
+
+
+@keras_tuner.synchronized
+def _unqueue(oracle, trial_id: str) -> None:
+    """A trial taken back and not yet handed out again, now reported ended by its first worker: not to be run again."""
+    while trial_id in oracle._retry_queue:
+        oracle._retry_queue.remove(trial_id)
+
+
 def _servicer_class():
+    from keras_tuner.src import protos
     from keras_tuner.src.distribute.oracle_chief import OracleServicer
 
     class Servicer(OracleServicer):
-        """keras-tuner's servicer, recording which tuner ran which trial and which tuners were told to stop."""
+        """keras-tuner's servicer, recording which tuner ran which trial and which tuners were told to stop, with trial
+        leases (the module docstring): ``expire()`` takes back trials not reported for ``trial_timeout_s``."""
 
-        def __init__(self, oracle, name: str, log):
+        def __init__(self, oracle, name: str, log, trial_timeout_s: float = TRIAL_TIMEOUT_S):
             super().__init__(oracle)
             self.name = name
             self.log = log
+            self.trial_timeout_s = float(trial_timeout_s)
             self.seen: set[str] = set()
             self.stopped: set[str] = set()
             self.handed: dict[str, list[str]] = {}
+            self.leases: dict[str, tuple[str, float]] = {}  # trial id -> (tuner id, time of its last report)
+            self.taken_back: list[str] = []  # trial ids, once per expiry
+            self.ignored: list[str] = []  # trial ids of reports that came after the trial had ended
 
         def CreateTrial(self, request, context):
             response = super().CreateTrial(request, context)
@@ -185,19 +249,53 @@ def _servicer_class():
             if status == trial_module.TrialStatus.STOPPED:
                 self.stopped.add(tuner_id)
             elif status == trial_module.TrialStatus.RUNNING:
+                trial_id = response.trial.trial_id
+                self.leases[trial_id] = (tuner_id, time.monotonic())
                 ids = self.handed.setdefault(tuner_id, [])
-                if response.trial.trial_id not in ids:
-                    ids.append(response.trial.trial_id)
-                    self.log(f"[chief] {self.name}: trial {response.trial.trial_id} -> {tuner_id}")
+                if trial_id not in ids:
+                    ids.append(trial_id)
+                    self.log(f"[chief] {self.name}: trial {trial_id} -> {tuner_id}")
             return response
 
+        def UpdateTrial(self, request, context):
+            trial = self.oracle.trials.get(request.trial_id)
+            if trial is not None and trial.status in _ENDED:  # a late heartbeat: leave the ended trial as it is
+                return protos.get_service().UpdateTrialResponse(trial=trial.to_proto())
+            if request.trial_id in self.leases:
+                self.leases[request.trial_id] = (self.leases[request.trial_id][0], time.monotonic())
+            return super().UpdateTrial(request, context)
+
         def EndTrial(self, request, context):
+            trial_id = request.trial.trial_id
+            trial = self.oracle.trials.get(trial_id)
+            if trial is not None and trial.status in _ENDED:
+                self.ignored.append(trial_id)
+                self.log(f"[chief] {self.name}: trial {trial_id} ended again (a worker it was taken back from): "
+                         "report ignored")
+                return protos.get_service().EndTrialResponse()
+            _unqueue(self.oracle, trial_id)
             response = super().EndTrial(request, context)
-            trial = self.oracle.trials.get(request.trial.trial_id)
+            self.leases.pop(trial_id, None)
+            trial = self.oracle.trials.get(trial_id)
             score = getattr(trial, "score", None)
-            self.log(f"[chief] {self.name}: trial {request.trial.trial_id} ended "
+            self.log(f"[chief] {self.name}: trial {trial_id} ended "
                      f"({trial.status if trial else '?'}{'' if score is None else f', val_objective {score:.4f}'})")
             return response
+
+        def expire(self, now: float | None = None) -> list[str]:
+            """Take back every trial whose worker has not reported for ``trial_timeout_s``; returns their ids."""
+            now = time.monotonic() if now is None else now
+            expired = []
+            for trial_id, (tuner_id, seen) in list(self.leases.items()):
+                if now - seen <= self.trial_timeout_s:
+                    continue
+                del self.leases[trial_id]
+                if _take_back(self.oracle, tuner_id, trial_id):
+                    expired.append(trial_id)
+                    self.taken_back.append(trial_id)
+                    self.log(f"[chief] {self.name}: trial {trial_id}: no report from {tuner_id} for "
+                             f"{now - seen:.0f} s; handed out again")
+            return expired
 
     return Servicer
 
@@ -223,9 +321,10 @@ def _start_server(servicer, host: str, port: int):
 
 
 def run_chief(config, *, host: str = DEFAULT_HOST, port: int = BASE_PORT, search_only: bool = False,
-              linger_s: float = LINGER_S, log=None) -> dict:
+              linger_s: float = LINGER_S, trial_timeout_s: float = TRIAL_TIMEOUT_S, log=None) -> dict:
     """Serve every pending project of the run until all trials have ended; then run the reproduce command's remaining
-    steps unless ``search_only``. Returns a summary (per project: trials, which tuner ran which trial).
+    steps unless ``search_only``. A trial not reported for ``trial_timeout_s`` is handed out again. Returns a summary
+    (per project: trials, which tuner ran which trial, trials taken back and late reports ignored).
     """
     log = log or (lambda message: print(message, file=sys.stderr, flush=True) if config.verbose else None)
     t0 = time.perf_counter()
@@ -244,7 +343,7 @@ def run_chief(config, *, host: str = DEFAULT_HOST, port: int = BASE_PORT, search
     session = uuid.uuid4().hex
     try:
         for job in served:
-            servicer = _serve(config, job, log)
+            servicer = _serve(config, job, log, trial_timeout_s)
             servers.append(_start_server(servicer, host, port + job.index))
             servicers.append(servicer)
         plan = {
@@ -266,7 +365,8 @@ def run_chief(config, *, host: str = DEFAULT_HOST, port: int = BASE_PORT, search
             "search_s": round(search_s, 3),
             "projects": {
                 s.name: {"trials": s.oracle.progress()["done"], "by_tuner": s.handed,
-                         "run_times": {k: int(v) for k, v in s.oracle._run_times.items()}}
+                         "run_times": {k: int(v) for k, v in s.oracle._run_times.items()},
+                         "taken_back": s.taken_back, "late_reports_ignored": s.ignored}
                 for s in servicers
             },
         }
@@ -287,7 +387,7 @@ def run_chief(config, *, host: str = DEFAULT_HOST, port: int = BASE_PORT, search
     return summary
 
 
-def _serve(config, job: Job, log):
+def _serve(config, job: Job, log, trial_timeout_s: float = TRIAL_TIMEOUT_S):
     """The servicer of one project: its oracle, made (or reloaded with --resume) from the job's hypermodel."""
     from privemo.experiment.fold import hypermodel_for
 
@@ -300,7 +400,7 @@ def _serve(config, job: Job, log):
     state = directory / project / f"{SINGLE_PROCESS_TUNER_ID}.json"
     if not state.is_file():
         atomic_write_text(state, "{}")
-    return _servicer_class()(oracle, job.name, log)
+    return _servicer_class()(oracle, job.name, log, trial_timeout_s)
 
 
 def _wait_for_searches(servicers: list, linger_s: float, log) -> None:
@@ -308,6 +408,8 @@ def _wait_for_searches(servicers: list, linger_s: float, log) -> None:
     done_at = None
     reported: set[str] = set()
     while True:
+        for s in servicers:
+            s.expire()
         states = [s.oracle.progress() for s in servicers]
         for s, state in zip(servicers, states):
             if state["complete"] and s.name not in reported:
@@ -390,8 +492,11 @@ def tuner_id_for(worker_id) -> str:
 
 
 def run_worker(config, *, worker_id=0, host: str = DEFAULT_HOST, threads: int | None = None,
-               plan_wait_s: float = PLAN_WAIT_S, log=None) -> dict:
-    """Train trials of the chief's projects, in the job list's order, until every project is handed out.
+               plan_wait_s: float = PLAN_WAIT_S, chief_timeout_s: float = CHIEF_TIMEOUT_S, log=None) -> dict:
+    """Train trials of the chief's projects, in the job list's order, going through them again (every ``REPASS_S``)
+    until the chief's plan is no longer running, so trials taken back from a lost worker are trained (trial leases).
+    Between trials, a chief that does not answer is asked again (a chief restarted with ``--resume`` is found again)
+    for ``chief_timeout_s``; then the worker stops with a ``UserError``.
 
     Returns {"role": "worker", "tuner_id", "trials": {project name: [trial ids this worker trained]},
     "trial_times": {project name: {trial id: [start, end] (time.time())}}, "seconds"}.
@@ -409,14 +514,31 @@ def run_worker(config, *, worker_id=0, host: str = DEFAULT_HOST, threads: int | 
     _configure_threads(threads)
     table, folds, jobs = load_run(config)
     by_name = {job.name: job for job in jobs}
-    data = None
+    # the features before the first trial is taken: its lease then covers training only (a cold feature cache of a
+    # large corpus could outlast --trial-timeout)
+    data = prepare_corpus(table, config)
     lexical: dict[int, list] = {}
     ran: dict[str, dict[str, list[float]]] = {}
     position = 0
-    while position < len(plan["served"]):
+    silent_since = None  # when the chief stopped answering this worker's probes
+    while True:
+        if position >= len(plan["served"]):  # through every project: again while a chief runs (trial leases)
+            new = _read_plan(config)
+            if new is None or new.get("status") != "running":
+                break
+            if new.get("session") != plan["session"]:  # a restarted chief
+                _check_plan(new, expected)
+                plan = new
+            time.sleep(REPASS_S)
+            position = 0
+            continue
         entry = plan["served"][position]
         job = by_name[entry["name"]]
         trial = _probe(host, entry["port"], tuner_id, PROBE_TIMEOUT_S)
+        silent_since = (silent_since or time.monotonic()) if trial is None else None
+        if silent_since is not None and time.monotonic() - silent_since > chief_timeout_s:
+            raise UserError(f"the chief at {host}:{entry['port']} has not answered for {chief_timeout_s:.0f} s "
+                            "(--chief-timeout); start it again with --resume, then this worker")
         if trial is None:  # not (yet) served: the chief may still be starting, or a new chief has a new plan
             new = _read_plan(config)
             if new is None or new.get("status") != "running" or new.get("session") != plan["session"]:
@@ -432,8 +554,6 @@ def run_worker(config, *, worker_id=0, host: str = DEFAULT_HOST, threads: int | 
         if trial.status != trial_module.TrialStatus.RUNNING:
             position += 1  # STOPPED: every trial of this project is handed out
             continue
-        if data is None:
-            data = prepare_corpus(table, config)
         if "lexical" in job.condition.modalities and job.fold not in lexical:
             lexical[job.fold], _ = lexical_inputs(data, folds[job.fold].train, config)
         times = _search_project(config, job, data, folds[job.fold], lexical.get(job.fold), tuner_id, host,
