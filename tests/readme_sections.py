@@ -1,0 +1,225 @@
+"""The README's result sections, rendered from the committed result files, so no figure in them can drift.
+
+Each section sits in README.md between ``<!-- rendered:NAME -->`` and ``<!-- /rendered:NAME -->``; ``render(NAME)``
+makes its text from the files under ``results/``. ``tests/test_readme.py`` fails when a section differs from what the
+files give; ``python tests/readme_sections.py`` rewrites the sections in place after a new run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results"
+README = ROOT / "README.md"
+BLOCK = re.compile(r"<!-- rendered:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /rendered:(?P=name) -->", re.S)
+
+METHOD_LABELS = {
+    "baseline": "baseline (no adversary)",
+    "grl": "GRL, λ = 1 (the paper's method)",
+    "grl_dann": "GRL with the DANN λ ramp",
+    "alt_reverse": "alternating updates, reversed cross-entropy",
+    "alt_confusion": "alternating updates, confusion loss",
+    "ensemble3": "ensemble of 3 confusion adversaries",
+    "mmd": "class-conditional MMD, weight tuned",
+    "inlp": "INLP on the baseline's h",
+    "leace": "LEACE on the baseline's h",
+    "mmd_leace": "MMD, then LEACE",
+    "ensemble3_inlp": "ensemble of 3, then INLP",
+    "ensemble3_leace": "ensemble of 3, then LEACE",
+}
+
+
+def _f(value, digits: int = 3) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def _minutes(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60} min {seconds % 60} s"
+
+
+def _records(folder: str) -> list[dict]:
+    return json.loads((RESULTS / folder / "folds.json").read_text(encoding="utf-8"))
+
+
+def _manifest(folder: str) -> dict:
+    return json.loads((RESULTS / folder / "manifest.json").read_text(encoding="utf-8"))
+
+
+def run_summary(folder: str) -> str:
+    """Wall time, jobs, trainings, convergence and degenerate trials of a committed run, from its own files."""
+    records, manifest = _records(folder), _manifest(folder)
+    trainings = sum(len(r.get("trials", ())) for r in records)
+    converged = sum(1 for r in records if r.get("best_epoch") is not None and 2 <= r["best_epoch"] < r["max_epochs"] - 1)
+    degenerate = sum(sum(bool(t.get("degenerate")) for t in r.get("trials", ())) for r in records)
+    kept = sum(bool(r.get("degenerate")) for r in records)
+    git = manifest.get("git") or {}
+    schema = sorted({r.get("schema", 1) for r in records})
+    provenance = (f"commit `{git['commit'][:7]}`{', uncommitted changes' if git.get('dirty') else ''}"
+                  if git.get("commit") else "no commit recorded (made before manifests recorded one)")
+    args = manifest["command"].split(maxsplit=1)[1:]  # argv[0] is the module's path under runpy
+    return (f"`results/{folder}/`: `python -m privemo.reproduce{' ' + args[0] if args else ''}` → "
+            f"{len(records)} (condition, fold) records holding {trainings} trainings, "
+            f"**{_minutes(manifest['timings']['total_s'])}** wall time (`manifest.json` `total_s` "
+            f"{manifest['timings']['total_s']:.0f}); {converged} of {len(records)} selected networks converged (best "
+            f"epoch ≥ 2 and before the last allowed one); {degenerate} of {trainings} trials degenerate, {kept} "
+            f"selected; record schema {'/'.join(map(str, schema))}; {provenance}.\n")
+
+
+def timing_summary(folder: str) -> str:
+    """Where a committed run's time went, from manifest.json's per-job timings."""
+    manifest = _manifest(folder)
+    jobs = manifest.get("fold_timings", {})
+    total = sum(t.get("total_s", 0.0) for t in jobs.values())
+    kinds: dict[str, list[float]] = {}
+    for key, t in jobs.items():
+        modality = key.split("-")[0]
+        kind = f"{modality} {'baseline' if '-baseline' in key else 'adversary'}"
+        kinds.setdefault(kind, []).append(t.get("total_s", 0.0))
+    parts = [f"{kind} {min(v):.0f}–{max(v):.0f} s" for kind, v in sorted(kinds.items())]
+    timings = manifest["timings"]
+    share = timings.get("training_and_attacks_s", 0.0) / timings["total_s"]
+    return (f"Job time {total:.0f} s over {len(jobs)} jobs; training and attacks {share:.0%} of the wall time; per job: "
+            + ", ".join(parts) + f"; the linear reference {timings.get('reference_s', 0.0):.0f} s.\n")
+
+
+def reference_table(folder: str) -> str:
+    """Baseline emotion UAR against the linear reference (reference.csv, the networks' own training rows)."""
+    table = pd.read_csv(RESULTS / folder / "table1a.csv")
+    lines = ["| row | task | linear reference (`reference.csv`) | baseline network | gender adversary |",
+             "| --- | --- | --- | --- | --- |"]
+    for _, row in table.iterrows():
+        for task in ("Activation", "Valence"):
+            if f"{task} Emo (baseline)" not in row or row[f"{task} Emo (baseline)"] == "–":
+                continue
+            lines.append(f"| {row['modality']} | {task.lower()} | {row[f'{task} Emo (linear ref.)']} | "
+                         f"{row[f'{task} Emo (baseline)']} | {row[f'{task} Emo (gender adv.)']} |")
+    return "\n".join(lines) + "\n"
+
+
+def lambda_table(folder: str) -> str:
+    """The λ validation selected in every fold, per row, task and adversary (table1a.csv, table1b.csv)."""
+    lines = ["| row | task | adversary | λ per fold |", "| --- | --- | --- | --- |"]
+    for name, adversary in (("table1a", "gender"), ("table1b", "speaker")):
+        path = RESULTS / folder / f"{name}.csv"
+        if not path.is_file():
+            continue
+        for _, row in pd.read_csv(path).iterrows():
+            for task in ("Activation", "Valence"):
+                column = f"{task} λ per fold ({adversary} adv.)"
+                if column in row and isinstance(row[column], str) and row[column] != "–":
+                    lines.append(f"| {row['modality']} | {task.lower()} | {adversary} | {row[column]} |")
+    return "\n".join(lines) + "\n"
+
+
+def claims_table(folder: str) -> str:
+    """The verdict counts line of claims.md and every tested claim with its interval and verdict."""
+    text = (RESULTS / folder / "claims.md").read_text(encoding="utf-8")
+    counts = next(line for line in text.splitlines() if " rows, " in line and " tested: " in line)
+    claims = pd.read_csv(RESULTS / folder / "claims.csv", keep_default_na=False, na_values=[""])  # "n/a" stays
+    lines = [counts, "", "| claim | row | task | adversary | baseline → adversarial | difference [95 % CI] | p | "
+             "mdd80 | verdict |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for _, r in claims.iterrows():
+        if r["verdict"] == "n/a":
+            continue
+        lines.append(f"| {r['claim']} | {r['modality']} | {r['task']} | {r['adversary']} | {_f(r['baseline'])} → "
+                     f"{_f(r['adversarial'])} | {r['difference']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] | "
+                     f"{r['p']:.2g} | {_f(r['mdd80'])} | **{r['verdict']}** |")
+    missing = claims[claims.verdict == "n/a"]
+    if len(missing):
+        reasons = missing.groupby("reason", dropna=False).size()
+        lines.append("")
+        lines.append("Not tested (`n/a`): " + "; ".join(f"{n} rows: {reason}" for reason, n in reasons.items()) + ".")
+    return "\n".join(lines) + "\n"
+
+
+def leakage_table() -> str:
+    """The known-answer removal benchmark, both variants (results/leakage.csv, results/leakage_confound.csv)."""
+    plain = pd.read_csv(RESULTS / "leakage.csv").set_index("method")
+    confound = pd.read_csv(RESULTS / "leakage_confound.csv").set_index("method")
+    lines = ["| method | emotion UAR | head | strongest fresh attacker (max) | validation-selected attacker | "
+             "confound: emotion | confound: max | confound: selected |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for method, r in plain.iterrows():
+        c = confound.loc[method] if method in confound.index else None
+        lines.append(f"| {METHOD_LABELS.get(method, method)} | {_f(r['emotion_uar_mean'])} | {_f(r['head_uar_mean'])} | "
+                     f"{_f(r['attacker_max_mean'])} | {_f(r['attacker_selected_mean'])} | "
+                     + (f"{_f(c['emotion_uar_mean'])} | {_f(c['attacker_max_mean'])} | {_f(c['attacker_selected_mean'])} |"
+                        if c is not None else "– | – | – |"))
+    return "\n".join(lines) + "\n"
+
+
+def removal_table(folder: str) -> str:
+    """Removal methods on a corpus (removal_methods.csv), with the paired t-tests' p against the baseline."""
+    frame = pd.read_csv(RESULTS / folder / "removal_methods.csv")
+
+    def mark(value, p):
+        star = "" if pd.isna(p) else (" **" if p < 0.01 else (" *" if p < 0.05 else ""))
+        return _f(value) + star
+
+    lines = ["| method | emotion UAR | strongest fresh attacker (max) | val-selected attacker | speaker EER |",
+             "| --- | --- | --- | --- | --- |"]
+    for _, r in frame.iterrows():
+        lines.append(f"| {METHOD_LABELS.get(r['method'], r['method'])} | {mark(r['emotion_uar_mean'], r['emotion_uar_p'])} | "
+                     f"{mark(r['attacker_max_mean'], r['attacker_max_p'])} | {_f(r['attacker_selected_mean'])} | "
+                     f"{mark(r['eer_mean'], r['eer_p'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def learnability_table() -> str:
+    """The learnability reference of the demo corpora (results/demo_learnability.csv)."""
+    frame = pd.read_csv(RESULTS / "demo_learnability.csv")
+    return "```\n" + frame.to_string(index=False, float_format=lambda v: f"{v:.3f}") + "\n```\n"
+
+
+def cost_check_table() -> str:
+    """The cost model's dry-run estimates against real runs (results/cost_check.csv)."""
+    frame = pd.read_csv(RESULTS / "cost_check.csv")
+    lines = ["| run (`python -m privemo.reproduce ...`) | trainings | estimated | measured | measured / estimated | "
+             "epochs expected / run |", "| --- | --- | --- | --- | --- | --- |"]
+    for _, r in frame.iterrows():
+        lines.append(f"| `{r['command']}` | {r['trainings']} | {r['estimated_s'] / 60:.1f} min | "
+                     f"{r['measured_s'] / 60:.1f} min | {r['ratio']:.2f} | {r['estimated_epochs']:,} / "
+                     f"{r['measured_epochs']:,} |")
+    return "\n".join(lines) + "\n"
+
+
+RENDERERS = {
+    "cost-check": cost_check_table,
+    "demo-run": lambda: run_summary("demo"),
+    "demo-timing": lambda: timing_summary("demo"),
+    "demo-reference": lambda: reference_table("demo"),
+    "demo-lambda": lambda: lambda_table("demo"),
+    "demo-claims": lambda: claims_table("demo"),
+    "podcast-run": lambda: run_summary("demo-podcast"),
+    "podcast-reference": lambda: reference_table("demo-podcast"),
+    "podcast-claims": lambda: claims_table("demo-podcast"),
+    "leakage": leakage_table,
+    "podcast-removal": lambda: removal_table("demo-podcast"),
+    "learnability": learnability_table,
+}
+
+
+def render(name: str) -> str:
+    return RENDERERS[name]()
+
+
+def sections(text: str) -> dict[str, str]:
+    """The rendered sections of a README text: name -> body."""
+    return {m["name"]: m["body"] for m in BLOCK.finditer(text)}
+
+
+def rewrite(text: str) -> str:
+    """The README text with every rendered section made anew from the files."""
+    return BLOCK.sub(lambda m: f"<!-- rendered:{m['name']} -->\n{render(m['name'])}<!-- /rendered:{m['name']} -->", text)
+
+
+if __name__ == "__main__":
+    README.write_text(rewrite(README.read_text(encoding="utf-8")), encoding="utf-8")
+    print(f"{README}: {len(sections(README.read_text(encoding='utf-8')))} sections rendered", file=sys.stderr)
