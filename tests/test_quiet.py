@@ -77,7 +77,9 @@ def test_filter_applies_the_log_level_to_what_tensorflow_printed_before_reading_
 
 
 def test_the_users_settings_win(monkeypatch):
-    monkeypatch.delenv(_quiet.VERBOSE_ENV, raising=False)
+    # setenv, not delenv: monkeypatch restores only what it saw, and show_tensorflow_log() below sets the variable
+    # itself; a leaked PRIVEMO_VERBOSE=1 would make every later command print TensorFlow's log
+    monkeypatch.setenv(_quiet.VERBOSE_ENV, "0")
     monkeypatch.setenv(_quiet.LOG_LEVEL_ENV, "1")
     _quiet.quiet_tensorflow()
     assert os.environ[_quiet.LOG_LEVEL_ENV] == "1"
@@ -107,3 +109,8 @@ def test_device_summary_says_where_training_runs():
         assert line == "privemo: training on the CPU (TensorFlow sees no GPU)"
     else:
         assert "GPU 0 (" in line
+
+
+def test_the_settings_test_leaves_no_verbose_flag_behind():
+    """Runs after test_the_users_settings_win in this module: the environment later tests inherit is not verbose."""
+    assert not _quiet.verbose()
