@@ -150,22 +150,10 @@ def test_a_trial_whose_worker_stops_reporting_is_handed_to_another_worker_and_th
     import time
 
     import keras_tuner as kt
+    from test_distributed import OBJECTIVE as objective, Grid, _score as score  # the distributed tests' toy grid
 
     from privemo.experiment import distributed as D
     from privemo.search.tuning import ConcurrentGridSearch
-
-    objective = kt.Objective("val_objective", "max")
-
-    class Grid(kt.HyperModel):
-        def declare_hyperparameters(self, hp):
-            hp.Choice("a", [1, 2, 3])
-            hp.Choice("b", [10, 20])
-
-        def build(self, hp):
-            return None
-
-    def score(trial):
-        return {"val_objective": float(trial.hyperparameters.values["a"] + trial.hyperparameters.values["b"])}
 
     silent, lost = threading.Event(), []
 

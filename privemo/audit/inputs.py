@@ -72,6 +72,16 @@ def _error(source: str, column: str, expected: str, found: str) -> UserError:
     return UserError(f"{source}: column `{column}`: expected {expected}; found {found}")
 
 
+
+def _one_per_speaker(source, column: str, speaker: np.ndarray, values: np.ndarray, expected: str) -> None:
+    """One value of ``column`` per speaker (a gender, a split), else the error naming the first speaker with two."""
+    pairs = pd.DataFrame({"s": speaker, "v": values}).drop_duplicates()
+    twice = pairs["s"][pairs["s"].duplicated()]
+    if len(twice):
+        name = twice.iloc[0]
+        raise _error(source, column, expected,
+                     f"speaker {name!r} with {sorted(pairs.v[pairs.s == name])} ({twice.nunique()} such speakers)")
+
 def _labels(source: str, column: str, values: Any, n: int, *, what: str) -> np.ndarray:
     """A label column as strings: 1-D, ``n`` values, none missing; numbers must be integers (class labels)."""
     arr = np.asarray(values)
@@ -155,12 +165,7 @@ def representation_from_arrays(
     if values.size != 2:
         raise _error(source, "gender", "exactly two values (e.g. F and M; drop rows of unknown gender)",
                      f"{values.size} value(s): {values.tolist()[:10]}")
-    pairs = pd.DataFrame({"s": speaker, "g": gender}).drop_duplicates()
-    twice = pairs["s"][pairs["s"].duplicated()]
-    if len(twice):
-        name = twice.iloc[0]
-        raise _error(source, "gender", "one gender per speaker",
-                     f"speaker {name!r} with {sorted(pairs.g[pairs.s == name])} ({twice.nunique()} such speakers)")
+    _one_per_speaker(source, "gender", speaker, gender, "one gender per speaker")
     labels = {}
     for task, values_ in (emotion or {}).items():
         labels[task] = _labels(source, task, values_, n, what="emotion class label")
@@ -178,12 +183,7 @@ def representation_from_arrays(
         for needed in ("train", "test"):
             if not (parts == needed).any():
                 raise _error(source, "split", f"rows in the {needed!r} split", "none")
-        per = pd.DataFrame({"s": speaker, "p": parts}).drop_duplicates()
-        shared = per["s"][per["s"].duplicated()]
-        if len(shared):
-            name = shared.iloc[0]
-            raise _error(source, "split", "speaker-disjoint splits (every speaker in one split)",
-                         f"speaker {name!r} in {sorted(per.p[per.s == name])}")
+        _one_per_speaker(source, "split", speaker, parts, "speaker-disjoint splits (every speaker in one split)")
     ids = None
     if utterance_id is not None:
         ids = _labels(source, "utterance_id", utterance_id, n, what="utterance id")
