@@ -42,15 +42,29 @@ VARIANTS: dict[str, dict] = {
     "patience10": {"patience": 10},
     "lr5e-4_patience10": {"learning_rate": 5e-4, "patience": 10},
     "batch64_patience10": {"batch_size": 64, "patience": 10},
+    # capacity: the quick grid's network with twice the filters and GRU units (the quick budget otherwise)
+    "wide": {"grid": {"conv_kernels": (64,), "gru_width": (64,), "dense_width": (64,)}},
 }
 
 
 def measure(corpus: str, modality: str, task: str, variant: str, folds, seed: int, n_jobs: int | None) -> dict:
     """Cross-validate the row's baseline under one variant; its test emotion UAR per fold and training figures."""
+    overrides = dict(VARIANTS[variant])
+    if "grid" in overrides:  # a variant of the quick grid, registered under the variant's name (in this process only)
+        from privemo.experiment.config import ATTACK_EPOCHS, BATCH_SIZE, EPOCHS, LEARNING_RATE, PATIENCE
+        from privemo.privacy.grids import ATTACKER_GRIDS
+        from privemo.search.grids import GRIDS
+
+        GRIDS[variant] = {**GRIDS["quick"], **overrides.pop("grid")}
+        ATTACKER_GRIDS[variant] = ATTACKER_GRIDS["quick"]
+        overrides.update(grid=variant, epochs=EPOCHS["quick"], patience=PATIENCE["quick"],
+                         learning_rate=LEARNING_RATE["quick"], batch_size=BATCH_SIZE["quick"],
+                         attack_epochs=ATTACK_EPOCHS["quick"])
+        n_jobs = 1  # worker processes would not see the registered grid
     with tempfile.TemporaryDirectory(prefix="privemo-budget-") as out:
         config = ExperimentConfig(corpus=corpus, modalities=(modality,), tasks=(task,), adversaries=(None,),
                                   folds=folds, seed=seed, n_jobs=n_jobs, out_dir=out, save_models=False, verbose=0,
-                                  **VARIANTS[variant])
+                                  **overrides)
         t0 = time.perf_counter()
         records = run_cross_validation(config).records
         seconds = time.perf_counter() - t0

@@ -190,7 +190,20 @@ def cost_check_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def budget_table(*names: str) -> str:
+    """The training-budget comparison on one row (results/training_budget*.csv, benchmarks/training_budget.py)."""
+    frames = [pd.read_csv(RESULTS / name) for name in names if (RESULTS / name).is_file()]
+    lines = ["| variant | emotion UAR (5 folds) | linear reference | difference [95 % CI] | mean best epoch | capped |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for _, r in pd.concat(frames).iterrows():
+        lines.append(f"| {r['variant']} | {r['uar_mean']:.3f} ± {r['uar_std']:.3f} | {r['reference']:.3f} | "
+                     f"{r['minus_reference']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] | "
+                     f"{r['mean_best_epoch']:.1f} | {int(r['capped'])} |")
+    return "\n".join(lines) + "\n"
+
+
 RENDERERS = {
+    "podcast-budget": lambda: budget_table("training_budget.csv", "training_budget_capacity.csv"),
     "cost-check": cost_check_table,
     "demo-run": lambda: run_summary("demo"),
     "demo-timing": lambda: timing_summary("demo"),
