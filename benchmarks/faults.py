@@ -223,6 +223,12 @@ class Distributed:
                           self.env, self.logs / f"{name}.log")
         return self.chief
 
+    def start_all(self, *chief_extra: str) -> None:
+        """The chief (with ``chief_extra`` flags), then workers 0 and 1."""
+        self.start_chief(*chief_extra)
+        self.start_worker(0)
+        self.start_worker(1)
+
     def start_worker(self, i: int, name: str | None = None) -> Proc:
         self.workers[i] = Proc(["-m", "privemo.distributed", "--role", "worker", "--worker-id", str(i), "--threads",
                                 "1", *self.flags], self.env, self.logs / f"{name or f'worker{i}'}.log")
@@ -325,17 +331,19 @@ def fault_truncated_cache(base: Path, reference: Path) -> dict:
                seconds=round(time.perf_counter() - t0, 1))
 
 
+def _distributed(base: Path, out_name: str, logs_name: str) -> tuple[Path, Distributed]:
+    """The output folder and a not yet started chief-and-two-workers run of one distributed fault."""
+    out, logs = base / out_name, base / logs_name
+    logs.mkdir(exist_ok=True)
+    return out, Distributed(out, environment(base), logs, free_ports(2))
+
+
 def fault_worker_killed(base: Path, reference: Path) -> dict:
     """(a) kill -9 one of two workers mid-trial; the other worker finishes the search alone (trial leases)."""
     t0 = time.perf_counter()
-    out = base / "a-worker"
-    logs = base / "a-logs"
-    logs.mkdir(exist_ok=True)
-    run = Distributed(out, environment(base), logs, free_ports(2))
+    out, run = _distributed(base, "a-worker", "a-logs")
     try:
-        run.start_chief("--trial-timeout", str(LEASE_S))
-        run.start_worker(0)
-        run.start_worker(1)
+        run.start_all("--trial-timeout", str(LEASE_S))
         trial = run.workers[1].wait_for(lambda: run.worker_trial(1), "worker 1 training a trial")
         folder = out / "work" / "tuning" / trial.replace(":", "")
         # inside the trial: its state file says RUNNING, no checkpoint yet
@@ -359,14 +367,9 @@ def fault_worker_killed(base: Path, reference: Path) -> dict:
 def fault_chief_killed(base: Path, reference: Path) -> dict:
     """(b) kill -9 the chief while a worker trains a trial; the chief is started again with --resume."""
     t0 = time.perf_counter()
-    out = base / "b-chief"
-    logs = base / "b-logs"
-    logs.mkdir(exist_ok=True)
-    run = Distributed(out, environment(base), logs, free_ports(2))
+    out, run = _distributed(base, "b-chief", "b-logs")
     try:
-        run.start_chief()
-        run.start_worker(0)
-        run.start_worker(1)
+        run.start_all()
         run.chief.wait_for(lambda: completed_trials(out) and running_trial(out), "a trial done and another running")
         before = completed_trials(out)
         rerun = _interrupted(out, before)

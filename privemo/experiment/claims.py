@@ -97,13 +97,11 @@ def holm(p: Sequence[float]) -> np.ndarray:
 
 
 def _speaker_interval(base: pd.DataFrame, adv: pd.DataFrame, column: str, folds, seed: int) -> tuple[float, float]:
-    """Paired cluster bootstrap over test speakers of the mean (over folds) difference adversary - baseline."""
+    """Paired cluster bootstrap over test speakers of the mean (over folds) difference adversary - baseline; ``base`` and
+    ``adv`` hold the rows of the (fold, repeat) pairs both ran (``reporting.paired_rows``)."""
     from privemo.metrics import paired_speaker_difference
 
     key = SPEAKER_COUNTS.get(column)
-    both = set(zip(base.fold, base.repeat)) & set(zip(adv.fold, adv.repeat))
-    base = base.loc[np.array([k in both for k in zip(base.fold, base.repeat)], dtype=bool)]
-    adv = adv.loc[np.array([k in both for k in zip(adv.fold, adv.repeat)], dtype=bool)]
     if key is None or key not in base or key not in adv:
         return math.nan, math.nan
     per_fold = []
@@ -134,7 +132,7 @@ def _reason(base: pd.DataFrame, adv: pd.DataFrame, column: str, n: int) -> str:
 
 def claims_frame(frame: pd.DataFrame, margin: float = MARGIN, seed: int = 0) -> pd.DataFrame:
     """``claims.csv``'s rows from a ``reporting.records_frame`` (fused placement)."""
-    from privemo.experiment.reporting import paired_folds
+    from privemo.experiment.reporting import per_fold, paired_rows
 
     rows = []
     frame = frame[frame.placement == "fused"]
@@ -142,12 +140,13 @@ def claims_frame(frame: pd.DataFrame, margin: float = MARGIN, seed: int = 0) -> 
         base = sel[sel.adversary == "none"]
         for adversary in [a for a in ("gender", "speaker") if (sel.adversary == a).any()]:
             adv = sel[sel.adversary == adversary]
-            paired_base, paired_adv = paired_folds(base, adv)
+            base_pairs, adv_pairs = paired_rows(base, adv)
+            paired_base, paired_adv = per_fold(base_pairs), per_fold(adv_pairs)
             for claim, (column, sign, _) in CLAIMS.items():
                 b, a = paired_base[column], paired_adv[column]
                 folds = a.index
                 result = paired_verdict(b.loc[folds], a.loc[folds], sign > 0, margin)
-                low, high = (_speaker_interval(base, adv, column, folds, seed) if result["n"] >= 2
+                low, high = (_speaker_interval(base_pairs, adv_pairs, column, folds, seed) if result["n"] >= 2
                              else (math.nan, math.nan))
                 rows.append({"claim": claim, "corpus": corpus, "modality": modality, "task": task,
                              "adversary": adversary, "metric": column,

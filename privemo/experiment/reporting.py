@@ -162,7 +162,7 @@ def table1(frame: pd.DataFrame, adversary: str, privacy: Sequence[str] | str, *,
         for task in TASKS:
             base_rows = sel[(sel.task == task) & (sel.adversary == "none")]
             adv_rows = sel[(sel.task == task) & (sel.adversary == adversary) & (sel.placement == placement)]
-            base, adv = _per_fold(base_rows), _per_fold(adv_rows)
+            base, adv = per_fold(base_rows), per_fold(adv_rows)
             b, a = paired_folds(base_rows, adv_rows)
             common = a.index
             label = task.capitalize()
@@ -188,20 +188,26 @@ def table1(frame: pd.DataFrame, adversary: str, privacy: Sequence[str] | str, *,
     return pd.DataFrame(out_rows)
 
 
-def _per_fold(rows: pd.DataFrame) -> pd.DataFrame:
+def per_fold(rows: pd.DataFrame) -> pd.DataFrame:
     """Numeric figures averaged over each fold's repeats, indexed by fold: a fold's test speakers count once in every
     mean, spread and test over folds."""
     numeric = [c for c in rows.select_dtypes("number").columns if c not in ("fold", "repeat")]
     return rows.groupby("fold")[numeric].mean().sort_index() if len(rows) else rows.set_index("fold")
 
 
-def paired_folds(base_rows: pd.DataFrame, adv_rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Baseline and adversary figures per fold over the (fold, repeat) pairs both ran, each fold's repeats averaged:
-    the paired comparison never sets one repeat's adversary against another repeat's baseline."""
+def paired_rows(base_rows: pd.DataFrame, adv_rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The baseline and adversary rows of the (fold, repeat) pairs both ran."""
     key = lambda rows: list(zip(rows.fold, rows.repeat))  # noqa: E731
     both = set(key(base_rows)) & set(key(adv_rows))
     keep = lambda rows: rows.loc[np.array([k in both for k in key(rows)], dtype=bool)]  # noqa: E731
-    return _per_fold(keep(base_rows)), _per_fold(keep(adv_rows))
+    return keep(base_rows), keep(adv_rows)
+
+
+def paired_folds(base_rows: pd.DataFrame, adv_rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Baseline and adversary figures per fold over the (fold, repeat) pairs both ran, each fold's repeats averaged:
+    the paired comparison never sets one repeat's adversary against another repeat's baseline."""
+    base, adv = paired_rows(base_rows, adv_rows)
+    return per_fold(base), per_fold(adv)
 
 
 def degenerate_note(frame: pd.DataFrame) -> str:

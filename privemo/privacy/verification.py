@@ -302,8 +302,7 @@ def speaker_verification_attack(
             keep = np.concatenate([np.ones(target_scores.size, bool), same])
             result["eer_same_gender_ci"] = _speaker_interval(scores[keep], is_target[keep], a[keep], b[keep], stratum,
                                                              int(n_bootstrap), seed)
-        result["ci_method"] = (SPEAKER_CI_METHOD if genders is not None else
-                               SPEAKER_CI_METHOD.replace("within each gender", "in one stratum (genders not given)"))
+        result["ci_method"] = SPEAKER_CI_METHOD + ("" if genders is not None else "; genders not given: one stratum")
     return result
 
 
