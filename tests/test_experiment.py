@@ -376,3 +376,20 @@ def test_affinity_queue_gives_workers_the_networks_they_traced():
     assert queue.take(22) == (1, b)
     assert queue.take(11) is None and queue.take(22) is None
     assert sorted(map(str, jobs)) == sorted(map(str, [first, second, *taken, (1, b)]))
+
+
+def test_reference_is_fitted_on_exactly_the_networks_training_rows(world):
+    """reference.csv: the linear reference trains on the training speakers minus the membership hold-out and is not
+    refitted on the validation speakers, which the networks only early-stop on."""
+    from privemo.experiment.protocol import holdout_rows, linear_reference_frame, plan_run, prepare_corpus
+    from privemo.experiment.reference import linear_reference
+
+    config = tiny_config(world.base / "ref")
+    table, folds, fold_ids, _ = plan_run(config)
+    data = prepare_corpus(table, config)
+    frame = linear_reference_frame(config, table)
+    chosen = [folds[k]._replace(train=holdout_rows(data, folds[k], config)[0]) for k in fold_ids]
+    assert all(len(c.train) < len(folds[k].train) for c, k in zip(chosen, fold_ids))  # the hold-out is left out
+    labels = data.emotion["activation"]
+    own = linear_reference(table, labels, chosen, "acoustic", acoustic=data.acoustic, refit=False)
+    assert frame.uar_mean.iloc[0] == pytest.approx(own["uar_mean"], abs=1e-12)

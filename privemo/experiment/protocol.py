@@ -230,12 +230,13 @@ def linear_reference_frame(config: ExperimentConfig, table: pd.DataFrame | None 
 
     table, folds, fold_ids, _ = plan_run(config, table)
     data = prepare_corpus(table, config)  # acoustic features come from the on-disk cache
-    # The same rows as the networks: training speakers minus the membership attack's held-out utterances.
+    # Exactly the rows the networks train on: training speakers minus the membership attack's held-out utterances, C
+    # chosen on the validation speakers (which the networks early-stop on) and not refitted on them (refit=False).
     chosen = [folds[k]._replace(train=holdout_rows(data, folds[k], config)[0]) for k in fold_ids]
     rows = []
     for modality in config.modalities:
         for task in config.tasks:
             result = linear_reference(table, data.emotion[task], chosen, modality, acoustic=data.acoustic,
-                                      seed=config.seed)
+                                      seed=config.seed, refit=False)
             rows.append({"corpus": data.corpus, "modality": modality, "task": task, **result})
     return reference_frame(rows)
