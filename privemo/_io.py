@@ -4,7 +4,8 @@ A write that fails because of the machine, not privemo (no space left, a disk qu
 without write permission: ``WRITE_ERRNOS``), raises ``WriteError``: a ``UserError`` whose one line names the path and
 says what to do. The commands print it as that one line. The file that was there before is untouched (the temporary
 file is removed), so a run stopped this way continues with ``--resume`` once the disk has space again. ``writing(path)``
-gives any other writer (a feature shard, a saved network, a figure) the same error.
+gives any other writer (a feature shard, a saved network, a figure) the same error; ``atomic_output(path)`` gives a
+writer that needs a file name (a training checkpoint) the same temporary-name-and-rename write.
 """
 
 from __future__ import annotations
@@ -83,6 +84,30 @@ def _write_file(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
+    """For a writer that needs a file name (Keras' ``save_weights``, h5py): yields a temporary path in ``path``'s folder
+    whose name ends with ``path``'s whole name (``.<random>.checkpoint.weights.h5``: a writer that checks the suffix
+    accepts it); when the block ends normally the file is flushed to disk and renamed to ``path``, so a reader sees the
+    old file or the new one, never half of one. If the block raises (a full disk, Ctrl-C) the temporary file is removed
+    and ``path`` keeps its old contents; a full disk or unwritable folder is a ``WriteError`` naming ``path``. A
+    process killed inside the block leaves only the hidden temporary file, which nothing reads."""
+    path = Path(path)
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=".", suffix=f".{path.name}", dir=path.parent)
+        os.close(fd)
+        tmp = Path(name)
+        try:
+            yield tmp
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -168,3 +168,45 @@ def test_best_epoch_and_fit_argument_errors():
         fit(model, ds, ds, epochs=0)
     with pytest.raises(ValueError, match="`patience`"):
         fit(model, ds, ds, patience=-1)
+
+
+@pytest.mark.parametrize("fault", ["disk full", "interrupted"])
+def test_a_checkpoint_is_written_atomically_and_never_left_truncated(tmp_path, fault):
+    """save_checkpoint writes the weights beside the checkpoint and renames them into place: a save that writes part of
+    the file and then fails (a full disk, Ctrl-C; the injected fault) leaves the previous checkpoint byte for byte and no
+    temporary file; the full disk is one WriteError line naming the checkpoint. The checkpoint reads back as saved."""
+    import errno
+    import os
+
+    from privemo._io import WriteError
+    from privemo.nn.training import save_checkpoint
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    path = tmp_path / "trial_0000" / "checkpoint.weights.h5"
+    assert save_checkpoint(model, path) == path and [p.name for p in path.parent.iterdir()] == [path.name]
+    before = path.read_bytes()
+    saved = [w.copy() for w in model.get_weights()]
+    real_save = model.save_weights
+    written = []
+
+    def cut_short(name, *args, **kwargs):  # Keras writes the temporary file, which is then cut short
+        assert str(name).endswith(".checkpoint.weights.h5") and os.path.dirname(name) == str(path.parent)
+        real_save(name, *args, **kwargs)
+        written.append(name)
+        with open(name, "r+b") as fh:
+            fh.truncate(100)
+        if fault == "disk full":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        raise KeyboardInterrupt
+
+    model.set_weights([w + 1.0 for w in saved])
+    model.save_weights = cut_short
+    with pytest.raises(WriteError if fault == "disk full" else KeyboardInterrupt) as info:
+        save_checkpoint(model, path)
+    if fault == "disk full":
+        assert str(info.value).startswith(f"{path}: cannot write: No space left on device.")
+        assert "\n" not in str(info.value)
+    assert written and [p.name for p in path.parent.iterdir()] == [path.name]  # the temporary file is gone
+    assert path.read_bytes() == before
+    model.load_weights(path)
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), saved))

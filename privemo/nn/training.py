@@ -10,17 +10,21 @@ Keras 3 does not log per-output validation losses usable for early stopping, and
   chance when there is one),
 
 into the epoch logs, where ``EarlyStopping``, keras-tuner and ``History`` see them. ``fit`` wires it together.
+``save_checkpoint`` writes a trained network's weights file (a tuner trial's checkpoint) atomically.
 """
 
 from __future__ import annotations
 
+import os
 import weakref
+from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
 import keras
 
+from privemo._io import atomic_output
 from privemo.metrics import uar
 from privemo.nn.models import attribute_of, output_names
 
@@ -380,3 +384,14 @@ def fit(
         shuffle=False,  # a tf.data pipeline shuffles itself
     )
     return {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+
+def save_checkpoint(model: keras.Model, path: str | os.PathLike) -> Path:
+    """``model.save_weights(path)`` (a ``.weights.h5`` file), written atomically: Keras writes a temporary file in the same
+    folder, which is flushed and renamed to ``path`` (``privemo._io.atomic_output``). A run killed or stopped during the
+    write leaves the old checkpoint (or none), never a truncated one under ``path``; a full disk or an unwritable
+    folder is a ``privemo._io.WriteError`` naming ``path``. Returns ``path``."""
+    path = Path(path)
+    with atomic_output(path) as tmp:
+        model.save_weights(str(tmp))
+    return path
