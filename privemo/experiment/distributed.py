@@ -62,6 +62,7 @@ GPU; a worker uses one when TensorFlow sees one.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import shutil
 import sys
@@ -73,7 +74,7 @@ from typing import Any, NamedTuple, Sequence
 import keras_tuner
 from keras_tuner.src.engine import trial as trial_module
 
-from privemo._io import atomic_write_json, atomic_write_text, read_json
+from privemo._io import WriteError, atomic_write_json, atomic_write_text, read_json
 from privemo._validation import UserError
 from privemo.experiment.config import fold_seed, result_path, run_settings, work_dir
 from privemo.nn.training import OBJECTIVE
@@ -92,7 +93,10 @@ LINGER_S = 120.0  # after the last trial, how long the chief waits for workers s
 # paper-grid networks on MSP-Podcast) takes 336 s, so an hour is about ten epochs of silence. Change with --trial-timeout.
 TRIAL_TIMEOUT_S = 3600.0
 REPASS_S = 1.0  # a worker that has been through every project looks again after this long, while the chief runs
-CHIEF_TIMEOUT_S = 600.0  # a worker between trials whose chief has not answered for this long stops (--chief-timeout)
+CHIEF_TIMEOUT_S = 600.0  # a worker whose chief has not answered for this long stops (--chief-timeout)
+CALL_TIMEOUT_S = 60.0  # deadline of one gRPC call of a worker to the chief (keras-tuner's own: an hour)
+BACKOFF_FIRST_S, BACKOFF_MAX_S = 1.0, 30.0  # a worker asks an unanswering chief again after 1, 2, 4, .. 30, 30 .. s
+RETRIED_CODES = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED")  # gRPC status codes of a chief that is gone
 ENV_TUNER_ID = "KERASTUNER_TUNER_ID"
 ENV_ORACLE_IP = "KERASTUNER_ORACLE_IP"
 ENV_ORACLE_PORT = "KERASTUNER_ORACLE_PORT"
@@ -215,10 +219,47 @@ def _take_back(oracle, tuner_id: str, trial_id: str) -> bool:
 
 
 @keras_tuner.synchronized
+def _adopt(oracle, trial_id: str) -> str | None:
+    """A trial that waits in the retry queue, held by no tuner, reported on by a worker (a chief restarted with
+    ``--resume`` requeued it while its worker went on training it, or it was taken back from a worker that was only
+    slow and no one has asked for it yet): it is that worker's again, under the key returned (the reports name no
+    tuner), so it is not handed out a second time. None when the trial is not such a trial."""
+    if trial_id not in oracle._retry_queue or trial_id not in oracle.trials:
+        return None
+    if any(trial.trial_id == trial_id for trial in oracle.ongoing_trials.values()):
+        return None
+    while trial_id in oracle._retry_queue:
+        oracle._retry_queue.remove(trial_id)
+    key = f"reconnected-{trial_id}"
+    oracle.ongoing_trials[key] = oracle.trials[trial_id]
+    oracle.save()
+    return key
+
+
+@keras_tuner.synchronized
 def _unqueue(oracle, trial_id: str) -> None:
     """A trial taken back and not yet handed out again, now reported ended by its first worker: not to be run again."""
     while trial_id in oracle._retry_queue:
         oracle._retry_queue.remove(trial_id)
+
+
+def _guarded(method):
+    """A servicer call that meets a ``UserError`` (the chief cannot write its state: ``privemo._io.WriteError``)
+    answers the worker with that line (FAILED_PRECONDITION; the worker stops with it) and keeps the error for the
+    chief's main loop, which stops the chief with it (``_wait_for_searches``)."""
+
+    @functools.wraps(method)
+    def call(self, request, context):
+        import grpc
+
+        try:
+            return method(self, request, context)
+        except UserError as exc:
+            if self.failure is None:
+                self.failure = exc
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, _one_line(exc))
+
+    return call
 
 
 def _servicer_class():
@@ -227,7 +268,9 @@ def _servicer_class():
 
     class Servicer(OracleServicer):
         """keras-tuner's servicer, recording which tuner ran which trial and which tuners were told to stop, with trial
-        leases (the module docstring): ``expire()`` takes back trials not reported for ``trial_timeout_s``."""
+        leases (the module docstring): ``expire()`` takes back trials not reported for ``trial_timeout_s``; a report
+        without metrics is a worker's heartbeat; a report on a trial waiting for a retry gives it back to its worker
+        (``_adopt``). A call that cannot write the chief's state sets ``failure``."""
 
         def __init__(self, oracle, name: str, log, trial_timeout_s: float = TRIAL_TIMEOUT_S):
             super().__init__(oracle)
@@ -240,7 +283,15 @@ def _servicer_class():
             self.leases: dict[str, tuple[str, float]] = {}  # trial id -> (tuner id, time of its last report)
             self.taken_back: list[str] = []  # trial ids, once per expiry
             self.ignored: list[str] = []  # trial ids of reports that came after the trial had ended
+            self.adopted: list[str] = []  # trial ids given back to the worker that reported on them (_adopt)
+            self.failure: UserError | None = None  # the first error that stops the chief (a call could not write)
 
+        GetSpace = _guarded(OracleServicer.GetSpace)
+        UpdateSpace = _guarded(OracleServicer.UpdateSpace)
+        GetTrial = _guarded(OracleServicer.GetTrial)
+        GetBestTrials = _guarded(OracleServicer.GetBestTrials)
+
+        @_guarded
         def CreateTrial(self, request, context):
             response = super().CreateTrial(request, context)
             tuner_id = request.tuner_id
@@ -257,14 +308,25 @@ def _servicer_class():
                     self.log(f"[chief] {self.name}: trial {trial_id} -> {tuner_id}")
             return response
 
+        @_guarded
         def UpdateTrial(self, request, context):
-            trial = self.oracle.trials.get(request.trial_id)
-            if trial is not None and trial.status in _ENDED:  # a late heartbeat: leave the ended trial as it is
+            trial_id = request.trial_id
+            trial = self.oracle.trials.get(trial_id)
+            if trial is not None and trial.status in _ENDED:  # a late report: leave the ended trial as it is
                 return protos.get_service().UpdateTrialResponse(trial=trial.to_proto())
-            if request.trial_id in self.leases:
-                self.leases[request.trial_id] = (self.leases[request.trial_id][0], time.monotonic())
+            key = _adopt(self.oracle, trial_id)
+            if key is not None:
+                self.adopted.append(trial_id)
+                self.leases[trial_id] = (key, time.monotonic())
+                self.log(f"[chief] {self.name}: trial {trial_id} reported on while waiting for a retry: "
+                         "left to the worker that reports")
+            if trial_id in self.leases:
+                self.leases[trial_id] = (self.leases[trial_id][0], time.monotonic())
+            if not request.metrics and trial is not None:  # a heartbeat (ChiefClient.heartbeat): the lease only
+                return protos.get_service().UpdateTrialResponse(trial=trial.to_proto())
             return super().UpdateTrial(request, context)
 
+        @_guarded
         def EndTrial(self, request, context):
             trial_id = request.trial.trial_id
             trial = self.oracle.trials.get(trial_id)
@@ -374,7 +436,10 @@ def run_chief(config, *, host: str = DEFAULT_HOST, port: int = BASE_PORT, search
     except BaseException:
         old = _read_plan(config)
         if old is not None and old.get("session") == session:  # tell this session's workers; leave other plans alone
-            atomic_write_json(plan_path(config), {**old, "status": "interrupted"})
+            try:
+                atomic_write_json(plan_path(config), {**old, "status": "interrupted"})
+            except WriteError:  # a full disk: the error that stopped the chief is the one to report
+                pass
         raise
     finally:
         for server in servers:
@@ -409,6 +474,8 @@ def _wait_for_searches(servicers: list, linger_s: float, log) -> None:
     reported: set[str] = set()
     while True:
         for s in servicers:
+            if s.failure is not None:  # a call could not write the chief's state: stop with its line
+                raise s.failure
             s.expire()
         states = [s.oracle.progress() for s in servicers]
         for s, state in zip(servicers, states):
@@ -421,6 +488,202 @@ def _wait_for_searches(servicers: list, linger_s: float, log) -> None:
             if not servicers or seen <= servicers[-1].stopped or time.monotonic() - done_at > linger_s:
                 return
         time.sleep(POLL_S)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# A worker's link to the chief: every call with a deadline, asked again with back-off until --chief-timeout
+
+
+class ChiefUnreachable(UserError, keras_tuner.errors.FatalError):
+    """The chief has not answered a worker for ``--chief-timeout`` seconds: one line. A keras-tuner ``FatalError`` too,
+    so a trial that meets it stops the worker instead of being recorded as a failed (INVALID) trial."""
+
+
+class ChiefFailed(UserError, keras_tuner.errors.FatalError):
+    """The chief answered a worker's call with an error (e.g. it could not write its state: a full disk): one line with
+    the chief's own message; the worker stops (a ``FatalError``, as ``ChiefUnreachable``)."""
+
+
+class Backoff:
+    """Waits between the tries of something that does not answer: ``first_s``, then twice as long each time up to
+    ``max_s``, for at most ``timeout_s`` from the first failure. ``failed()`` after each failure: False once
+    ``timeout_s`` has passed (give up), else it sleeps (never past the timeout) and returns True; ``reset()`` after a
+    success. ``silent_s()`` is how long it has been failing."""
+
+    def __init__(self, timeout_s: float, first_s: float = BACKOFF_FIRST_S, max_s: float = BACKOFF_MAX_S, *,
+                 clock=time.monotonic, sleep=time.sleep):
+        self.timeout_s, self.first_s, self.max_s = float(timeout_s), float(first_s), float(max_s)
+        self.clock, self.sleep = clock, sleep
+        self.since: float | None = None  # when the first failed try began
+        self.delay = self.first_s
+        self.waits: list[float] = []  # every sleep (for the tests)
+
+    def reset(self) -> None:
+        self.since, self.delay = None, self.first_s
+
+    def begin(self) -> float:
+        """Call before a try; returns the time it began (the silence counts from the first failed try's start)."""
+        return self.clock()
+
+    def silent_s(self) -> float:
+        return 0.0 if self.since is None else self.clock() - self.since
+
+    def left_s(self) -> float:
+        return self.timeout_s - self.silent_s()
+
+    def failed(self, began: float | None = None) -> bool:
+        if self.since is None:
+            self.since = self.clock() if began is None else began
+        left = self.left_s()
+        if left <= 0:
+            return False
+        wait = min(self.delay, left)
+        self.waits.append(wait)
+        self.sleep(wait)
+        self.delay = min(self.delay * 2, self.max_s)
+        return True
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _unreachable(host: str, port: int, timeout_s: float, where: str = "") -> ChiefUnreachable:
+    return ChiefUnreachable(f"the chief at {host}:{port} has not answered for {timeout_s:.0f} s (--chief-timeout)"
+                            f"{where}; start it again with --resume, then this worker")
+
+
+def _oracle_client_class():
+    import grpc
+    from keras_tuner.src import protos
+    from keras_tuner.src.distribute.oracle_client import OracleClient
+
+    class ChiefClient(OracleClient):
+        """keras-tuner's ``OracleClient`` (a worker's view of the chief's oracle) with a deadline on every call
+        (``call_timeout_s``, keras-tuner's is an hour) and, when the chief does not answer (``RETRIED_CODES``), the
+        same call again on a new channel after 1, 2, 4, .. 30 s (``Backoff``) until ``chief_timeout_s`` have passed:
+        then ``ChiefUnreachable``, one line. A chief started again with ``--resume`` on the same port answers the next
+        try, also in the middle of a trial (the trial's reports reach the reloaded oracle, which gives the trial back
+        to this worker). Any other error from the chief is ``ChiefFailed`` with the chief's message. Every call is
+        safe to repeat (keras-tuner hands a tuner id its ongoing trial again; an ended trial's reports are ignored).
+        ``heartbeat(trial_id, step)`` tells the chief the trial is alive (a report without metrics: the trial lease).
+        """
+
+        def __init__(self, oracle, host: str, port: int, tuner_id: str, chief_timeout_s: float = CHIEF_TIMEOUT_S,
+                     call_timeout_s: float = CALL_TIMEOUT_S, log=None, *, sleep=time.sleep):
+            self._oracle = oracle
+            self.host, self.port, self.tuner_id = host, int(port), tuner_id
+            self.chief_timeout_s, self.call_timeout_s = float(chief_timeout_s), float(call_timeout_s)
+            self.log = log or (lambda message: None)
+            self.sleep = sleep
+            self.multi_worker, self.should_report = False, True
+            self.channel = self.stub = None
+            self.trial_id: str | None = None  # the trial this worker is in (for the error message)
+            self._connect()
+
+        def _connect(self) -> None:
+            if self.channel is not None:
+                self.channel.close()
+            self.channel = grpc.insecure_channel(f"{self.host}:{self.port}")
+            self.stub = protos.get_service_grpc().OracleStub(self.channel)
+
+        def close(self) -> None:
+            if self.channel is not None:
+                self.channel.close()
+                self.channel = None
+
+        def _call(self, method: str, request):
+            backoff = Backoff(self.chief_timeout_s, sleep=self.sleep)
+            while True:
+                began = backoff.begin()
+                timeout = self.call_timeout_s if backoff.since is None else max(1.0, min(self.call_timeout_s,
+                                                                                         backoff.left_s()))
+                try:
+                    response = getattr(self.stub, method)(request, timeout=timeout)
+                except grpc.RpcError as exc:
+                    code = exc.code()
+                    if code is None or code.name not in RETRIED_CODES:
+                        raise ChiefFailed(f"the chief at {self.host}:{self.port} answered {method} with "
+                                          f"{getattr(code, 'name', code)}: {_one_line(exc.details())}") from None
+                    first = backoff.since is None
+                    if not backoff.failed(began):
+                        where = f" during trial {self.trial_id}" if self.trial_id else ""
+                        raise _unreachable(self.host, self.port, self.chief_timeout_s, where) from None
+                    if first:
+                        self.log(f"[worker {self.tuner_id}] the chief at {self.host}:{self.port} does not answer "
+                                 f"({method}: {code.name}); asking again for up to {self.chief_timeout_s:.0f} s")
+                    self._connect()  # a new channel: no wait in gRPC's own reconnection back-off
+                    continue
+                if backoff.since is not None:
+                    self.log(f"[worker {self.tuner_id}] the chief at {self.host}:{self.port} answers again after "
+                             f"{backoff.silent_s():.0f} s")
+                return response
+
+        def get_space(self):
+            from keras_tuner.src.engine import hyperparameters as hp_module
+
+            response = self._call("GetSpace", protos.get_service().GetSpaceRequest())
+            return hp_module.HyperParameters.from_proto(response.hyperparameters)
+
+        def update_space(self, hyperparameters):
+            if self.should_report:
+                self._call("UpdateSpace",
+                           protos.get_service().UpdateSpaceRequest(hyperparameters=hyperparameters.to_proto()))
+
+        def create_trial(self, tuner_id):
+            response = self._call("CreateTrial", protos.get_service().CreateTrialRequest(tuner_id=tuner_id))
+            trial = trial_module.Trial.from_proto(response.trial)
+            if trial.status == trial_module.TrialStatus.RUNNING:
+                self.trial_id = trial.trial_id
+            return trial
+
+        def update_trial(self, trial_id, metrics, step=0):
+            if self.should_report:
+                response = self._call("UpdateTrial", protos.get_service().UpdateTrialRequest(
+                    trial_id=trial_id, metrics=metrics, step=step))
+                if not self.multi_worker:
+                    return trial_module.Trial.from_proto(response.trial)
+            return trial_module.Trial(self.get_space(), status="RUNNING")
+
+        def heartbeat(self, trial_id: str, step: int = 0) -> None:
+            """A report without metrics: the chief renews the trial's lease and changes nothing else."""
+            if self.should_report:
+                self._call("UpdateTrial", protos.get_service().UpdateTrialRequest(trial_id=trial_id, step=step))
+
+        def end_trial(self, trial):
+            if self.should_report:
+                self._call("EndTrial", protos.get_service().EndTrialRequest(trial=trial.to_proto()))
+            self.trial_id = None
+
+        def get_trial(self, trial_id):
+            response = self._call("GetTrial", protos.get_service().GetTrialRequest(trial_id=trial_id))
+            return trial_module.Trial.from_proto(response.trial)
+
+        def get_best_trials(self, num_trials=1):
+            response = self._call("GetBestTrials", protos.get_service().GetBestTrialsRequest(num_trials=num_trials))
+            return [trial_module.Trial.from_proto(trial) for trial in response.trials]
+
+    return ChiefClient
+
+
+def attach_chief_client(tuner, host: str, port: int, tuner_id: str, chief_timeout_s: float = CHIEF_TIMEOUT_S,
+                        log=None, **kwargs):
+    """Give a keras-tuner worker tuner (made with the ``KERASTUNER_*`` variables set: its oracle is keras-tuner's
+    ``OracleClient``) a ``ChiefClient`` instead, and a heartbeat at the end of every epoch of its trials (keras-tuner
+    1.4.8's ``Tuner.on_epoch_end`` reports nothing, so without it a healthy trial longer than ``--trial-timeout`` would
+    be taken back). keras-tuner's tuner makes no call to the chief before its search, so nothing has used the old
+    client. Returns the new client (``kwargs``: ``ChiefClient``'s)."""
+    local = getattr(tuner.oracle, "_oracle", tuner.oracle)
+    client = _oracle_client_class()(local, host, port, tuner_id, chief_timeout_s, log=log, **kwargs)
+    tuner.oracle = client
+    on_epoch_end = tuner.on_epoch_end
+
+    def heartbeat(trial, model, epoch, logs=None):
+        on_epoch_end(trial, model, epoch, logs=logs)
+        client.heartbeat(trial.trial_id, int(epoch))
+
+    tuner.on_epoch_end = heartbeat
+    return client
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -463,20 +726,21 @@ def _check_plan(plan: dict, expected: dict) -> None:
 
 def _probe(host: str, port: int, tuner_id: str, timeout: float):
     """keras-tuner's CreateTrial for ``tuner_id`` (the trial is then this tuner's ongoing trial; keras-tuner hands the
-    same trial back to the same tuner id), or None when the oracle does not answer within ``timeout``."""
+    same trial back to the same tuner id), or None when nothing answers on the port (at once) or the oracle does not
+    answer within ``timeout``. The caller waits with ``Backoff`` before asking again."""
     import grpc
     from keras_tuner.src import protos
 
     channel = grpc.insecure_channel(f"{host}:{port}")
     try:
         stub = protos.get_service_grpc().OracleStub(channel)
-        response = stub.CreateTrial(protos.get_service().CreateTrialRequest(tuner_id=tuner_id), wait_for_ready=True,
-                                    timeout=timeout)
+        response = stub.CreateTrial(protos.get_service().CreateTrialRequest(tuner_id=tuner_id), timeout=timeout)
         return trial_module.Trial.from_proto(response.trial)
     except grpc.RpcError as exc:
-        if exc.code() in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE):
+        if exc.code().name in RETRIED_CODES:
             return None
-        raise
+        raise ChiefFailed(f"the chief at {host}:{port} answered CreateTrial with {exc.code().name}: "
+                          f"{_one_line(exc.details())}") from None
     finally:
         channel.close()
 
@@ -495,8 +759,9 @@ def run_worker(config, *, worker_id=0, host: str = DEFAULT_HOST, threads: int | 
                plan_wait_s: float = PLAN_WAIT_S, chief_timeout_s: float = CHIEF_TIMEOUT_S, log=None) -> dict:
     """Train trials of the chief's projects, in the job list's order, going through them again (every ``REPASS_S``)
     until the chief's plan is no longer running, so trials taken back from a lost worker are trained (trial leases).
-    Between trials, a chief that does not answer is asked again (a chief restarted with ``--resume`` is found again)
-    for ``chief_timeout_s``; then the worker stops with a ``UserError``.
+    A chief that does not answer, between trials or inside one, is asked again after 1, 2, 4, .. 30 s (``Backoff``; a
+    chief restarted with ``--resume`` is found again) for ``chief_timeout_s``; then the worker stops with one line
+    (``ChiefUnreachable``, a ``UserError``).
 
     Returns {"role": "worker", "tuner_id", "trials": {project name: [trial ids this worker trained]},
     "trial_times": {project name: {trial id: [start, end] (time.time())}}, "seconds"}.
@@ -520,7 +785,7 @@ def run_worker(config, *, worker_id=0, host: str = DEFAULT_HOST, threads: int | 
     lexical: dict[int, list] = {}
     ran: dict[str, dict[str, list[float]]] = {}
     position = 0
-    silent_since = None  # when the chief stopped answering this worker's probes
+    backoff = Backoff(chief_timeout_s)  # while the chief does not answer this worker's probes
     while True:
         if position >= len(plan["served"]):  # through every project: again while a chief runs (trial leases)
             new = _read_plan(config)
@@ -534,11 +799,8 @@ def run_worker(config, *, worker_id=0, host: str = DEFAULT_HOST, threads: int | 
             continue
         entry = plan["served"][position]
         job = by_name[entry["name"]]
+        began = backoff.begin()
         trial = _probe(host, entry["port"], tuner_id, PROBE_TIMEOUT_S)
-        silent_since = (silent_since or time.monotonic()) if trial is None else None
-        if silent_since is not None and time.monotonic() - silent_since > chief_timeout_s:
-            raise UserError(f"the chief at {host}:{entry['port']} has not answered for {chief_timeout_s:.0f} s "
-                            "(--chief-timeout); start it again with --resume, then this worker")
         if trial is None:  # not (yet) served: the chief may still be starting, or a new chief has a new plan
             new = _read_plan(config)
             if new is None or new.get("status") != "running" or new.get("session") != plan["session"]:
@@ -547,7 +809,15 @@ def run_worker(config, *, worker_id=0, host: str = DEFAULT_HOST, threads: int | 
                 plan = _wait_for_plan(config, plan_wait_s, log)
                 _check_plan(plan, expected)
                 position = 0
+                backoff.reset()
+                continue
+            if backoff.since is None:
+                log(f"[worker {tuner_id}] the chief at {host}:{entry['port']} does not answer; asking again for up "
+                    f"to {chief_timeout_s:.0f} s")
+            if not backoff.failed(began):
+                raise _unreachable(host, entry["port"], chief_timeout_s)
             continue
+        backoff.reset()
         if trial.status == trial_module.TrialStatus.IDLE:  # the oracle is waiting for something: ask again
             time.sleep(1.0)
             continue
@@ -557,7 +827,7 @@ def run_worker(config, *, worker_id=0, host: str = DEFAULT_HOST, threads: int | 
         if "lexical" in job.condition.modalities and job.fold not in lexical:
             lexical[job.fold], _ = lexical_inputs(data, folds[job.fold].train, config)
         times = _search_project(config, job, data, folds[job.fold], lexical.get(job.fold), tuner_id, host,
-                                entry["port"], log)
+                                entry["port"], log, chief_timeout_s)
         ran.setdefault(job.name, {}).update(times)
         position += 1
     summary = {"role": "worker", "tuner_id": tuner_id, "trials": {name: list(times) for name, times in ran.items()},
@@ -567,7 +837,7 @@ def run_worker(config, *, worker_id=0, host: str = DEFAULT_HOST, threads: int | 
 
 
 def _search_project(config, job: Job, data, fold, lexical, tuner_id: str, host: str, port: int,
-                    log) -> dict[str, list[float]]:
+                    log, chief_timeout_s: float = CHIEF_TIMEOUT_S) -> dict[str, list[float]]:
     from privemo.search.factory import make_tuner
 
     from privemo.experiment.fold import search_setup
@@ -578,6 +848,8 @@ def _search_project(config, job: Job, data, fold, lexical, tuner_id: str, host: 
     try:
         # A keras-tuner worker: its oracle is a gRPC client of the chief's; overwrite=False never deletes the project.
         tuner = make_tuner(setup.hypermodel, str(directory), project, seed=setup.seed, overwrite=False)
+        # every call to the chief with a deadline and back-off up to --chief-timeout, and a heartbeat every epoch
+        client = attach_chief_client(tuner, host, port, tuner_id, chief_timeout_s, log=log)
         ran: dict[str, list[float]] = {}  # trial id -> [start, end] (seconds since the epoch)
         begin, end = tuner.on_trial_begin, tuner.on_trial_end
 
@@ -593,7 +865,10 @@ def _search_project(config, job: Job, data, fold, lexical, tuner_id: str, host: 
         tuner.on_trial_begin, tuner.on_trial_end = on_trial_begin, on_trial_end
         # The reproduce command's own search arguments: validation targets, the privacy probe (probe selection with an
         # adversary) and the trial callbacks (--tensorboard).
-        tuner.search(setup.train_ds, setup.val_inputs, **setup.search_kwargs())
+        try:
+            tuner.search(setup.train_ds, setup.val_inputs, **setup.search_kwargs())
+        finally:
+            client.close()
     finally:
         for name in (ENV_TUNER_ID, ENV_ORACLE_IP, ENV_ORACLE_PORT):
             os.environ.pop(name, None)
