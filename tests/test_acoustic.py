@@ -191,7 +191,23 @@ def test_global_normalisation_is_fitted_on_training_rows_only(tmp_path):
     with pytest.raises(ValueError, match="train_indices"):
         feats.normalized(table, mode="global")
     with pytest.raises(ValueError, match="`mode`"):
-        feats.normalized(table, mode="utterance")
+        feats.normalized(table, mode="per-file")
+
+
+def test_utterance_normalisation_is_what_encode_does_in_deployment(tmp_path):
+    """mode="utterance": each utterance z-normalised with its own statistics, exactly as privemo.encode normalises a
+    wav file (train as you ship); no other audio of the speaker is used."""
+    from privemo.nn.encoder import _znorm
+
+    table = make_table(tmp_path)
+    feats = extract_acoustic(table, cache_dir=tmp_path / "cache", n_jobs=1, progress=False)
+    norm = feats.normalized(table, mode="utterance")
+    assert norm.mode == "utterance" and len(set(norm.groups)) == len(table)
+    for i in range(len(table)):
+        np.testing.assert_allclose(norm[i].mean(axis=0), 0.0, atol=1e-4)
+        np.testing.assert_allclose(norm[i], _znorm(feats.raw(i), None), atol=1e-4)
+    speaker = feats.normalized(table, mode="speaker")
+    assert max(np.abs(norm[i].mean(axis=0) - speaker[i].mean(axis=0)).max() for i in range(len(table))) > 0.1
 
 
 def test_unknown_speakers_are_normalised_per_utterance(tmp_path):

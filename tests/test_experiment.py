@@ -393,3 +393,18 @@ def test_reference_is_fitted_on_exactly_the_networks_training_rows(world):
     labels = data.emotion["activation"]
     own = linear_reference(table, labels, chosen, "acoustic", acoustic=data.acoustic, refit=False)
     assert frame.uar_mean.iloc[0] == pytest.approx(own["uar_mean"], abs=1e-12)
+
+
+def test_utterance_normalisation_trains_as_it_ships(world):
+    """normalization="utterance" feeds every utterance z-normalised on its own (privemo.encode's deployment scheme) and
+    is part of the run's settings, so a resumed run never mixes schemes; the default keeps the settings of older runs."""
+    from privemo.experiment.config import run_settings
+    from privemo.experiment.protocol import plan_run, prepare_corpus
+
+    config = tiny_config(world.base / "utt", normalization="utterance")
+    table = plan_run(config)[0]
+    data = prepare_corpus(table, config)
+    assert data.acoustic.mode == "utterance"
+    np.testing.assert_allclose(data.acoustic[0].mean(axis=0), 0.0, atol=1e-4)
+    assert run_settings(config)["normalization"] == "utterance"
+    assert "normalization" not in run_settings(tiny_config(world.base / "spk"))

@@ -75,6 +75,7 @@ def test_export_reloads_in_a_fresh_process_with_identical_h(run_dir, tmp_path):
     assert meta["modalities"] == ["acoustic"] and meta["h_dim"] == 8 and meta["fold"] == 0
     assert meta["condition"] == CONDITION and meta["corpus"] == "demo" and meta["best_hp"] == {"conv_layers": 1}
     assert meta["acoustic_features"]["n_mels"] == 40 and "speaker" in meta["normalization"]["training"]
+    assert meta["training_normalization"] == "speaker"  # the manifest's config has none: made before the option
 
     # the in-process reference: the trained network's own h
     network = keras.saving.load_model(model_path(run_dir, CONDITION, 0), compile=False)
@@ -175,3 +176,11 @@ def test_export_command(run_dir, tmp_path):
     assert good.returncode == 0, good.stderr
     assert (tmp_path / "e.keras").is_file() and (tmp_path / "e.json").is_file()
     assert not [p for p in tmp_path.iterdir() if "partial" in p.name]
+
+
+def test_sidecar_names_the_normalisation_the_run_trained_with(run_dir, tmp_path):
+    """A run trained with per-utterance normalisation (--normalization utterance) exports a sidecar that says so."""
+    (run_dir / "manifest.json").write_text(json.dumps({"config": {"seed": 0, "embeddings": None,
+                                                                  "normalization": "utterance"}}))
+    meta = json.loads(sidecar_path(export_from_run(run_dir, CONDITION, 0, tmp_path / "e.keras")).read_text())
+    assert meta["training_normalization"] == "utterance" and "per utterance" in meta["normalization"]["training"]

@@ -94,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:  # one add_argument per flag, in 
                         "or speaker verifier fitted on the training speakers' representation, scored on the validation "
                         "speakers; 'head' = the paper-literal adversary head's validation UAR, its distance from "
                         "chance penalised in both directions")
+    p.add_argument("--normalization", default="speaker", choices=["speaker", "utterance"],
+                   help="acoustic z-normalisation: 'speaker' = per speaker over all of the speaker's audio (the "
+                        "experiment's default; test speakers' own audio included); 'utterance' = each utterance on its "
+                        "own, as privemo.encode normalises in deployment (train as you ship)")
     p.add_argument("--jobs", type=int, default=None,
                    help="worker processes for the fold loop (default: one per CPU core); results do not depend on it")
     p.add_argument("--seed", type=int, default=0, help="the one seed of the run (folds, initialisation, attackers)")
@@ -145,6 +149,7 @@ def config_from_args(args: argparse.Namespace):
         repeats=args.repeats,
         margin=args.margin,
         selection=args.selection,
+        normalization=args.normalization,
         demo_per_speaker=args.demo_size,
         verbose=0 if args.quiet else (2 if args.verbose else 1),
         removal=removal,

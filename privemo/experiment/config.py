@@ -108,6 +108,9 @@ class ExperimentConfig:
     margin: float = 0.03  # claims.csv's equivalence margin (UAR / EER / AUC units); privemo.experiment.claims
     selection: str = "probe"  # "probe" (fresh probe on h) | "head" (the adversary head, two-sided); privemo.search.selection
     mi_holdout: float = MI_HOLDOUT
+    # acoustic z-normalisation (privemo.features.acoustic.NORMALIZATIONS): "speaker" (the experiment's; uses each test
+    # speaker's own audio) or "utterance" (each utterance alone, as privemo.encode normalises in deployment)
+    normalization: str = "speaker"
     folds: tuple[int, ...] | None = None  # run only these outer folds (None: all)
     n_jobs: int | None = None  # worker processes (None: one per core)
     attack_epochs: int | None = None  # None: ATTACK_EPOCHS[grid]
@@ -200,6 +203,8 @@ def run_settings(config: ExperimentConfig) -> dict:
         "embeddings": embeddings,
         "selection": config.selection,
         "mi_holdout": config.mi_holdout,
+        # only when not the experiment's per-speaker scheme, so the settings of runs made before the option still match
+        **({"normalization": config.normalization} if config.normalization != "speaker" else {}),
         # only when not the paper's GRL, so the settings of runs made before the option still match
         **({"removal": config.removal} if config.removal != "grl" else {}),
     }

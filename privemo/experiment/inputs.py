@@ -42,7 +42,7 @@ def prepare_corpus(table: pd.DataFrame, config: ExperimentConfig) -> CorpusData:
 
         t0 = time.perf_counter()
         feats = extract_acoustic(table, progress=bool(config.verbose))
-        acoustic = feats.normalized(table, mode="speaker")
+        acoustic = feats.normalized(table, mode=config.normalization)
         timings["acoustic_features_s"] = time.perf_counter() - t0
     emotion = {task: bin_labels(table[task].to_numpy(float), corpus) for task in config.tasks}
     gender = np.array([GENDER_IDS.get(g, -1) if isinstance(g, str) else -1 for g in table["gender"]], dtype=np.int64)

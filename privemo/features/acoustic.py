@@ -307,14 +307,16 @@ class AcousticFeatures(Sequence):
             table: the utterance table these features were extracted from (checked by utterance id).
             mode: "speaker": each speaker's statistics over all of that speaker's audio (test speakers included: their
                 unlabelled audio is used, as is standard; rows with unknown speaker use their own statistics);
-                "global": one mean/std fitted on ``train_indices`` only.
+                "utterance": each utterance's own statistics, as ``privemo.encode`` normalises a wav file in
+                deployment (no speaker's other audio needed); "global": one mean/std fitted on ``train_indices`` only.
             train_indices: table positions of the training rows; required for "global", ignored for "speaker".
 
         Statistics use every frame of each utterance (not only the first ``max_frames``).
         """
-        if mode not in ("speaker", "global"):
+        if mode not in NORMALIZATIONS:
             raise ValueError(
-                f"Invalid value received for argument `mode`. Expected 'speaker' or 'global'. Received: mode={mode!r}"
+                f"Invalid value received for argument `mode`. Expected one of {list(NORMALIZATIONS)}. Received: "
+                f"mode={mode!r}"
             )
         if not isinstance(table, pd.DataFrame) or len(table) != len(self) or list(
             map(str, table["utterance_id"])
@@ -333,6 +335,9 @@ class AcousticFeatures(Sequence):
             rows = _as_indices(train_indices, n, "train_indices")
             groups = np.zeros(n, np.int64)
             mean, std = _moments(self, [rows])
+        elif mode == "utterance":
+            groups = np.arange(n, dtype=np.int64)
+            mean, std = _moments(self, [np.array([i], np.int64) for i in range(n)])
         else:
             speakers = table["speaker"].tolist()
             codes: dict[str, int] = {}
@@ -366,6 +371,15 @@ def _reopen(shard_paths, row_shard, row_offset, raw_lengths, utterance_ids, para
     return AcousticFeatures(
         arrays, shard_paths, row_shard, row_offset, raw_lengths, utterance_ids, params, max_frames, stats
     )
+
+
+# z-normalisation schemes of ``AcousticFeatures.normalized`` (what each one's statistics are computed over).
+NORMALIZATIONS: dict[str, str] = {
+    "speaker": "z-normalisation per speaker (mean and std per Mel band over all of the speaker's frames)",
+    "utterance": "z-normalisation per utterance (its own mean and std per Mel band), as privemo.encode does in "
+                 "deployment",
+    "global": "one mean and std per Mel band over the training rows",
+}
 
 
 def _as_indices(indices, n: int, name: str) -> np.ndarray:

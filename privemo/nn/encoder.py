@@ -73,7 +73,8 @@ def export_encoder(model, path: str | os.PathLike, *, metadata: Mapping[str, Any
     Args:
         model: a ``keras.Model`` built by ``privemo.nn.models.build_model`` (trained), or the path of one saved as .keras.
         path: the encoder file to write; must end with ".keras". Written atomically, with the sidecar ``<path>.json``.
-        metadata: extra JSON-serialisable facts for the sidecar (e.g. the run's condition, fold, feature parameters).
+        metadata: extra JSON-serialisable facts for the sidecar (e.g. the run's condition, fold, feature parameters;
+            ``training_normalization``: the acoustic z-normalisation the network was trained with, "speaker" by default).
 
     Returns:
         The encoder's path.
@@ -110,8 +111,10 @@ def export_encoder(model, path: str | os.PathLike, *, metadata: Mapping[str, Any
         from privemo.features.logmel import MAX_FRAMES, STD_FLOOR, feature_params
 
         info["acoustic_features"] = feature_params(n_mels=dims["acoustic"])
+        from privemo.features.acoustic import NORMALIZATIONS
+
         info["normalization"] = {
-            "training": "z-normalisation per speaker (mean and std per Mel band over all of the speaker's frames)",
+            "training": NORMALIZATIONS[dict(metadata or {}).get("training_normalization", "speaker")],
             "encode_default": "z-normalisation per utterance (its own mean and std per Mel band), unless speaker "
                               "statistics are given",
             "std_floor": STD_FLOOR,
@@ -164,6 +167,7 @@ def export_from_run(out_dir: str | os.PathLike, condition: str, fold: int,
     manifest_file = Path(out_dir) / "manifest.json"
     config = read_json(manifest_file).get("config", {}) if manifest_file.is_file() else {}
     embeddings = config.get("embeddings")
+    metadata["training_normalization"] = config.get("normalization", "speaker")
     metadata["word_vectors"] = (
         f"the embeddings file {embeddings}" if embeddings else
         f"Word2Vec trained on fold {int(fold)}'s training transcripts (privemo.experiment.lexical_inputs: "
