@@ -4,7 +4,8 @@
 over the available cores in worker processes, shows a progress bar, and keeps the result in an on-disk cache
 (``cache.py``) keyed by corpus, file content and every feature parameter; the result is memory-mapped, so an
 IEMOCAP-sized corpus (~4.3 M frames, ~690 MB) is never held in memory. ``AcousticFeatures.normalized`` gives
-z-normalised views (per speaker, or global statistics fitted on training rows only).
+z-normalised views (``privemo.features.normalization``: per speaker, per utterance, or global statistics fitted on
+training rows only).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pandas as pd
 
 from .._io import atomic_write_json
 from .._processes import available_cpus, process_pool
+from .normalization import NORMALIZATIONS, NormalizedFeatures, normalize  # noqa: F401  (importable from here)
 from .cache import FileDigests, ShardStore, chunks, default_cache_dir, params_key, safe_name, write_shard
 from .logmel import (  # noqa: F401  (the front end's names stay importable from here)
     FEATURE_VERSION,
@@ -313,11 +315,6 @@ class AcousticFeatures(Sequence):
 
         Statistics use every frame of each utterance (not only the first ``max_frames``).
         """
-        if mode not in NORMALIZATIONS:
-            raise ValueError(
-                f"Invalid value received for argument `mode`. Expected one of {list(NORMALIZATIONS)}. Received: "
-                f"mode={mode!r}"
-            )
         if not isinstance(table, pd.DataFrame) or len(table) != len(self) or list(
             map(str, table["utterance_id"])
         ) != self.utterance_ids:
@@ -325,32 +322,7 @@ class AcousticFeatures(Sequence):
                 "Invalid value received for argument `table`. Expected the utterance table these features were "
                 f"extracted from ({len(self)} rows, same utterance ids in the same order). Received: a different table"
             )
-        n = len(self)
-        if mode == "global":
-            if train_indices is None or len(train_indices) == 0:
-                raise ValueError(
-                    "Invalid value received for argument `train_indices`. Expected the training rows' table positions "
-                    f"for mode='global'. Received: train_indices={train_indices!r}"
-                )
-            rows = _as_indices(train_indices, n, "train_indices")
-            groups = np.zeros(n, np.int64)
-            mean, std = _moments(self, [rows])
-        elif mode == "utterance":
-            groups = np.arange(n, dtype=np.int64)
-            mean, std = _moments(self, [np.array([i], np.int64) for i in range(n)])
-        else:
-            speakers = table["speaker"].tolist()
-            codes: dict[str, int] = {}
-            groups = np.empty(n, np.int64)
-            for i, s in enumerate(speakers):
-                known = isinstance(s, str) and s != ""
-                key = s if known else f"\0row{i}"  # unknown speaker: the utterance is its own group
-                groups[i] = codes.setdefault(key, len(codes))
-            members = [[] for _ in codes]
-            for i, g in enumerate(groups):
-                members[g].append(i)
-            mean, std = _moments(self, [np.asarray(m, np.int64) for m in members])
-        return NormalizedFeatures(self, groups, mean, std, mode)
+        return normalize(self, table, mode, train_indices)
 
     def __reduce__(self):  # pickle by file name, not by the memory-mapped data
         return (
@@ -371,82 +343,3 @@ def _reopen(shard_paths, row_shard, row_offset, raw_lengths, utterance_ids, para
     return AcousticFeatures(
         arrays, shard_paths, row_shard, row_offset, raw_lengths, utterance_ids, params, max_frames, stats
     )
-
-
-# z-normalisation schemes of ``AcousticFeatures.normalized`` (what each one's statistics are computed over).
-NORMALIZATIONS: dict[str, str] = {
-    "speaker": "z-normalisation per speaker (mean and std per Mel band over all of the speaker's frames)",
-    "utterance": "z-normalisation per utterance (its own mean and std per Mel band), as privemo.encode does in "
-                 "deployment",
-    "global": "one mean and std per Mel band over the training rows",
-}
-
-
-def _as_indices(indices, n: int, name: str) -> np.ndarray:
-    idx = np.asarray(indices)
-    if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer) or (idx.size and (idx.min() < 0 or idx.max() >= n)):
-        raise ValueError(
-            f"Invalid value received for argument `{name}`. Expected a 1-D array of table positions in [0, {n}). "
-            f"Received: {name} with shape {idx.shape}, dtype {idx.dtype}"
-        )
-    return idx.astype(np.int64)
-
-
-def _moments(feats: AcousticFeatures, groups: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-group mean and std (floored at STD_FLOOR) over all frames of the group's rows, accumulated in float64."""
-    d = feats.n_mels
-    mean = np.zeros((len(groups), d), np.float32)
-    std = np.ones((len(groups), d), np.float32)
-    for g, rows in enumerate(groups):
-        total, sq, count = np.zeros(d), np.zeros(d), 0
-        for i in rows:
-            x = feats.raw(int(i)).astype(np.float64)
-            total += x.sum(axis=0)
-            sq += np.square(x).sum(axis=0)
-            count += len(x)
-        if count == 0:
-            continue
-        mu = total / count
-        var = np.maximum(sq / count - mu**2, 0.0)
-        mean[g] = mu
-        std[g] = np.maximum(np.sqrt(var), STD_FLOOR)
-    return mean, std
-
-
-class NormalizedFeatures(Sequence):
-    """A z-normalised view of AcousticFeatures: ``view[i] = (feats[i] - mean[group_i]) / std[group_i]`` (float32).
-
-    Attributes: ``lengths`` (as the base), ``groups`` (statistics group per row), ``mean``/``std`` (n_groups, n_mels),
-    ``mode``.
-    """
-
-    def __init__(
-        self, base: AcousticFeatures, groups: np.ndarray, mean: np.ndarray, std: np.ndarray, mode: str
-    ) -> None:
-        self.base = base
-        self.groups = groups
-        self.mean = mean
-        self.std = std
-        self.mode = mode
-
-    @property
-    def lengths(self) -> np.ndarray:
-        return self.base.lengths
-
-    @property
-    def max_frames(self) -> int | None:
-        return self.base.max_frames
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    def __getitem__(self, i: int) -> np.ndarray:
-        x = self.base[i]
-        g = self.groups[int(i)]
-        return (x - self.mean[g]) / self.std[g]
-
-    def with_max_frames(self, max_frames: int | None) -> "NormalizedFeatures":
-        return NormalizedFeatures(self.base.with_max_frames(max_frames), self.groups, self.mean, self.std, self.mode)
-
-    def __repr__(self) -> str:
-        return f"NormalizedFeatures(mode={self.mode!r}, {len(self)} utterances, {len(self.mean)} statistics groups)"
