@@ -29,8 +29,8 @@ from privemo.removal import (
     apply_erasure,
     build_removal_model,
     conditional_mmd,
-    mmd,
 )
+from privemo.removal.mmd import mmd  # privemo.removal.mmd is the module (the package resolves its names lazily)
 from test_registration import LOAD, _python  # the fresh-process loader
 from test_removal import TINY, batch as padded  # padded: the zero-padded (n, frames, 40) acoustic batch of some rows
 

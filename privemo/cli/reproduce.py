@@ -15,31 +15,11 @@ from typing import Callable
 from privemo._quiet import quiet_tensorflow, show_tensorflow_log
 from privemo._validation import UserError
 from privemo.cli._interrupt import Interrupt, command_line
+# the registry of removal methods imports no Keras: --help and flag errors stay free of TensorFlow's start-up time
+from privemo.removal.methods import DEFAULT_REMOVAL, METHODS, REMOVALS, removal_method
 from privemo.search.grids import GRIDS
 
 ADVERSARY_CHOICES = {"none": None, "gender": "gender", "speaker": "speaker"}
-# privemo.removal.REMOVALS with a line each for --help (not imported from there: --help and flag errors stay free of
-# TensorFlow's start-up time; tests/test_reproduce.py checks the two lists agree)
-REMOVAL_HELP = {
-    "grl": "the paper's gradient reversal layer trained jointly with its adversary, lambda tuned (default)",
-    "grl_dann": "the same with lambda ramped from 0 to the tuned value (DANN schedule)",
-    "alternating": "alternating adversary / encoder updates with a confusion loss, no GRL, no lambda",
-    "ensemble": "alternating updates against an ensemble of 3 adversary heads, no lambda",
-    "inlp": "post hoc: iterative nullspace projection (linear) of the trained baseline network's h, emotion head "
-            "refitted; fused placement only",
-    "leace": "post hoc: LEACE, closed-form linear concept erasure (no linear classifier beats chance on the training "
-             "rows' erased h), on the trained baseline network's h, emotion head refitted; fused placement only",
-    "ensemble_leace": "ensemble's training, then LEACE post hoc on its h, emotion head refitted; fused placement only",
-    "mmd": "class-conditional MMD between the attribute's groups' h within each emotion class (gender: women against "
-           "men; speaker: each speaker against the rest) added to the emotion loss with weight "
-           "privemo.removal.MMD_SCALE x lambda, lambda tuned",
-    "mmd_leace": "mmd's training (lambda tuned), then LEACE post hoc on its h, emotion head refitted; fused placement "
-                 "only",
-    "ensemble3_leace": "the same as ensemble_leace (3 adversary heads, then LEACE)",
-}
-REMOVALS = tuple(REMOVAL_HELP)
-
-
 
 
 def build_parser() -> argparse.ArgumentParser:  # one add_argument per flag, in --help order: long, not complex
@@ -68,9 +48,9 @@ def build_parser() -> argparse.ArgumentParser:  # one add_argument per flag, in 
                    help="'none' is the baseline (needed for the tables' comparison); gender -> Table 1a, speaker -> Table 1b")
     p.add_argument("--placement", nargs="+", default=["fused"], choices=["fused", "per_modality"],
                    help="adversary on the fused representation h, or one per modality (multimodal rows only)")
-    p.add_argument("--removal", default="grl", choices=REMOVALS, metavar="METHOD",
+    p.add_argument("--removal", default=DEFAULT_REMOVAL, choices=REMOVALS, metavar="METHOD",
                    help="attribute-removal method of the adversarial conditions (privemo.removal), one of: "
-                        + "; ".join(f"{k} = {v}" for k, v in REMOVAL_HELP.items())
+                        + "; ".join(f"{m.name} = {m.help}" for m in METHODS.values())
                         + ". A method other than grl appends its name to the conditions' keys (e.g. "
                           "acoustic-activation-gender-fused-inlp) and is named in the tables")
     p.add_argument("--grid", default="quick", choices=sorted(GRIDS),
@@ -184,11 +164,14 @@ def _check_args(args: argparse.Namespace) -> tuple[str, str | None, Path]:
             _detect_format(Path(args.embeddings))
         except (ValueError, OSError) as exc:
             raise UserError(f"--embeddings: {exc}") from None
-    removal = getattr(args, "removal", "grl")
-    if removal != "grl" and all(ADVERSARY_CHOICES[a] is None for a in args.adversary):
+    removal = getattr(args, "removal", DEFAULT_REMOVAL)
+    try:
+        method = removal_method(removal)
+    except ValueError as exc:
+        raise UserError(f"--removal: {exc}") from None
+    if method.needs_adversary and all(ADVERSARY_CHOICES[a] is None for a in args.adversary):
         raise UserError(f"--removal {removal} removes an attribute: add --adversary gender and/or speaker")
-    if (removal in ("inlp", "leace", "ensemble_leace", "mmd_leace", "ensemble3_leace")
-            and "per_modality" in args.placement):
+    if method.fused_only and "per_modality" in args.placement:
         raise UserError(f"--removal {removal} erases the attribute from the fused representation h post hoc: it has no "
                         "per-modality placement (use --placement fused)")
     tensorboard = getattr(args, "tensorboard", None)

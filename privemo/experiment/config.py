@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from privemo._validation import UserError, check_choice
+from privemo.removal.methods import DEFAULT_REMOVAL, RemovalMethod, removal_method
 from privemo.search.grids import GRIDS
 
 
@@ -63,18 +64,23 @@ class Condition:
     adversary: str | None  # None | "gender" | "speaker"
     placement: str = "fused"  # "fused" | "per_modality"
     repeat: int = 0  # repetition with a new seed (``--repeats``); paired across adversaries within one repeat
-    removal: str = "grl"  # the adversary's attribute-removal method (privemo.removal.REMOVALS; "grl": the paper's)
+    removal: str = DEFAULT_REMOVAL  # the adversary's attribute-removal method (privemo.removal.methods; "grl": the paper's)
 
     @property
     def modalities(self) -> tuple[str, ...]:
         return MODALITY_SETS[self.modality]
 
     @property
+    def method(self) -> RemovalMethod:
+        """The ``RemovalMethod`` named ``removal`` (``privemo.removal.methods``)."""
+        return removal_method(self.removal)
+
+    @property
     def key(self) -> str:
         parts = [self.modality, self.task, self.adversary or "baseline"]
         if self.adversary:
             parts.append(self.placement)
-            if self.removal != "grl":  # the paper's GRL keeps the paper's keys
+            if not self.method.paper:  # the paper's GRL keeps the paper's keys
                 parts.append(self.removal)
         if self.repeat:
             parts.append(f"r{self.repeat}")
@@ -117,9 +123,14 @@ class ExperimentConfig:
     save_models: bool = True  # keep each fold's selected network as <out_dir>/models/<condition.key>/fold<k>.keras
     demo_per_speaker: int | None = None  # demo corpus only: utterances per speaker (None: the demo's default, 640 in all)
     verbose: int = 1
-    removal: str = "grl"  # attribute-removal method of the adversarial conditions (privemo.removal.REMOVALS)
+    removal: str = DEFAULT_REMOVAL  # attribute-removal method of the adversarial conditions (privemo.removal.REMOVALS)
     tensorboard: str | None = None  # TensorBoard logs of every trial under <tensorboard>/<condition.key>/fold<k>/trial_<id>
     pack: int = 1  # trials of one network shape trained together in one compiled step (same results; for GPUs)
+
+    @property
+    def method(self) -> RemovalMethod:
+        """The ``RemovalMethod`` of the adversarial conditions (``removal``; ``privemo.removal.methods``)."""
+        return removal_method(self.removal)
 
     def resolved_epochs(self) -> int:
         return self.epochs if self.epochs is not None else EPOCHS.get(self.grid, EPOCHS["paper"])
@@ -206,7 +217,7 @@ def run_settings(config: ExperimentConfig) -> dict:
         # only when not the experiment's per-speaker scheme, so the settings of runs made before the option still match
         **({"normalization": config.normalization} if config.normalization != "speaker" else {}),
         # only when not the paper's GRL, so the settings of runs made before the option still match
-        **({"removal": config.removal} if config.removal != "grl" else {}),
+        **({} if config.method.paper else {"removal": config.removal}),
     }
 
 

@@ -46,7 +46,6 @@ def describe_plan(config: ExperimentConfig, table: pd.DataFrame | None = None) -
     """What a run would do, without training or writing results (``--dry-run``): corpus size, folds and their test
     speakers, conditions, trials per (condition, fold) and the number of trainings with their epoch budget."""
     from privemo.search.grids import grid_size
-    from privemo.search.tuning import LAMBDA_REMOVALS
 
     table, folds, fold_ids, conditions = plan_run(config, table)
     grid = config.grid_dict()
@@ -64,7 +63,7 @@ def describe_plan(config: ExperimentConfig, table: pd.DataFrame | None = None) -
     for condition in conditions:
         if condition.repeat:
             continue
-        lam = condition.adversary is not None and config.removal in LAMBDA_REMOVALS
+        lam = condition.adversary is not None and condition.method.lambda_tuned
         trials = grid_size(grid, lam)
         trainings += trials * len(fold_ids) * config.repeats
         lines.append(f"    {condition.key}: {trials} trial(s) per fold")

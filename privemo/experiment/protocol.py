@@ -160,7 +160,7 @@ def run(config: ExperimentConfig) -> str:
         + f" ({grid_size(config.grid_dict(), False)} configurations without an adversary, "
         f"{grid_size(config.grid_dict(), True)} with); attacker grid {dict(config.attacker_grid())}; "
         f"selection by {config.selection}"
-        + ("" if config.removal == "grl" else f"; removal method {config.removal}"), config)
+        + ("" if config.method.paper else f"; removal method {config.removal}"), config)
     t1 = time.perf_counter()
     table = plan_run(config)[0]  # loaded once for the cross-validation and the reference
     load_s = time.perf_counter() - t1
@@ -186,7 +186,7 @@ def run(config: ExperimentConfig) -> str:
                    grid={"main": config.grid_dict(), "attacker": config.attacker_grid()},
                    fold_timings={r["condition"] + f"/fold{r['fold']}": r.get("timings", {}) for r in records})
     lines = [f"privemo.reproduce: {config.corpus}, {len(records)} fold results in {timings['total_s']:.0f} s -> {out}"
-             + ("" if config.removal == "grl" else f" (removal method: {config.removal})")]
+             + ("" if config.method.paper else f" (removal method: {config.removal})")]
     for name, table in tables.items():
         lines.append(f"\n{name}:\n{reporting.to_markdown(table)}")
     return "\n".join(lines)

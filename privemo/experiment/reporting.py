@@ -15,6 +15,7 @@ import pandas as pd
 from scipy import stats
 
 from privemo._io import atomic_write_text, writing
+from privemo.removal.methods import DEFAULT_REMOVAL, METHODS
 
 # Row order of the paper's Table 1 (modality, corpus); other corpora (the demo corpus) are appended per modality.
 PAPER_ROWS: tuple[tuple[str, str], ...] = (
@@ -293,7 +294,9 @@ def write_tables(records: Sequence[dict], out_dir: str | Path,
 def removal_note(records: Sequence[dict], adversary: str) -> str:
     """'' when the ``adversary`` records used the paper's GRL (``record["removal"]`` "grl" or absent), else a first line
     naming the attribute-removal method(s) of their adversarial columns (``--removal``)."""
-    methods = sorted({r.get("removal") or "grl" for r in records if r.get("adversary") == adversary} - {"grl"})
+    used = {r.get("removal") or DEFAULT_REMOVAL  # the method each record names (absent: the paper's)
+            for r in records if r.get("adversary") == adversary}
+    methods = sorted(name for name in used if name not in METHODS or not METHODS[name].paper)  # unknown: named
     if not methods:
         return ""
     return (f"Removal method: {', '.join(methods)} (privemo.removal, `--removal`), not the paper's gradient reversal: "

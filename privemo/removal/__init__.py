@@ -6,8 +6,10 @@ wrong (its own UAR below chance), while a *fresh* attacker trained on the frozen
 comparable with the paper's set-up; privacy is always judged by fresh attackers (``privemo.privacy.attacks``).
 
 ``build_removal_model(removal=..., **build_model_kwargs, **method_kwargs)`` is the one entry point. ``METHODS`` is the
-registry: each name maps to a ``RemovalMethod`` -- the network it trains (a key of ``NETWORKS``, whose builder makes it),
-the eraser fitted on its h after training (post hoc), and whether its strength is the tuned ``grl_lambda``:
+registry (``privemo.removal.methods``): each name maps to a ``RemovalMethod`` that every other module asks instead of
+comparing names -- the network it trains (a key of ``NETWORKS``, whose builder makes it), the eraser fitted on its h
+after training (post hoc), the name of its strength (tuned over the grid's ``grl_lambda`` values) and its traits
+(``cacheable``, ``packable``, ``posthoc``, ``fused_only``, ``needs_adversary``); ``removal_method(name)`` looks one up:
 
 - ``"grl"``: the paper's joint training, exactly ``privemo.nn.models.build_model`` (the default; reproduces Table 1).
 - ``"grl_dann"``: the same network; lambda ramps from 0 to ``grl_lambda`` over training with the DANN schedule
@@ -40,61 +42,89 @@ the eraser fitted on its h after training (post hoc), and whether its strength i
 - ``"mmd_leace"``: ``"mmd"``'s network and training (lambda tuned), then LEACE post hoc on its h.
 
 ``POST_HOC`` maps each post-hoc method to (the network it trains: "baseline" or another method, its eraser);
-``LAMBDA_REMOVALS`` lists the methods whose strength is ``grl_lambda`` (tuned over the paper's lambda grid).
+``LAMBDA_REMOVALS`` lists the methods whose strength is ``grl_lambda`` (tuned over the paper's lambda grid). The post-hoc
+step inside a trial is ``privemo.removal.posthoc.erase_post_hoc``.
 
 Every returned model has the same dict outputs as ``build_model`` ("emotion", and "gender" / "speaker" or the per-modality
 "gender_acoustic" ... for the trained methods) and a layer named "h", so ``privemo.nn.models.representation_model``,
 ``privemo.nn.training.fit`` / ``ValidationUAR`` and ``privemo.data.pipeline.predict`` work unchanged. Under
 ``keras.utils.set_random_seed(seed)`` (or ``seed=``) building and training are deterministic.
 
-Modules: ``grl`` (grl, grl_dann, the baseline), ``adversarial`` (alternating, ensemble), ``mmd``, ``inlp``, ``leace`` (the
-scikit-learn eraser), ``erasure`` (the eraser layers' shared path), ``losses``, ``_common`` (settings, the model with
-attribute heads, the assumption constants).
+Modules: ``methods`` (the registry; imports neither Keras nor TensorFlow), ``networks`` (``NETWORKS``,
+``build_removal_model``), ``posthoc`` (the post-hoc step of a trial), ``grl`` (grl, grl_dann, the baseline),
+``adversarial`` (alternating, ensemble), ``mmd``, ``inlp``, ``leace`` (the scikit-learn eraser), ``erasure`` (the eraser
+layers' shared path), ``losses``, ``_common`` (settings, the model with attribute heads, the assumption constants). The
+registry's names are imported here; the others are resolved on first use (``privemo._lazy``), so reading the registry
+does not import Keras. Importing a network module registers its Keras classes
+(``privemo.removal.saving.register_keras_classes`` imports them all).
 """
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
-
-import keras
-
-from privemo._seed import set_seed
-from privemo._validation import check_choice
-# Every name the package had before it was split is imported here, so `from privemo.removal import X` keeps working.
-from privemo.removal._common import (
-    ADVERSARY_STEPS,
-    ADVERSARY_WEIGHT,
-    ALTERNATING_LOSS,
-    ALTERNATING_LOSSES,
-    DANN_UPDATE,
-    ENSEMBLE_SIZE,
-    INLP_C,
-    INLP_ITERATIONS,
-    INLP_TOLERANCE,
-    MMD_BANDWIDTHS,
-    MMD_SCALE,
-    MMD_STANDARDIZE,
-    NORMALIZE_ADVERSARY,
-    REFRESH_BATCH_SIZE,
-    REFRESH_EPOCHS,
-    REFRESH_LEARNING_RATE,
-    SCHEDULE_UPDATES,
-    AttributeHeadsModel,
-    RemovalSettings,
+from privemo._lazy import lazy_exports
+# the registry: no Keras, so the command line can read it without TensorFlow's start-up time
+from privemo.removal.methods import (
+    CACHED_REMOVALS,
+    DEFAULT_REMOVAL,
+    LAMBDA_REMOVALS,
+    METHODS,
+    PACKABLE_REMOVALS,
+    POST_HOC,
+    REMOVALS,
+    RemovalMethod,
+    removal_method,
 )
-from privemo.removal.adversarial import (
-    AdversaryRefresh,
-    AlternatingAdversarialModel,
-    adversary_head_model,
-    build_alternating,
-    build_ensemble,
-    reinitialize,
-)
-from privemo.removal.erasure import AffineErasure, apply_erasure, apply_leace, leace_affine
-from privemo.removal.grl import ScheduledGRLModel, build_baseline, build_grl, build_grl_dann
-from privemo.removal.inlp import NullspaceProjection, apply_projection, fit_inlp
-from privemo.removal.losses import confusion_loss, reverse_loss
-from privemo.removal.mmd import MMDModel, build_mmd, conditional_mmd, kernel_matrix, mmd
+
+# public name -> module that defines it, resolved on first use (the network modules import Keras). The MMD function is
+# ``privemo.removal.mmd.mmd``: ``privemo.removal.mmd`` is its module.
+_EXPORTS: dict[str, str] = {
+    "ADVERSARY_STEPS": "privemo.removal._common",
+    "ADVERSARY_WEIGHT": "privemo.removal._common",
+    "ALTERNATING_LOSS": "privemo.removal._common",
+    "ALTERNATING_LOSSES": "privemo.removal._common",
+    "DANN_UPDATE": "privemo.removal._common",
+    "ENSEMBLE_SIZE": "privemo.removal._common",
+    "INLP_C": "privemo.removal._common",
+    "INLP_ITERATIONS": "privemo.removal._common",
+    "INLP_TOLERANCE": "privemo.removal._common",
+    "MMD_BANDWIDTHS": "privemo.removal._common",
+    "MMD_SCALE": "privemo.removal._common",
+    "MMD_STANDARDIZE": "privemo.removal._common",
+    "NORMALIZE_ADVERSARY": "privemo.removal._common",
+    "REFRESH_BATCH_SIZE": "privemo.removal._common",
+    "REFRESH_EPOCHS": "privemo.removal._common",
+    "REFRESH_LEARNING_RATE": "privemo.removal._common",
+    "SCHEDULE_UPDATES": "privemo.removal._common",
+    "AttributeHeadsModel": "privemo.removal._common",
+    "RemovalSettings": "privemo.removal._common",
+    "AdversaryRefresh": "privemo.removal.adversarial",
+    "AlternatingAdversarialModel": "privemo.removal.adversarial",
+    "adversary_head_model": "privemo.removal.adversarial",
+    "build_alternating": "privemo.removal.adversarial",
+    "build_ensemble": "privemo.removal.adversarial",
+    "reinitialize": "privemo.removal.adversarial",
+    "AffineErasure": "privemo.removal.erasure",
+    "apply_erasure": "privemo.removal.erasure",
+    "apply_leace": "privemo.removal.erasure",
+    "leace_affine": "privemo.removal.erasure",
+    "ScheduledGRLModel": "privemo.removal.grl",
+    "build_baseline": "privemo.removal.grl",
+    "build_grl": "privemo.removal.grl",
+    "build_grl_dann": "privemo.removal.grl",
+    "NullspaceProjection": "privemo.removal.inlp",
+    "apply_projection": "privemo.removal.inlp",
+    "fit_inlp": "privemo.removal.inlp",
+    "confusion_loss": "privemo.removal.losses",
+    "reverse_loss": "privemo.removal.losses",
+    "MMDModel": "privemo.removal.mmd",
+    "build_mmd": "privemo.removal.mmd",
+    "conditional_mmd": "privemo.removal.mmd",
+    "kernel_matrix": "privemo.removal.mmd",
+    "NETWORKS": "privemo.removal.networks",
+    "Builder": "privemo.removal.networks",
+    "build_removal_model": "privemo.removal.networks",
+    "build_network": "privemo.removal.networks",
+}
 
 __all__ = [
     "REMOVALS",
@@ -121,104 +151,14 @@ __all__ = [
     "RemovalMethod",
     "RemovalSettings",
     "LAMBDA_REMOVALS",
+    "DEFAULT_REMOVAL",
+    "CACHED_REMOVALS",
+    "PACKABLE_REMOVALS",
+    "removal_method",
+    "build_network",
 ]
 
-#: a builder: (``build_model`` keyword arguments, the method settings) -> the uncompiled network
-Builder = Callable[[dict, RemovalSettings], keras.Model]
+_SUBMODULES = ("methods", "networks", "posthoc", "grl", "adversarial", "mmd", "inlp", "leace", "erasure", "losses",
+               "saving")
 
-#: the networks the methods train, by name
-NETWORKS: dict[str, Builder] = {
-    "baseline": build_baseline,
-    "grl": build_grl,
-    "grl_dann": build_grl_dann,
-    "alternating": build_alternating,
-    "ensemble": build_ensemble,
-    "mmd": build_mmd,
-}
-
-
-class RemovalMethod(NamedTuple):
-    """One removal method: the network it trains (a key of ``NETWORKS``), the eraser fitted on that network's h after
-    training (None, "inlp" or "leace"), and whether its strength is the tuned ``grl_lambda``."""
-
-    network: str
-    eraser: str | None = None
-    lambda_tuned: bool = False
-
-
-#: the registry: method name -> RemovalMethod, in the order the command line lists them
-METHODS: dict[str, RemovalMethod] = {
-    "grl": RemovalMethod("grl", lambda_tuned=True),
-    "grl_dann": RemovalMethod("grl_dann", lambda_tuned=True),
-    "alternating": RemovalMethod("alternating"),
-    "ensemble": RemovalMethod("ensemble"),
-    "inlp": RemovalMethod("baseline", "inlp"),
-    "leace": RemovalMethod("baseline", "leace"),
-    "ensemble_leace": RemovalMethod("ensemble", "leace"),  # the first name of ensemble3_leace
-    "mmd": RemovalMethod("mmd", lambda_tuned=True),
-    "mmd_leace": RemovalMethod("mmd", "leace", lambda_tuned=True),
-    "ensemble3_leace": RemovalMethod("ensemble", "leace"),
-}
-REMOVALS = tuple(METHODS)
-#: post-hoc methods: {removal: (the network trained first -- "baseline" (no adversary) or a method of REMOVALS -- and the
-#: eraser fitted on its h afterwards: "inlp" or "leace")}
-POST_HOC = {name: (m.network, m.eraser) for name, m in METHODS.items() if m.eraser is not None}
-#: methods whose strength is grl_lambda, tuned over the paper's lambda grid (the others declare no lambda)
-LAMBDA_REMOVALS = tuple(name for name, m in METHODS.items() if m.lambda_tuned)
-
-
-def build_removal_model(
-    removal: str = "grl",
-    *,
-    seed: int | None = None,
-    k: int = ADVERSARY_STEPS,
-    adversary_loss: str = ALTERNATING_LOSS,
-    n_adversaries: int | None = None,
-    adversary_weight: float = ADVERSARY_WEIGHT,
-    adversary_learning_rate: float | None = None,
-    refresh_epochs: int = REFRESH_EPOCHS,
-    normalize_adversary: bool = NORMALIZE_ADVERSARY,
-    schedule_update: str = DANN_UPDATE,
-    mmd_scale: float = MMD_SCALE,
-    mmd_bandwidths=MMD_BANDWIDTHS,
-    mmd_standardize: bool = MMD_STANDARDIZE,
-    **build_model_kwargs,
-) -> keras.Model:
-    """Build the emotion network with the attribute-removal method ``removal`` (uncompiled; train with
-    ``privemo.nn.training.fit``, which compiles it).
-
-    Args:
-        removal: one of ``REMOVALS`` (see the module docstring); a post-hoc method builds the network it trains before
-            its eraser ("inlp", "leace": the baseline without adversary; "ensemble_leace" / "ensemble3_leace": the
-            "ensemble" network; "mmd_leace": the "mmd" network). Apply ``fit_inlp`` + ``apply_projection`` or
-            ``apply_leace`` with a fitted ``privemo.removal.leace.LeaceEraser`` after training.
-        seed: if given, ``privemo._seed.set_seed(seed)`` (as ``keras.utils.set_random_seed``) before building.
-        k: adversary steps per encoder step (alternating / ensemble).
-        adversary_loss: "reverse" or "confusion" (alternating / ensemble).
-        n_adversaries: heads per adversary output; default 1 for "alternating", ``ENSEMBLE_SIZE`` for "ensemble".
-        adversary_weight: weight of the privacy loss (alternating / ensemble).
-        adversary_learning_rate: learning rate of the adversary heads' optimiser (None: the main one's).
-        refresh_epochs: > 0: re-initialise and retrain the heads on the frozen h for this many passes at the start of
-            every epoch (``AdversaryRefresh``; alternating / ensemble).
-        normalize_adversary: standardise h (batch statistics) at the input of every alternating adversary head and MMD
-            monitor head.
-        schedule_update: "batch" or "epoch": when the DANN ramp advances ("grl_dann").
-        mmd_scale: the MMD penalty's weight is ``mmd_scale * grl_lambda`` ("mmd", "mmd_leace").
-        mmd_bandwidths: the MMD kernel's widths, multiples of the median pairwise distance.
-        mmd_standardize: standardise h per feature (batch statistics) before the MMD kernel.
-        **build_model_kwargs: ``privemo.nn.models.build_model`` arguments (modalities, adversary, n_speakers, grl_lambda,
-            grl_placement, conv_layers, ...).
-
-    Returns:
-        A ``keras.Model`` with ``build_model``'s dict outputs and its layer "h".
-    """
-    method = METHODS[check_choice("removal", removal, REMOVALS)]
-    settings = RemovalSettings(
-        k=k, adversary_loss=adversary_loss, n_adversaries=n_adversaries, adversary_weight=adversary_weight,
-        adversary_learning_rate=adversary_learning_rate, refresh_epochs=refresh_epochs,
-        normalize_adversary=normalize_adversary, schedule_update=schedule_update, mmd_scale=mmd_scale,
-        mmd_bandwidths=mmd_bandwidths, mmd_standardize=mmd_standardize,
-    )
-    if seed is not None:
-        set_seed(int(seed))
-    return NETWORKS[method.network](dict(build_model_kwargs), settings)
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS, _SUBMODULES)

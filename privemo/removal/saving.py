@@ -5,7 +5,8 @@ before ``keras.saving.load_model`` reads the file, and a class is registered whe
 privemo's Keras classes live in ``privemo.nn.layers`` and the removal methods' modules.
 ``import privemo`` stays light (no TensorFlow), so it does not import them; ``privemo.load_model(path)`` does, then loads
 the file, and ``register_keras_classes()`` only registers (for code that calls ``keras.saving.load_model`` itself).
-Importing any of privemo's network modules (``privemo.nn.models``, ``privemo.removal``) registers them too.
+Importing any of privemo's network modules (``privemo.nn.models``, the modules of ``privemo.removal`` that define layers
+and models; the package itself resolves them lazily) registers them too.
 """
 
 from __future__ import annotations

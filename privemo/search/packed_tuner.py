@@ -29,8 +29,8 @@ from privemo.search.tuning import (
     history_path,
 )
 
+from privemo.removal.methods import PACKABLE_REMOVALS
 from privemo.search.packing import (
-    PACKABLE_REMOVALS,
     Packed,
     architecture,
     build_packed,
@@ -40,8 +40,8 @@ from privemo.search.packing import (
 
 def packable(hypermodel) -> bool:
     """Whether ``hypermodel``'s trials can be trained packed: an ``EmotionPrivacyHyperModel`` whose removal method is
-    one of ``PACKABLE_REMOVALS`` (one ordinary Keras step of ``build_model``'s network)."""
-    return isinstance(hypermodel, EmotionPrivacyHyperModel) and hypermodel.removal in PACKABLE_REMOVALS
+    ``packable`` (one ordinary Keras step of ``build_model``'s network)."""
+    return isinstance(hypermodel, EmotionPrivacyHyperModel) and hypermodel.method.packable
 
 
 def fit_trials(
@@ -62,7 +62,7 @@ def fit_trials(
     hypermodel's networks for ``hps`` (built under its seed), trained with its epochs, patience, objective and
     selection rule. Returns the trained ``Packed`` and, per configuration, (best-epoch scores, history)."""
     if not packable(hypermodel):
-        raise invalid("hypermodel", f"an EmotionPrivacyHyperModel with removal in {PACKABLE_REMOVALS}",
+        raise invalid("hypermodel", f"an EmotionPrivacyHyperModel whose removal method is packable {PACKABLE_REMOVALS}",
                       received=f"{type(hypermodel).__name__} with removal={getattr(hypermodel, 'removal', None)!r}")
     use_probe, epochs, patience, score = hypermodel.training_setup(probe, epochs, patience)
     builds = [{**hypermodel.model_kwargs, **hypermodel.values(hp)} for hp in hps]

@@ -43,8 +43,8 @@ Equality with separate training holds to float rounding: on this project's CPU t
 (GRUs merged) and separate training agree in the tests (``tests/test_packing.py`` checks to 1e-5). The merged GRU's
 gradients differ from Keras' in the last bits, and over a long training that can change an early-stopping decision, so
 a packed run is an equivalent rerun rather than a bit-identical one (README, "What the full protocol costs"). Packing
-covers the paper's GRL (``removal="grl"``); the other removal methods train with their own steps (alternating heads,
-schedules, post-hoc erasure) and run unpacked.
+covers the removal methods whose ``RemovalMethod.packable`` is true (the paper's GRL); the others train with their own
+steps (alternating heads, schedules, post-hoc erasure) and run unpacked.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ from privemo._seed import set_seed
 from privemo._validation import check_int, invalid
 from privemo.nn.lockstep import Lockstep
 from privemo.nn.models import build_model, output_names
+from privemo.removal.methods import PACKABLE_REMOVALS  # noqa: F401  (re-exported: RemovalMethod.packable)
 from privemo.nn.training import (
     LEARNING_RATE,
     MAX_EPOCHS,
@@ -74,9 +75,6 @@ from privemo.nn.training import (
 )
 
 __all__ = ["Packed", "build_packed", "fit_packed", "unpack", "member_output", "architecture", "PACKABLE_REMOVALS"]
-
-#: removal methods whose training is one ordinary Keras step of ``build_model``'s network (packable)
-PACKABLE_REMOVALS = ("grl",)
 
 
 def member_output(i: int, name: str) -> str:

@@ -6,12 +6,13 @@ search space is exactly the grid: 384 configurations of ``PAPER_GRID`` with an a
 with ``privemo.nn.training.fit`` (whole-set validation UAR, early stopping) and returns the best epoch's
 ``val_objective`` (the selection objective, see ``objective``), ``val_emotion_uar`` and the attribute's UAR.
 
-``removal`` selects the attribute-removal method (``privemo.removal.REMOVALS``; "grl", the paper's gradient reversal, is the
-default). Methods without a GRL strength (all but "grl" and "grl_dann") declare no ``grl_lambda``, so they train one
-trial per architecture. The post-hoc methods (``privemo.removal.POST_HOC``) erase the attribute after training:
-``fit_with_history`` trains their network -- "inlp" and "leace": the baseline architecture on emotion alone (as the
-baseline is trained); "ensemble_leace": the ensemble as "ensemble" trains it -- then erases its representation with INLP
-or LEACE (``EmotionPrivacyHyperModel.erase_post_hoc``).
+``removal`` selects the attribute-removal method (a name of ``privemo.removal.REMOVALS``; "grl", the paper's gradient
+reversal, is the default); the hypermodel asks its ``RemovalMethod`` (``privemo.removal.methods``) what to do. Methods
+without a tuned strength (``RemovalMethod.lambda_tuned``) declare no ``grl_lambda``, so they train one trial per
+architecture. The post-hoc methods (``RemovalMethod.posthoc``) erase the attribute after training: ``fit_with_history``
+trains their network -- "inlp" and "leace": the baseline architecture on emotion alone (as the baseline is trained);
+"ensemble_leace": the ensemble as "ensemble" trains it -- then erases its representation with INLP or LEACE
+(``EmotionPrivacyHyperModel.erase_post_hoc``, ``privemo.removal.posthoc``).
 
 ``privemo.search.factory.make_tuner`` returns a ``GridSearch`` tuner (or the packed one) over this module's hypermodel.
 """
@@ -25,7 +26,6 @@ from math import prod
 from pathlib import Path
 from typing import Mapping, Sequence
 
-import numpy as np
 import keras
 import keras_tuner
 from keras_tuner.src.engine import trial as trial_module
@@ -39,17 +39,11 @@ from privemo._seed import set_seed
 from privemo.search.selection import check_selection
 from privemo.search.grids import PAPER_GRID
 from privemo.nn.layers import check_lambda
-from privemo.nn.models import check_int, build_model
-from privemo.removal import (
-    LAMBDA_REMOVALS,  # removal methods whose strength is grl_lambda (tuned like the paper's lambda)
-    POST_HOC,
-    REMOVALS,
-    AffineErasure,
-    NullspaceProjection,
-    ScheduledGRLModel,
-    apply_erasure,
-    build_removal_model,
-)
+from privemo.nn.models import check_int
+from privemo.removal.grl import ScheduledGRLModel
+from privemo.removal.methods import DEFAULT_REMOVAL, RemovalMethod, removal_method
+from privemo.removal.networks import build_network
+from privemo.removal.posthoc import erase_post_hoc
 from privemo.nn.training import (
     LEARNING_RATE,
     MAX_EPOCHS,
@@ -69,9 +63,6 @@ GRID_KEYS = tuple(PAPER_GRID)  # the tunable build_model arguments, in declarati
 ARCHITECTURE_KEYS = tuple(k for k in GRID_KEYS if k != "grl_lambda")
 #: searches with more trials than this report every finished trial (``GridSearch.trial_report``)
 TRIAL_REPORT_MIN = 8
-# Removal methods whose networks the model cache may reuse: alternating / ensemble models carry a second optimiser (the
-# heads') whose state a reuse would not reset, so they are built afresh for every trial.
-CACHED_REMOVALS = ("grl", "grl_dann", "inlp", "leace")
 
 
 def _check_grid(grid: Mapping[str, Sequence]) -> dict[str, tuple]:
@@ -115,10 +106,11 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
         selection: "probe" (default: the attribute term comes from a fresh probe on h, ``privemo.search.selection``; ``fit``
             then needs ``probe=``) or "head" (the paper-literal rule: the adversary head's validation UAR, its distance
             from chance penalised in both directions).
-        removal: the attribute-removal method, one of ``privemo.removal.REMOVALS`` (needs an ``adversary`` unless
-            "grl"): "grl" builds with ``build_model`` (the paper), the others with ``privemo.removal.build_removal_model``.
-            Only "grl" and "grl_dann" use ``grl_lambda`` (the others do not declare it). The post-hoc methods
-            (``privemo.removal.POST_HOC``; fused placement only) build their network ("inlp", "leace": the baseline
+        removal: the attribute-removal method, one of ``privemo.removal.REMOVALS`` or its ``RemovalMethod`` (needs an
+            ``adversary`` where ``needs_adversary``, i.e. unless "grl"); the network is the method's
+            (``privemo.removal.networks.build_network``: "grl" is ``build_model``, the paper's). Only the methods with
+            a tuned strength ("grl", "grl_dann", "mmd", "mmd_leace") declare ``grl_lambda``. The post-hoc methods
+            (``RemovalMethod.posthoc``; fused placement only) build their network ("inlp", "leace": the baseline
             architecture; "ensemble_leace": the ensemble) with the eraser's layer "h" holding the identity
             (``NullspaceProjection`` for "inlp", ``AffineErasure`` for LEACE), train it ("inlp", "leace": on emotion
             alone), then ``erase_post_hoc`` fits and applies the eraser (see there).
@@ -153,23 +145,23 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
         name: str | None = None,
         model_cache: dict | None = None,
         selection: str = "probe",
-        removal: str = "grl",
+        removal: str | RemovalMethod = DEFAULT_REMOVAL,
     ):
         super().__init__(name=name, tunable=True)
         self.selection = check_selection(selection)
-        if removal not in REMOVALS:
-            raise ValueError(f"Invalid value received for argument `removal`. Expected one of {REMOVALS}. "
-                             f"Received: removal={removal!r}")
-        if removal != "grl" and adversary is None:
+        method = removal_method(removal)
+        removal = method.name
+        if method.needs_adversary and adversary is None:
             raise ValueError(f"removal={removal!r} removes an attribute: it needs an `adversary` (one of 'gender', "
                              "'speaker'). Received: adversary=None")
-        if removal in POST_HOC and grl_placement != "fused":
+        if method.fused_only and grl_placement != "fused":
             raise ValueError(f"removal={removal!r} erases the attribute from the fused representation h post hoc: it "
                              f"needs grl_placement='fused'. Received: grl_placement={grl_placement!r}")
+        self.method = method
         self.removal = removal
         self.model_cache = model_cache
         self.grid = _check_grid(grid)
-        if adversary is None or removal not in LAMBDA_REMOVALS:
+        if adversary is None or not method.lambda_tuned:
             self.grid.pop("grl_lambda", None)
         self.model_kwargs = dict(
             modalities=modalities,
@@ -229,28 +221,18 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
         return model
 
     def _network(self, values: dict) -> keras.Model:
-        """The uncompiled network of ``values`` for this hypermodel's removal method."""
-        if self.removal == "grl":
-            return build_model(**self.model_kwargs, **values)
-        model = build_removal_model(self.removal, **self.model_kwargs, **values)
-        if self.removal in POST_HOC:
-            # The trained network with the eraser's layer "h" in place, holding the identity until erase_post_hoc sets
-            # it: training is the network's own (same initial weights), and the trial's checkpoint carries the eraser.
-            dim = int(model.get_layer("h").output.shape[-1])
-            eraser = POST_HOC[self.removal][1]
-            layer = (NullspaceProjection(np.eye(dim, dtype=np.float32), name="h") if eraser == "inlp"
-                     else AffineErasure.identity(dim, name="h"))
-            model = apply_erasure(model, layer, freeze_encoder=False, name=f"{model.name}_{eraser}")
-        return model
+        """The uncompiled network of ``values`` for this hypermodel's removal method (a post-hoc method's with its
+        eraser's layer "h" at the identity until ``erase_post_hoc`` sets it)."""
+        return build_network(self.method, {**self.model_kwargs, **values})
 
     @property
     def _caching(self) -> bool:
-        return self.model_cache is not None and self.removal in CACHED_REMOVALS
+        return self.model_cache is not None and self.method.cacheable
 
     def _cache_key(self, values: dict) -> str:
         architecture = {**self.model_kwargs, **{k: v for k, v in values.items() if k != "grl_lambda"}}
         return (repr(sorted(architecture.items())) + f"|lr={self.learning_rate}|jit={self.jit_compile}"
-                + ("" if self.removal == "grl" else f"|removal={self.removal}"))
+                + ("" if self.method.paper else f"|removal={self.removal}"))
 
     def cached_model(self, hp: keras_tuner.HyperParameters) -> keras.Model | None:
         """The cached network of the configuration ``hp`` selects, as it is (weights of whatever it ran last), or None:
@@ -297,8 +279,7 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
             raise TypeError(f"EmotionPrivacyHyperModel.fit() got unexpected keyword arguments: {sorted(kwargs)}")
         use_probe, epochs, patience, score = self.training_setup(probe, epochs, patience)
         # post hoc: the eraser comes after training; "inlp" / "leace" train on emotion alone, as the baseline does
-        post_hoc = self.removal in POST_HOC
-        adversarial_training = not post_hoc or POST_HOC[self.removal][0] != "baseline"
+        post_hoc, adversarial_training = self.method.posthoc, self.method.trains_adversary
         history = train(
             model,
             train_ds,
@@ -320,13 +301,14 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
     def erase_post_hoc(
         self, model, train_ds, val_data, val_targets=None, *, probe=None, objective=None, epochs=None, patience=None,
     ) -> dict:
-        """The post-hoc erasure of the methods of ``privemo.removal.POST_HOC`` (``privemo.search.posthoc``), run by
-        ``fit_with_history`` right after training, so the trial's scores, checkpoint and every later use (selection,
-        representation, attacks, saved model) see the erased network."""
-        from privemo.search.posthoc import erase_post_hoc
-
-        return erase_post_hoc(self, model, train_ds, val_data, val_targets, probe=probe, objective=objective,
-                              epochs=epochs, patience=patience)
+        """The post-hoc erasure of the methods whose ``RemovalMethod.posthoc`` is true (``privemo.removal.posthoc``),
+        run by ``fit_with_history`` right after training, so the trial's scores, checkpoint and every later use
+        (selection, representation, attacks, saved model) see the erased network."""
+        return erase_post_hoc(
+            model, train_ds, val_data, val_targets, method=self.method, attribute=self.adversary,
+            learning_rate=self.learning_rate, epochs=self.epochs if epochs is None else epochs,
+            patience=self.patience if patience is None else patience, seed=int(self.seed or 0), probe=probe,
+            objective=objective)
 
 
 def trial_scores(history: Mapping[str, Sequence[float]]) -> dict[str, float]:

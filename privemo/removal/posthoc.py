@@ -1,10 +1,12 @@
-"""Post-hoc attribute erasure inside a trial (``privemo.removal.POST_HOC``: "inlp", "leace", "mmd_leace",
-"ensemble3_leace"): after training, the attribute is erased from h and the emotion head refitted, so that the trial's
-scores, checkpoint and every later use (selection, representation, attacks, saved model) see the erased network.
+"""Post-hoc attribute erasure inside a trial (the methods whose ``RemovalMethod.posthoc`` is true: "inlp", "leace",
+"ensemble_leace", "mmd_leace", "ensemble3_leace"): after training, the attribute is erased from h and the emotion head
+refitted, so that the trial's scores, checkpoint and every later use (selection, representation, attacks, saved model)
+see the erased network. ``privemo.search.tuning.EmotionPrivacyHyperModel.fit`` runs it right after training.
 
 1. h of every training row, read from the training dataset itself (the rows trained on; rows whose attribute sample
    weight is 0, e.g. unknown gender, are left out);
-2. the eraser, fitted on them as an affine map ``h @ kernel + bias`` (``ERASERS``; only this step depends on it):
+2. the method's eraser (``RemovalMethod.eraser``), fitted on them as an affine map ``h @ kernel + bias`` (``ERASERS``;
+   only this step depends on it):
    - INLP (``privemo.removal.fit_inlp``; bias 0). Its stopping rule scores the validation speakers when ``val_data``
      are raw utterances and ``val_targets`` hold the attribute (gender); otherwise (speaker identity: the validation
      speakers are unseen) a seeded, stratified ``INLP_HOLDOUT`` of the training rows, left out of the fit;
@@ -13,7 +15,7 @@ scores, checkpoint and every later use (selection, representation, attacks, save
 3. the map is written into the network's layer "h" (``NullspaceProjection`` for INLP, ``AffineErasure`` for LEACE;
    the checkpoint carries its weights);
 4. the emotion head is refitted on the erased training h with the encoder frozen, as Ravfogel et al. retrain the
-   main-task classifier (Adam at the hypermodel's learning rate, batches of ``INLP_REFIT_BATCH_SIZE``, the trial's epoch
+   main-task classifier (Adam at the trial's learning rate, batches of ``INLP_REFIT_BATCH_SIZE``, the trial's epoch
    budget, early stopping with ``patience`` on the validation emotion loss). The adversary heads of the methods trained
    with one are left as trained (privacy is judged by fresh attackers and the probe);
 5. the validation scores are computed again on the erased network (``ValidationUAR``; with ``probe``, the probe on the
@@ -27,10 +29,16 @@ from typing import Mapping
 import keras
 import numpy as np
 
+from privemo._validation import invalid
 from privemo.nn.models import head_layers
 from privemo.nn.training import OBJECTIVE, ValidationUAR, predict_sequences, with_representation
-from privemo.removal import POST_HOC, NullspaceProjection, fit_inlp, leace_affine
+from privemo.removal.erasure import leace_affine
+from privemo.removal.inlp import NullspaceProjection, fit_inlp
 from privemo.removal.leace import LeaceEraser
+from privemo.removal.methods import POST_HOC, RemovalMethod, removal_method
+
+__all__ = ["erase_post_hoc", "training_representation", "refit_emotion_head", "inlp_eraser", "leace_eraser", "ERASERS",
+           "INLP_HOLDOUT", "INLP_REFIT_BATCH_SIZE"]
 
 # assumption (README assumptions table): INLP / LEACE inside the experiment. Share of the training rows that scores
 # INLP's stopping rule when the validation speakers cannot (speaker identity: they are unseen), and the batch size of
@@ -39,23 +47,35 @@ INLP_HOLDOUT = 0.25
 INLP_REFIT_BATCH_SIZE = 32
 
 
-def erase_post_hoc(hypermodel, model, train_ds, val_data, val_targets=None, *, probe=None, objective=None,
-                   epochs=None, patience=None) -> dict:
-    """Steps 1-5 above for ``hypermodel``'s removal method on the trained ``model`` (changed in place).
+def erase_post_hoc(model: keras.Model, train_ds, val_data, val_targets=None, *, method: str | RemovalMethod,
+                   attribute: str, learning_rate: float, epochs: int, patience: int, seed: int = 0, probe=None,
+                   objective=None) -> dict:
+    """Steps 1-5 above for the post-hoc ``method`` on the trained ``model`` (changed in place).
+
+    Args:
+        model: the trained network, with the eraser's layer "h" (``privemo.removal.networks.build_network``).
+        train_ds: the training dataset (its first-epoch rows are the rows the eraser is fitted on).
+        val_data, val_targets: the validation data, as ``privemo.nn.training.ValidationUAR`` takes them.
+        method: a post-hoc removal method (``RemovalMethod.posthoc``) or its name.
+        attribute: the attribute erased ("gender" or "speaker"), a target of ``train_ds``.
+        learning_rate, epochs, patience: the emotion head's refit (Adam, epoch budget, early stopping).
+        seed: seeds INLP's held-out rows and the refit's shuffling.
+        probe, objective: the trial's privacy probe and selection objective, for the new validation scores.
 
     Returns the new scores ("val_objective", "val_emotion_uar", "val_probe" with a probe) and the eraser's own:
     "inlp_rank_removed" (directions removed), "inlp_iterations"; or "leace_rank_removed" (rank of LEACE's edit)."""
-    epochs = hypermodel.epochs if epochs is None else epochs
-    patience = hypermodel.patience if patience is None else patience
+    method = removal_method(method)
+    if not method.posthoc:
+        raise invalid("method", f"a post-hoc removal method (one of {tuple(POST_HOC)})", method.name)
     scorer = with_representation(model)
-    data = training_representation(scorer, train_ds, hypermodel.adversary, hypermodel.removal)
+    data = training_representation(scorer, train_ds, attribute, method.name)
     known = data["w"] > 0
     h_val = predict_sequences(scorer, val_data)["h"] if isinstance(val_data, Mapping) else None
     val_labels = None
-    if h_val is not None and val_targets is not None and hypermodel.adversary in val_targets:
-        val_labels = np.asarray(val_targets[hypermodel.adversary])
-    seed = int(hypermodel.seed or 0)
-    eraser = ERASERS[POST_HOC[hypermodel.removal][1]]
+    if h_val is not None and val_targets is not None and attribute in val_targets:
+        val_labels = np.asarray(val_targets[attribute])
+    seed = int(seed)
+    eraser = ERASERS[method.eraser]
     kernel, bias, info = eraser(data["h"][known], data["y"][known], h_val, val_labels, seed)
     layer = model.get_layer("h")
     if isinstance(layer, NullspaceProjection):
@@ -65,7 +85,7 @@ def erase_post_hoc(hypermodel, model, train_ds, val_data, val_targets=None, *, p
     validation = None
     if h_val is not None and val_targets is not None and "emotion" in val_targets:
         validation = (h_val @ kernel + bias, np.asarray(val_targets["emotion"]))
-    refit_emotion_head(model, data, kernel, bias, validation, learning_rate=float(hypermodel.learning_rate),
+    refit_emotion_head(model, data, kernel, bias, validation, learning_rate=float(learning_rate),
                        epochs=int(epochs), patience=int(patience), seed=seed)
     scores = ValidationUAR(val_data, val_targets, objective=objective, probe=probe).scores(model)
     scores = {k: v for k, v in scores.items() if k in (OBJECTIVE, "val_probe", "val_emotion_uar")}
@@ -141,6 +161,6 @@ def leace_eraser(h, labels, h_val, val_labels, seed: int) -> tuple[np.ndarray, n
     return kernel, bias, {"leace_rank_removed": float(eraser.rank_)}
 
 
-#: the eraser of each post-hoc method (``privemo.removal.POST_HOC``'s second item): (h, labels, h_val, val_labels,
+#: the eraser of each post-hoc method (``RemovalMethod.eraser``): (h, labels, h_val, val_labels,
 #: seed) -> (kernel, bias, scores) of the affine map ``h @ kernel + bias``
 ERASERS = {"inlp": inlp_eraser, "leace": leace_eraser}
