@@ -1,6 +1,6 @@
 """Fault injection on a small demo configuration (issue 27): does a long run survive, and are its tables unchanged?
 
-    python benchmarks/faults.py [--faults a,b,c,d,e] [--workdir DIR] [--csv results/faults.csv]
+    python benchmarks/faults.py [--faults a,b,c,d,e,f] [--workdir DIR] [--csv results/faults.csv]
 
 Every run is the real command (``python -m privemo.reproduce`` / ``python -m privemo.distributed``) in its own process
 group, on the demo corpus with 6 utterances per speaker: acoustic modality, activation, no adversary and the gender
@@ -11,21 +11,25 @@ adversary (1 + 4 trials of the quick grid), fold 0, 2 epochs, patience 1, one fo
     same seed) and the rest of the grid;
 (b) ``kill -9`` the chief as soon as a trial has completed and another has started (its ``trial.json`` written: the
     moment a chief can die between a trial's file and its own state), then start the chief again with ``--resume`` on
-    the same ports: the workers, blocked in keras-tuner's gRPC calls (``wait_for_ready``) or between trials, carry on
-    with the new chief;
+    the same ports: the workers, inside a trial or between trials, ask the chief again with back-off (1, 2, 4 .. s)
+    and carry on with the new chief;
 (c) SIGINT (Ctrl-C, to the whole process group as a terminal sends it) on ``reproduce`` while it trains a trial, then
     the ``--resume`` command it prints;
 (d) no space left on the device while the run writes: from the middle of the run (the N-th of the reference run's
     writes through privemo's atomic-write layer, ``privemo._io._write_file``) every write fails with ``ENOSPC``; the
     run must stop with one line naming the file; then ``--resume`` with space again;
-(e) a truncated feature-cache file (one shard's ``.npy`` cut to half its size) before a run.
+(e) a truncated feature-cache file (one shard's ``.npy`` cut to half its size) before a run;
+(f) ``kill -9`` the chief as in (b) and leave it dead: both workers (``--chief-timeout 15``), one of them inside a
+    trial, must stop with one line after about 15 s; then the chief is started again with ``--resume`` and the
+    workers with their own commands, and the run finishes.
 
 Reported per fault (``results/faults.csv``): injected (the fault happened where intended), survived (the run finished
 after the recovery step named in ``recovery``), finished trials lost (a trial completed before the fault whose checkpoint
 was written again, or is gone), trials in flight (started, not completed at the fault, in any process: the killed
 process's trials are trained again from their start, others finish), and whether the final tables (every ``*.csv`` and ``*.md`` the run writes:
 table1a, claims, lambda_sweep, reference) are byte-identical to an uninterrupted run of the same configuration
-(``reproduce`` for c-e, a chief with two workers for a-b), with the differing files named. The single-process
+(``reproduce`` for c-e, a chief with two workers for a, b and f), with the differing files named. A run of some of
+the faults keeps the other faults' rows of the CSV it writes. The single-process
 comparisons and (d), (e) also run in the tests (tests/test_faults.py), on a smaller configuration.
 """
 
@@ -55,6 +59,7 @@ FLAGS = ["--demo-size", str(SMALL), "--modality", "acoustic", "--task", "activat
          "--only-fold", "0", "--epochs", "2", "--patience", "1", "--jobs", "1", "--quiet"]
 TIMEOUT_S = 600.0  # any one wait
 LEASE_S = 20  # --trial-timeout of fault (a): an epoch of this configuration takes a few seconds
+CHIEF_GONE_S = 15  # --chief-timeout of the workers of fault (f)
 COLUMNS = ["fault", "injected", "survived", "recovery", "exit_status", "message", "finished_trials_lost",
            "trials_in_flight", "tables_identical", "differing_files", "seconds"]
 
@@ -223,15 +228,15 @@ class Distributed:
                           self.env, self.logs / f"{name}.log")
         return self.chief
 
-    def start_all(self, *chief_extra: str) -> None:
-        """The chief (with ``chief_extra`` flags), then workers 0 and 1."""
+    def start_all(self, *chief_extra: str, worker_extra: tuple[str, ...] = ()) -> None:
+        """The chief (with ``chief_extra`` flags), then workers 0 and 1 (with ``worker_extra``)."""
         self.start_chief(*chief_extra)
-        self.start_worker(0)
-        self.start_worker(1)
+        self.start_worker(0, extra=worker_extra)
+        self.start_worker(1, extra=worker_extra)
 
-    def start_worker(self, i: int, name: str | None = None) -> Proc:
+    def start_worker(self, i: int, name: str | None = None, extra: tuple[str, ...] = ()) -> Proc:
         self.workers[i] = Proc(["-m", "privemo.distributed", "--role", "worker", "--worker-id", str(i), "--threads",
-                                "1", *self.flags], self.env, self.logs / f"{name or f'worker{i}'}.log")
+                                "1", *self.flags, *extra], self.env, self.logs / f"{name or f'worker{i}'}.log")
         return self.workers[i]
 
     def worker_trial(self, i: int) -> str | None:
@@ -386,6 +391,56 @@ def fault_chief_killed(base: Path, reference: Path) -> dict:
                **_compare(out, reference), seconds=round(time.perf_counter() - t0, 1))
 
 
+def fault_chief_gone(base: Path, reference: Path) -> dict:
+    """(f) kill -9 the chief while a worker trains a trial and leave it dead: the workers stop after --chief-timeout with
+    one line; then the chief (--resume) and the workers (their own commands) are started again."""
+    t0 = time.perf_counter()
+    out, run = _distributed(base, "f-chief-gone", "f-logs")
+    flags = ("--chief-timeout", str(CHIEF_GONE_S))
+    stopped = {}
+    try:
+        run.start_all(worker_extra=flags)
+
+        def training() -> list[int]:  # the workers whose last trial's state file says RUNNING
+            found = []
+            for i in run.workers:
+                trial = run.worker_trial(i)
+                state = out / "work" / "tuning" / trial / "trial.json" if trial else None
+                try:
+                    if state is not None and json.loads(state.read_text())["status"] == "RUNNING":
+                        found.append(i)
+                except (OSError, ValueError, KeyError):
+                    pass
+            return found
+
+        inside = run.chief.wait_for(lambda: completed_trials(out) and training(), "a trial done and another running")
+        before = completed_trials(out)
+        rerun = _interrupted(out, before)
+        run.chief.kill()
+        killed = time.monotonic()
+        for i, worker in run.workers.items():
+            stopped[i] = (worker.finish(timeout=CHIEF_GONE_S + 120), time.monotonic() - killed,
+                          worker.stderr().strip().splitlines()[-1:])
+        run.start_chief("--resume", name="chief-again")
+        for i in list(run.workers):
+            run.start_worker(i, name=f"worker{i}-again", extra=flags)
+        status = run.finish()
+    finally:
+        run.stop()
+    expected = f"has not answered for {CHIEF_GONE_S} s (--chief-timeout)"
+    one_line_stop = all(code == 2 and last and expected in last[0] for code, _, last in stopped.values())
+    slowest = max(seconds for _, seconds, _ in stopped.values())
+    message = next(iter(stopped.values()))[2][0] if stopped and next(iter(stopped.values()))[2] else ""
+    return row(f"f: kill -9 the chief mid-trial and leave it dead (--chief-timeout {CHIEF_GONE_S})",
+               injected=bool(inside), survived=status == 0 and one_line_stop,
+               recovery=f"both workers stopped with one line {slowest:.1f} s after the kill (worker inside a trial: "
+                        f"{', '.join(f'tuner{i}' for i in inside)}); chief started again with --resume, workers with "
+                        "their own commands",
+               exit_status=status, message=re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:<port>", message),
+               finished_trials_lost=lost_trials(before, out), trials_in_flight=rerun, **_compare(out, reference),
+               seconds=round(time.perf_counter() - t0, 1))
+
+
 def _interrupted(out: Path, completed: dict) -> int:
     """Trials started but not completed at the fault (``completed``: those completed then)."""
     started = {str(p.parent) for p in (out / "work" / "tuning").glob("*/fold*/trial_*/trial.json")}
@@ -410,7 +465,7 @@ def reference_runs(base: Path, faults: set[str]) -> dict[str, Path | int]:
     if status:
         raise RuntimeError(f"the reference run failed:\n{(base / 'reference.log').read_text()[-3000:]}")
     refs["reproduce"], refs["writes"] = out, int(count.read_text())
-    if faults & {"a", "b"}:
+    if faults & {"a", "b", "f"}:
         logs = base / "reference-distributed-logs"
         logs.mkdir(exist_ok=True)
         run = Distributed(base / "reference-distributed", env, logs, free_ports(2))
@@ -436,7 +491,8 @@ def run_faults(faults: set[str], base: Path) -> list[dict]:
              ("b", lambda: fault_chief_killed(base, refs["distributed"])),
              ("c", lambda: fault_sigint(base, refs["reproduce"])),
              ("d", lambda: fault_enospc(base, refs["reproduce"], refs["writes"])),
-             ("e", lambda: fault_truncated_cache(base, refs["reproduce"]))]
+             ("e", lambda: fault_truncated_cache(base, refs["reproduce"])),
+             ("f", lambda: fault_chief_gone(base, refs["distributed"]))]
     for name, step in steps:
         if name not in faults:
             continue
@@ -452,15 +508,15 @@ def run_faults(faults: set[str], base: Path) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--faults", default="a,b,c,d,e", help="comma-separated subset of a,b,c,d,e")
+    p.add_argument("--faults", default="a,b,c,d,e,f", help="comma-separated subset of a,b,c,d,e,f")
     p.add_argument("--workdir", default=None, help="where the runs go (default: a temporary folder, removed)")
     p.add_argument("--csv", default=str(ROOT / "results" / "faults.csv"))
     args = p.parse_args(argv)
     faults = {f.strip() for f in args.faults.split(",") if f.strip()}
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:  # started in the background: the commands would inherit it
         signal.signal(signal.SIGINT, signal.default_int_handler)
-    if not faults <= set("abcde"):
-        p.error(f"--faults: unknown {sorted(faults - set('abcde'))}; choose from a,b,c,d,e")
+    if not faults <= set("abcdef"):
+        p.error(f"--faults: unknown {sorted(faults - set('abcdef'))}; choose from a,b,c,d,e,f")
     base = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="privemo-faults-"))
     base.mkdir(parents=True, exist_ok=True)
     try:
@@ -471,10 +527,15 @@ def main(argv: list[str] | None = None) -> int:
     from privemo._io import atomic_write_text
     import io
 
+    ran = {r["fault"][0] for r in rows}
+    kept = []  # the rows of faults not run this time, as the CSV has them
+    if Path(args.csv).is_file():
+        with open(args.csv, newline="", encoding="utf-8") as fh:
+            kept = [r for r in csv.DictReader(fh) if r.get("fault", " ")[0] not in ran]
     text = io.StringIO()
     writer = csv.DictWriter(text, COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows(sorted(kept + rows, key=lambda r: r["fault"]))
     atomic_write_text(args.csv, text.getvalue())
     print(text.getvalue())
     return 0 if all(r["survived"] is True and r["tables_identical"] is True for r in rows) else 1

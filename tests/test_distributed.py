@@ -530,3 +530,42 @@ def test_a_worker_reconnects_to_a_chief_killed_and_restarted_with_resume_inside_
     assert any("answers again" in line for line in worker.lines)
     trained = [line.split()[1] for line in worker.lines if line.startswith("epoch ") and line.endswith(" 3")]
     assert trained == [f"{i:04d}" for i in range(6)]  # each trial trained to its end once, 0001 across the restart
+
+
+def test_a_chief_that_cannot_write_its_state_stops_and_so_does_its_worker_each_with_one_line(tmp_path, monkeypatch):
+    """The chief's disk fills up while a worker ends a trial (the injected fault: ENOSPC on every write through
+    privemo._io): the worker's call is answered with the chief's WriteError line and the worker stops with it (not an
+    INVALID trial); the chief's loop stops with the same WriteError."""
+    import errno
+
+    import privemo._io
+    from privemo._io import WriteError
+
+    port = _free_port()
+    oracle, servicer, server = _serve_toy(tmp_path, port, resume=False)
+    monkeypatch.setenv(D.ENV_TUNER_ID, "tuner0")
+    monkeypatch.setenv(D.ENV_ORACLE_IP, "127.0.0.1")
+    monkeypatch.setenv(D.ENV_ORACLE_PORT, str(port))
+    worker = Epochs(hypermodel=Grid(), objective=OBJECTIVE, directory=tmp_path, project_name="p", overwrite=False)
+    worker.epochs, worker.epoch_s = 1, 0.0
+    client = D.attach_chief_client(worker, "127.0.0.1", port, "tuner0", chief_timeout_s=30.0)
+
+    def disk_full(trial_id, epoch):
+        if trial_id == "0001":
+            monkeypatch.setattr(privemo._io, "_write_file", lambda path, data: (_ for _ in ()).throw(
+                OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))))
+
+    worker.epoch_hook = disk_full
+    try:
+        with pytest.raises(D.ChiefFailed) as info:
+            worker.search(verbose=0)
+        with pytest.raises(WriteError) as stopped:
+            D._wait_for_searches([servicer], 1.0, lambda message: None)
+    finally:
+        client.close()
+        server.stop(0)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"the chief at 127.0.0.1:{port} answered UpdateTrial with "
+                                                      "FAILED_PRECONDITION: ")
+    assert str(stopped.value) in message and "cannot write: No space left on device" in message
+    assert oracle.trials["0001"].status == "RUNNING"  # not recorded as ended: a restarted chief hands it out again

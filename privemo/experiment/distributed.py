@@ -41,22 +41,29 @@ interruption either stops early or fails with a KeyError. ``ConcurrentGridSearch
 combination in GridSearch's own order (identical trial ids and values in a single process) and keeps only state that
 keras-tuner saves.
 
-Trial leases: a worker reports every epoch of its trial to the chief (keras-tuner's per-epoch ``update_trial``); a trial
-whose worker has not reported for ``--trial-timeout`` seconds (``TRIAL_TIMEOUT_S``) is taken back and handed to the
-next worker that asks, with the same trial id and values, so it trains from the same seed and gives the same result.
-Workers that have been through every project go through them again until the chief's plan is no longer running, so
-the remaining workers pick such a trial up. A report that arrives for a trial already ended (the lost worker was only
-slow) is ignored: the first end wins, and both trainings leave the same weights. A worker started again with the same
-``--worker-id`` still gets its unfinished trial back when its lease has not expired.
+Trial leases: a worker reports every epoch of its trial to the chief (a heartbeat: keras-tuner 1.4.8's
+``Tuner.on_epoch_end`` reports nothing, so ``attach_chief_client`` adds one, a report without metrics that changes
+nothing but the lease); a trial whose worker has not reported for ``--trial-timeout`` seconds (``TRIAL_TIMEOUT_S``) is
+taken back and handed to the next worker that asks, with the same trial id and values, so it trains from the same seed
+and gives the same result. Workers that have been through every project go through them again until the chief's plan
+is no longer running, so the remaining workers pick such a trial up. A report that arrives for a trial already ended
+(the lost worker was only slow) is ignored: the first end wins, and both trainings leave the same weights. A report on
+a trial that waits for a retry and that no worker holds gives it back to the worker that reports (``_adopt``). A worker
+started again with the same ``--worker-id`` still gets its unfinished trial back when its lease has not expired.
 
-A chief killed and started again with ``--resume`` on the same ports: workers blocked in keras-tuner's gRPC calls
-(``wait_for_ready``) carry on with it, and workers between trials adopt its new plan. A reloaded project hands out again
-the trials that were running (keras-tuner's retry queue), and also a trial whose ``trial.json`` was written just before
-the kill but not yet the oracle's own state (``requeue_orphans``). Between trials a worker whose chief does not answer
-stops after ``--chief-timeout`` seconds (``CHIEF_TIMEOUT_S``) with one line; inside a trial it waits in keras-tuner's
-gRPC calls up to keras-tuner's one-hour timeout. Trials are not split across machines (one trial = one training in one
-process), and the final phase (attacks) runs on the chief's machine only (``--jobs`` processes). Nothing here needs a
-GPU; a worker uses one when TensorFlow sees one.
+A chief killed and started again with ``--resume`` on the same ports: every call of a worker to the chief has a
+deadline (``CALL_TIMEOUT_S``; keras-tuner's own is an hour) and, when the chief does not answer, is made again on a new
+channel after 1, 2, 4 .. 30 s (``Backoff``, ``ChiefClient``), between trials and inside one (its heartbeats and its
+final report), so workers carry on with the restarted chief, and a worker between projects adopts its new plan. The
+reloaded project hands out again the trials that were running (keras-tuner's retry queue), except one whose worker
+reports on it again (it stays with that worker), and also a trial whose ``trial.json`` was written just before the kill
+but not yet the oracle's own state (``requeue_orphans``). A worker whose chief has not answered for ``--chief-timeout``
+seconds (``CHIEF_TIMEOUT_S``) stops with one line (``ChiefUnreachable``), also inside a trial; that trial stays running
+in the chief's saved state and is trained again after a restart. A chief that cannot write its state (a full disk:
+``privemo._io.WriteError``) stops with that line, and its workers stop with it (``ChiefFailed``).
+
+Trials are not split across machines (one trial = one training in one process), and the final phase (attacks) runs on
+the chief's machine only (``--jobs`` processes). Nothing here needs a GPU; a worker uses one when TensorFlow sees one.
 """
 
 from __future__ import annotations
