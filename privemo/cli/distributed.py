@@ -51,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="chief: a trial whose worker has not reported for this many seconds (workers report every "
                         "epoch) is handed to another worker, same trial and seed")
     g.add_argument("--chief-timeout", type=float, default=CHIEF_TIMEOUT_S,
-                   help="worker: stop (one line) when the chief has not answered for this many seconds between trials")
+                   help="worker: stop (one line) when the chief has not answered for this many seconds, between "
+                        "trials or inside one (asked again after 1, 2, 4 .. 30 s: a chief restarted with --resume "
+                        "is found again)")
     return p
 
 
