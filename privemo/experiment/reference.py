@@ -36,228 +36,36 @@ Assumptions (the choices of this reference, not of the paper):
 
 Public functions: ``utterance_statistics``, ``linear_reference``, ``gender_reference``, ``reference_table`` and
 ``reference_frame``.
+
+The features and their design matrix are ``privemo.experiment.reference_features``, the choice of C and the scoring
+per fold ``privemo.experiment.reference_cv``; this module checks the arguments and holds the public functions (every
+name of the other two is a name of this module too).
 """
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from privemo._validation import check_int, invalid
+from privemo.experiment.reference_cv import DEFAULT_C, MAX_ITER, _cross_validate, _fit  # noqa: F401
+from privemo.experiment.reference_features import (  # noqa: F401  (names of this module too)
+    NGRAM_RANGE,
+    _Design,
+    _statistics,
+    _transcripts,
+    utterance_statistics,
+)
 
 MODALITIES: tuple[str, ...] = ("acoustic", "lexical", "acoustic+lexical")
 TASKS: tuple[str, ...] = ("activation", "valence")
 C_GRID: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
 # Weights of the standardised acoustic statistics next to the bag of n-grams (acoustic+lexical only), chosen with C.
 FUSION_WEIGHTS: tuple[float, ...] = (1.0, 0.3, 0.1)
-DEFAULT_C = 1.0  # used only when a fold has no validation rows to choose C on
-MAX_ITER = 10_000
-NGRAM_RANGE = (1, 2)
 GENDER_IDS = {"F": 0, "M": 1}
 FRAME_COLUMNS: tuple[str, ...] = ("corpus", "modality", "task", "uar_mean", "uar_std", "n_folds")
-
-
-# -- features --------------------------------------------------------------------------------------------------------
-def utterance_statistics(frames: Sequence[np.ndarray]) -> np.ndarray:
-    """Fixed-length statistics of variable-length log-Mel utterances: one row per utterance.
-
-    Args:
-        frames: a sequence of ``(n_frames_i, n_mels)`` arrays, e.g. ``extract_acoustic(table).normalized(table)``; every
-            utterance needs at least one frame and all the same ``n_mels``.
-
-    Returns:
-        float64 array ``(len(frames), 4 * n_mels + 1)``: per band mean, std, mean absolute first difference over frames
-        (0 for a one-frame utterance), max; then ``log(n_frames)``. Columns are band-major within each block:
-        ``[mean_0..mean_{d-1}, std_0.., mean|delta|_0.., max_0.., log_frames]``.
-
-    Raises:
-        ValueError: empty sequence, an item that is not 2-D, an utterance without frames, differing band counts.
-    """
-    n = len(frames)
-    if n == 0:
-        raise invalid("frames", "a non-empty sequence of (n_frames, n_mels) arrays", "an empty sequence")
-    out: np.ndarray | None = None
-    for i in range(n):
-        x = np.asarray(frames[i], dtype=np.float64)
-        if x.ndim != 2:
-            raise ValueError(
-                f"Invalid value received for argument `frames`. Expected (n_frames, n_mels) arrays. "
-                f"Received: frames[{i}] with shape {x.shape}"
-            )
-        t, d = x.shape
-        if out is None:
-            out = np.empty((n, 4 * d + 1), np.float64)
-            n_mels = d
-        if d != n_mels:
-            raise ValueError(
-                f"Invalid value received for argument `frames`. Expected every utterance to have {n_mels} bands. "
-                f"Received: frames[{i}] with shape {x.shape}"
-            )
-        if t == 0:
-            raise ValueError(
-                f"Invalid value received for argument `frames`. Expected at least one frame per utterance. "
-                f"Received: frames[{i}] with shape {x.shape}"
-            )
-        delta = np.abs(np.diff(x, axis=0)).mean(axis=0) if t > 1 else np.zeros(d)
-        out[i, :d] = x.mean(axis=0)
-        out[i, d : 2 * d] = x.std(axis=0)
-        out[i, 2 * d : 3 * d] = delta
-        out[i, 3 * d : 4 * d] = x.max(axis=0)
-        out[i, 4 * d] = np.log(t)
-    assert out is not None
-    return out
-
-
-def _statistics(table: pd.DataFrame, acoustic: Any) -> np.ndarray:
-    """Utterance statistics of every table row from ``acoustic`` (frames, or a precomputed 2-D statistics array)."""
-    if acoustic is None:
-        raise invalid(
-            "acoustic",
-            "the normalised log-Mel frames of every table row (extract_acoustic(table).normalized(table, mode='speaker')) "
-            "for an acoustic modality",
-            None,
-        )
-    if isinstance(acoustic, np.ndarray) and acoustic.ndim == 2 and acoustic.dtype != object:
-        stats = np.asarray(acoustic, np.float64)  # precomputed utterance_statistics
-    else:
-        if not hasattr(acoustic, "__len__") or not hasattr(acoustic, "__getitem__"):
-            raise invalid("acoustic", "a sequence of (n_frames, n_mels) arrays, one per table row", type(acoustic).__name__)
-        if len(acoustic) != len(table):
-            raise ValueError(
-                f"Invalid value received for argument `acoustic`. Expected one frame array per table row ({len(table)}). "
-                f"Received: {len(acoustic)} items"
-            )
-        stats = utterance_statistics(acoustic)
-    if len(stats) != len(table):
-        raise ValueError(
-            f"Invalid value received for argument `acoustic`. Expected statistics for every table row ({len(table)}). "
-            f"Received: {len(stats)} rows"
-        )
-    if not np.isfinite(stats).all():
-        raise ValueError("Invalid value received for argument `acoustic`. Expected finite values. Received: NaN or inf")
-    return stats
-
-
-def _transcripts(table: pd.DataFrame) -> np.ndarray:
-    from privemo.features.lexical import _transcripts as checked
-
-    return np.asarray(checked(table, np.arange(len(table), dtype=np.int64)), dtype=object)
-
-
-class _Design:
-    """Builds the feature matrix of some rows with transformers fitted on ``fit_rows`` only."""
-
-    def __init__(
-        self, stats: np.ndarray | None, texts: np.ndarray | None, fit_rows: np.ndarray, weight: float = 1.0
-    ) -> None:
-        from sklearn.feature_extraction.text import CountVectorizer
-        from sklearn.preprocessing import StandardScaler
-
-        from privemo.features.lexical import tokenize
-
-        self.stats, self.texts, self.weight = stats, texts, weight
-        self.scaler = StandardScaler().fit(stats[fit_rows]) if stats is not None else None
-        self.vectorizer = None
-        if texts is not None:
-            self.vectorizer = CountVectorizer(
-                tokenizer=tokenize, lowercase=False, token_pattern=None, ngram_range=NGRAM_RANGE, binary=True,
-                dtype=np.float64,
-            )
-            try:
-                self.vectorizer.fit(list(texts[fit_rows]))
-            except ValueError as error:  # "empty vocabulary": no training transcript has a word
-                raise ValueError(f"lexical reference: the training transcripts have no words ({error})") from None
-
-    @property
-    def n_features(self) -> int:
-        n = 0
-        if self.scaler is not None:
-            n += self.scaler.n_features_in_
-        if self.vectorizer is not None:
-            n += len(self.vectorizer.vocabulary_)
-        return n
-
-    def __call__(self, rows: np.ndarray):
-        from scipy import sparse
-
-        parts = []
-        if self.scaler is not None:
-            parts.append(self.weight * self.scaler.transform(self.stats[rows]))
-        if self.vectorizer is not None:
-            parts.append(self.vectorizer.transform(list(self.texts[rows])))
-        if len(parts) == 1:
-            return parts[0]
-        return sparse.hstack([sparse.csr_matrix(parts[0]), parts[1]], format="csr")
-
-
-# -- classifier ------------------------------------------------------------------------------------------------------
-def _fit(x, y: np.ndarray, c: float, seed: int):
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LogisticRegression
-
-    if len(np.unique(y)) < 2:
-        raise ValueError(
-            f"linear reference: the training rows hold a single class ({int(y[0])}); a classifier needs at least two"
-        )
-    model = LogisticRegression(C=c, class_weight="balanced", max_iter=MAX_ITER, random_state=seed)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
-        model.fit(x, y)
-    converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
-    return model, converged
-
-
-def _cross_validate(
-    stats: np.ndarray | None, texts: np.ndarray | None, labels: np.ndarray, folds: list, seed: int, c_grid: Sequence[float],
-    weights: Sequence[float] = (1.0,), refit: bool = True,
-) -> dict:
-    from privemo.metrics import uar
-
-    fold_uar, chosen, chosen_weight, validation_uar, n_features, converged = [], [], [], [], [], []
-    for k, fold in enumerate(folds):
-        train, validation, test = (np.asarray(getattr(fold, name), np.int64) for name in ("train", "validation", "test"))
-        train, validation, test = (rows[labels[rows] >= 0] for rows in (train, validation, test))
-        if len(train) == 0 or len(test) == 0:
-            raise ValueError(f"fold {k}: no labelled {'training' if len(train) == 0 else 'test'} rows")
-        ok = True
-        if len(validation):
-            candidates, scores = [], []
-            for weight in weights:
-                design = _Design(stats, texts, train, weight)
-                x_train, x_val = design(train), design(validation)
-                for c in c_grid:
-                    model, conv = _fit(x_train, labels[train], c, seed)
-                    ok &= conv
-                    candidates.append((float(c), float(weight)))
-                    scores.append(uar(labels[validation], model.predict(x_val)))
-            best = int(np.argmax(scores))  # first maximum: among ties the first weight, then the smallest C
-            (c_best, w_best), val_score = candidates[best], float(scores[best])
-        else:
-            c_best, w_best, val_score = DEFAULT_C, float(weights[0]), float("nan")
-        fit_rows = np.union1d(train, validation) if refit else train
-        design = _Design(stats, texts, fit_rows, w_best)
-        model, conv = _fit(design(fit_rows), labels[fit_rows], c_best, seed)
-        fold_uar.append(uar(labels[test], model.predict(design(test))))
-        chosen.append(c_best)
-        chosen_weight.append(w_best)
-        validation_uar.append(val_score)
-        n_features.append(design.n_features)
-        converged.append(bool(ok and conv))
-    scores = np.asarray(fold_uar)
-    return {
-        "fold_uar": [float(s) for s in scores],
-        "uar_mean": float(scores.mean()),
-        "uar_std": float(scores.std(ddof=1)) if len(scores) > 1 else 0.0,
-        "C": chosen,
-        "acoustic_weight": chosen_weight,
-        "validation_uar": validation_uar,
-        "n_features": n_features,
-        "converged": converged,
-        "n_folds": len(scores),
-    }
 
 
 # -- validation of the public arguments --------------------------------------------------------------------------------
