@@ -375,6 +375,7 @@ def plan_from_run(config, table, folds, fold_ids, conditions) -> RunPlan:
     """The ``RunPlan`` of a reproduce run (``privemo.experiment.plan.plan_run``'s table, folds, fold ids and
     conditions, and the run's ``ExperimentConfig``)."""
     from privemo.privacy.grids import ATTACKER_GRIDS
+    from privemo.removal.methods import removal_method
 
     grid = config.grid_dict()
     n_lambdas = len(grid.get("grl_lambda", (1.0,)))
@@ -382,7 +383,7 @@ def plan_from_run(config, table, folds, fold_ids, conditions) -> RunPlan:
     plan_folds = tuple((int(round(len(folds[k].train) * keep)), len(folds[k].validation)) for k in fold_ids)
     plan_conditions = []
     for condition in conditions:
-        lam = condition.adversary is not None and condition.method.lambda_tuned
+        lam = condition.adversary is not None and removal_method(condition.removal).lambda_tuned
         plan_conditions.append(ConditionPlan(condition.modality, condition.adversary, n_lambdas if lam else 1,
                                              condition.adversary is not None and config.selection == "probe"))
     jobs = config.n_jobs
