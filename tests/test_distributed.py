@@ -569,3 +569,7 @@ def test_a_chief_that_cannot_write_its_state_stops_and_so_does_its_worker_each_w
                                                       "FAILED_PRECONDITION: ")
     assert str(stopped.value) in message and "cannot write: No space left on device" in message
     assert oracle.trials["0001"].status == "RUNNING"  # not recorded as ended: a restarted chief hands it out again
+    asked = threading.Thread(target=oracle.progress, daemon=True)  # the oracle's lock was not left held by the failure
+    asked.start()
+    asked.join(10)
+    assert not asked.is_alive()

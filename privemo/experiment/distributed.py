@@ -73,6 +73,7 @@ import functools
 import os
 import shutil
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -250,10 +251,22 @@ def _unqueue(oracle, trial_id: str) -> None:
         oracle._retry_queue.remove(trial_id)
 
 
+def _release_if_held(oracle) -> None:
+    """keras-tuner's ``synchronized`` releases an oracle's lock only when the call returns: after an exception (a full
+    disk in ``oracle.save()``, an unknown trial id) the raising thread keeps it, and every later call of the oracle, from
+    any thread, waits for ever (the chief would hang instead of stopping). Release it if this thread holds it."""
+    from keras_tuner.src.engine import oracle as oracle_module
+
+    if oracle_module.THREADS[oracle] == threading.current_thread().name:
+        oracle_module.THREADS[oracle] = None
+        oracle_module.LOCKS[oracle].release()
+
+
 def _guarded(method):
-    """A servicer call that meets a ``UserError`` (the chief cannot write its state: ``privemo._io.WriteError``)
-    answers the worker with that line (FAILED_PRECONDITION; the worker stops with it) and keeps the error for the
-    chief's main loop, which stops the chief with it (``_wait_for_searches``)."""
+    """A servicer call that raises leaves the oracle's lock free (``_release_if_held``); one that meets a ``UserError``
+    (the chief cannot write its state: ``privemo._io.WriteError``) answers the worker with that line
+    (FAILED_PRECONDITION; the worker stops with it) and keeps the error for the chief's main loop, which stops the chief
+    with it (``_wait_for_searches``)."""
 
     @functools.wraps(method)
     def call(self, request, context):
@@ -262,9 +275,13 @@ def _guarded(method):
         try:
             return method(self, request, context)
         except UserError as exc:
+            _release_if_held(self.oracle)
             if self.failure is None:
                 self.failure = exc
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, _one_line(exc))
+        except BaseException:
+            _release_if_held(self.oracle)
+            raise
 
     return call
 
@@ -483,7 +500,11 @@ def _wait_for_searches(servicers: list, linger_s: float, log) -> None:
         for s in servicers:
             if s.failure is not None:  # a call could not write the chief's state: stop with its line
                 raise s.failure
-            s.expire()
+            try:
+                s.expire()
+            except BaseException:
+                _release_if_held(s.oracle)  # the servers' threads must not wait for it while the chief stops
+                raise
         states = [s.oracle.progress() for s in servicers]
         for s, state in zip(servicers, states):
             if state["complete"] and s.name not in reported:
