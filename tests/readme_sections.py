@@ -202,6 +202,49 @@ def budget_table(*names: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+HEADLINE = (("emotion_cost", None), ("gender_leakage", "gender"), ("speaker_linkability", "speaker"))
+TARGET_MDD = 0.05
+
+
+def _folds_needed(sd: float, target: float = TARGET_MDD) -> int | None:
+    """The fewest folds (independent paired differences) whose 80 %-power minimum detectable difference at the
+    two-sided 5 % level is at most ``target``, for a spread ``sd`` of the paired differences (None beyond 1000)."""
+    from scipy import stats
+
+    for n in range(2, 1001):
+        if (stats.t.ppf(0.975, n - 1) + stats.t.ppf(0.8, n - 1)) * sd / math.sqrt(n) <= target:
+            return n
+    return None
+
+
+def power_table(folder: str) -> str:
+    """The 80 %-power minimum detectable difference of every headline cell (claims.csv): the emotion cost of each
+    adversary on every row, the gender attacker under the gender adversary, the speaker EER under the speaker
+    adversary; the spread of the paired fold differences it comes from, and the folds a 0.05 one would need."""
+    from scipy import stats
+
+    claims = pd.read_csv(RESULTS / folder / "claims.csv", keep_default_na=False, na_values=[""])
+    lines = ["| claim | row | task | adversary | n | sd of paired differences | mdd80 | ≤ 0.05 | folds for 0.05 |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for claim, adversary in HEADLINE:
+        chosen = claims[(claims.claim == claim) & (claims.verdict != "n/a")]
+        if adversary is not None:
+            chosen = chosen[chosen.adversary == adversary]
+        for _, r in chosen.iterrows():
+            n = int(r["n"])
+            sd = (r["ci_high"] - r["ci_low"]) / 2 / stats.t.ppf(0.975, n - 1) * math.sqrt(n)
+            needed = _folds_needed(sd)
+            lines.append(f"| {claim} | {r['modality']} | {r['task']} | {r['adversary']} | {n} | {sd:.3f} | "
+                         f"{r['mdd80']:.3f} | {'yes' if r['mdd80'] <= TARGET_MDD else 'no'} | "
+                         f"{'> 1000' if needed is None else needed} |")
+    return "\n".join(lines) + "\n"
+
+
+def markdown_table(folder: str, name: str) -> str:
+    """A committed table (``<name>.md``) as it is, caption included."""
+    return (RESULTS / folder / f"{name}.md").read_text(encoding="utf-8").rstrip("\n") + "\n"
+
+
 RENDERERS = {
     "podcast-budget": lambda: budget_table("training_budget.csv", "training_budget_capacity.csv"),
     "cost-check": cost_check_table,
@@ -213,6 +256,10 @@ RENDERERS = {
     "podcast-run": lambda: run_summary("demo-podcast"),
     "podcast-reference": lambda: reference_table("demo-podcast"),
     "podcast-claims": lambda: claims_table("demo-podcast"),
+    "podcast-power": lambda: power_table("demo-podcast"),
+    "podcast-table1a": lambda: markdown_table("demo-podcast", "table1a"),
+    "podcast-table1b": lambda: markdown_table("demo-podcast", "table1b"),
+    "demo-power": lambda: power_table("demo"),
     "leakage": leakage_table,
     "podcast-removal": lambda: removal_table("demo-podcast"),
     "learnability": learnability_table,
