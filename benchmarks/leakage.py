@@ -24,29 +24,32 @@ Methods (``METHODS``; ``privemo.removal`` builds every network):
 - ``baseline``: emotion only (no adversary);
 - ``grl`` / ``grl_dann``: the paper's jointly trained gradient reversal layer, constant lambda / the DANN ramp to lambda;
 - ``alt_reverse`` / ``alt_confusion``: alternating updates of one adversary head (k = 3 head steps per encoder step)
-  with the reversed cross-entropy / the confusion loss; ``ensemble3``: alternating, 3 confusion heads;
+  with the reversed cross-entropy / the confusion loss, the privacy loss weighted by lambda; ``ensemble3``: alternating,
+  3 confusion heads, weighted by lambda;
 - ``mmd``: class-conditional multi-kernel Gaussian MMD between female and male h within each emotion class of a batch,
-  weight ``privemo.removal.MMD_SCALE * lambda`` (no adversary; a monitor head on the frozen h gives its "head" output);
+  weight ``MMD scale * lambda`` (``--mmd-scale``, default ``privemo.removal.MMD_SCALE``; no adversary; a monitor head on
+  the frozen h gives its "head" output);
 - post hoc (``POST_HOC``: the trained network they start from, ``ERASERS``: the eraser), the encoder frozen and the
-  emotion head refitted on the erased h: ``inlp`` / ``leace`` (INLP, LEACE on the baseline's h), ``mmd_leace`` (LEACE on
-  the selected mmd network's h), ``ensemble3_inlp`` / ``ensemble3_leace`` (INLP / LEACE on ensemble3's h). Erasers are
-  fitted on the training speakers' h (INLP stops on the validation speakers).
+  emotion head refitted on the erased h: ``inlp`` / ``leace`` / ``gradient_erasure`` (INLP, LEACE, the non-linear
+  ``privemo.removal.gradient_erasure.GradientSubspaceEraser`` on the baseline's h; gradient_erasure only where that
+  module imports: ``default_methods``), ``mmd_leace`` (LEACE on the selected mmd network's h), ``ensemble3_inlp`` /
+  ``ensemble3_leace`` (INLP / LEACE on ensemble3's h). Erasers are fitted on the training speakers' h (INLP stops on the
+  validation speakers; gradient_erasure cross-fits its probes over whole training speakers).
 
 Training (as privemo's experiment): a 3-conv / 2-GRU encoder (``privemo.nn.models.build_model`` with small widths),
 ``privemo.nn.training.fit`` with early stopping on the validation objective ``emotion UAR - max(0, probe UAR - 0.5)``,
 the probe being a fresh logistic regression fitted each epoch on (at most 512 of) the training speakers' h
 (``privemo.search.selection.PrivacyProbe``, the experiment's default ``selection="probe"``); the baseline and the post-hoc
-refits (h fixed) stop on the validation emotion UAR. Lambda: the methods of ``BenchmarkConfig.tuned`` (default ``mmd``)
-train one network per value of the paper's grid ``LAMBDAS`` = {0.3, 0.5, 0.75, 1} (same seed, same initialisation) and
-keep the one with the best validation objective, as privemo's grid search does; the others use lambda = 1 (the paper's
-largest value). ``--tune grl,grl_dann,mmd`` tunes the GRLs too, at 3 more trainings each per seed (about +2.5 min per
-seed); left out of the committed runs to keep them within their time budget: every method, 3 seeds, took 18 min
-(``results/leakage.csv``) and 16 min (``--confound``, ``results/leakage_confound.csv``) on 2 CPU cores shared with other
-trainings. ``--mmd-scale`` sets the MMD weight's scale (default ``privemo.removal.MMD_SCALE`` = 0.3, weights 0.09-0.3).
-The first committed runs used a scale of 3 (weights 0.9-3): the MMD networks then learnt no emotion at any lambda
-(emotion UAR 0.33, chance), so MMD_SCALE became 0.3 and the ``mmd`` / ``mmd_leace`` rows (summary and runs files) were
-replaced by those of ``python benchmarks/leakage.py [--confound] --methods baseline,mmd,mmd_leace --mmd-scale 0.3``,
-whose baseline rows equal the committed ones (same seeds; only the timing columns differ).
+refits (h fixed) stop on the validation emotion UAR. Budget (issue 24, item 3: the same for every method): at most
+``EPOCHS`` = 40 epochs, patience ``PATIENCE`` = 6 (the main protocol's quick grid, ``privemo.experiment.config``), and
+every method with a strength (``STRENGTHS``: the GRLs' lambda, the alternating and ensemble adversaries' weight, the MMD
+weight's multiplier) trains one network per value of the paper's grid ``LAMBDAS`` = {0.3, 0.5, 0.75, 1} (same seed, same
+initialisation) and keeps the one with the best validation objective at the epoch early stopping kept, as privemo's
+grid search does (``--tune`` narrows the set; the others then use 1). INLP keeps its validation-chosen iterations,
+LEACE has no strength, gradient_erasure keeps its stopping rule's defaults. Each row says whether its kept network
+converged (``convergence``: best epoch >= 2 and before the last allowed one, the main protocol's rule; post hoc: the
+refit and the network it erased). The MMD scale is a method constant: it is chosen on a development seed that no
+reported run uses (``benchmarks/mmd_scale_dev.py``, seed 100), not on the reported seeds.
 
 Reported on the test speakers:
 
@@ -59,17 +62,22 @@ Reported on the test speakers:
   the highest test UAR of the four (the strongest attacker chosen with hindsight: conservative for privacy) and
   ``attacker_selected`` the test UAR of the one selected on validation (lowest validation log-loss, refit on training +
   validation speakers);
-- ``lambda`` (the selected value; blank for methods without one) and ``lambda_trials`` (each value's validation
-  objective).
+- ``lambda`` (the selected strength; blank for methods without one), ``lambda_trials`` (each value's validation
+  objective) and ``trial_epochs`` (each value's best epoch / epochs run); the kept network's ``best_epoch`` (0-based),
+  ``epochs_run``, ``max_epochs``, ``converged`` and ``capped`` (best epoch = the last allowed one).
 
 Mean +- std over seeds (each seed draws a new corpus and new initialisations); printed as a table, written as CSV
-(``--out``: the summary, with ``goal`` = strongest fresh attacker <= ``GOAL_ATTACKER`` on the mean with emotion at most
-``GOAL_EMOTION_DROP`` below the baseline's; ``<out>_runs.csv``: one row per method and seed). Chance is 0.5 for gender,
-1/3 for emotion.
+(``--out``, default ``results/removal/synthetic/leakage.csv``: the summary, with ``goal`` = strongest fresh attacker <=
+``GOAL_ATTACKER`` on the mean with emotion at most ``GOAL_EMOTION_DROP`` below the baseline's and ``converged`` = runs
+converged; ``<out>_runs.csv``: one row per method and seed; ``<out>_manifest.json``: command, seeds, configuration,
+versions, git commit, wall time). Every file is written whole by one command (no rows spliced from another run).
+Chance is 0.5 for gender, 1/3 for emotion.
 
-    python benchmarks/leakage.py --out results/leakage.csv              # full: 1500 training utterances, 3 seeds
-    python benchmarks/leakage.py --confound --out results/leakage_confound.csv
+    python benchmarks/leakage.py --mmd-scale S                                         # full: 1500 training utterances, 3 seeds
+    python benchmarks/leakage.py --confound --mmd-scale S --out results/removal/synthetic/leakage_confound.csv
     python benchmarks/leakage.py --quick --out /tmp/leakage.csv         # seconds: tiny data and models, 1 seed
+
+``benchmarks/regenerate_removal.py`` runs them (S from ``benchmarks/mmd_scale_dev.py``) with the demo-podcast comparison.
 """
 
 from __future__ import annotations
@@ -112,18 +120,30 @@ CONFOUNDED_ENERGY_DIMS = tuple(range(24, 32))
 
 GENDERS = ("F", "M")
 METHODS = ("baseline", "grl", "grl_dann", "alt_reverse", "alt_confusion", "ensemble3", "mmd", "inlp", "leace",
-           "mmd_leace", "ensemble3_inlp", "ensemble3_leace")
+           "gradient_erasure", "mmd_leace", "ensemble3_inlp", "ensemble3_leace")
 #: post-hoc method -> the trained network it erases (a method of METHODS) ...
-POST_HOC = {"inlp": "baseline", "leace": "baseline", "mmd_leace": "mmd", "ensemble3_inlp": "ensemble3",
-            "ensemble3_leace": "ensemble3"}
+POST_HOC = {"inlp": "baseline", "leace": "baseline", "gradient_erasure": "baseline", "mmd_leace": "mmd",
+            "ensemble3_inlp": "ensemble3", "ensemble3_leace": "ensemble3"}
 #: ... and its eraser
-ERASERS = {"inlp": "inlp", "leace": "leace", "mmd_leace": "leace", "ensemble3_inlp": "inlp", "ensemble3_leace": "leace"}
-LAMBDA_METHODS = ("grl", "grl_dann", "mmd")  # networks whose strength is lambda (MMD: weight MMD_SCALE * lambda)
+ERASERS = {"inlp": "inlp", "leace": "leace", "gradient_erasure": "gradient_erasure", "mmd_leace": "leace",
+           "ensemble3_inlp": "inlp", "ensemble3_leace": "leace"}
+#: networks with a strength, tuned over the same lambda grid (issue 24, item 3), and what the value sets: the GRL's
+#: lambda, the alternating / ensemble adversaries' privacy-loss weight, or the MMD weight's multiplier (weight =
+#: MMD scale * lambda). INLP keeps its validation-chosen iterations; LEACE has no strength; gradient_erasure keeps its
+#: stopping rule's defaults (privemo.removal.gradient_erasure).
+STRENGTHS = {"grl": "grl_lambda", "grl_dann": "grl_lambda", "alt_reverse": "adversary_weight",
+             "alt_confusion": "adversary_weight", "ensemble3": "adversary_weight", "mmd": "mmd_weight"}
+LAMBDA_METHODS = tuple(STRENGTHS)
 LAMBDAS = (0.3, 0.5, 0.75, 1.0)  # the paper's lambda grid (privemo.search.grids)
 ATTACKERS = ("mlp", "logreg", "svm", "hgb")
 METRICS = ("emotion_uar", "head_uar", "mlp", "logreg", "svm", "hgb", "attacker_max", "attacker_selected")
 GOAL_ATTACKER = 0.55  # issue 15 goal: strongest fresh attacker at most this UAR (mean) ...
 GOAL_EMOTION_DROP = 0.03  # ... with emotion UAR (mean) at most this far below the baseline's
+# Training budget of every network: the main protocol's quick grid (privemo.experiment.config EPOCHS / PATIENCE["quick"],
+# 40 epochs, patience 6), so that no method is capped before it converges (issue 24, item 3). Kept in step by
+# tests/test_benchmarks.py.
+EPOCHS = 40
+PATIENCE = 6
 
 
 @dataclass(frozen=True)
@@ -131,8 +151,10 @@ class BenchmarkConfig:
     """Sizes and budgets of one benchmark run (the defaults are the full run; ``quick()`` the test-sized one).
 
     assumption: see README assumptions table -- the encoder is the paper's 3-conv / 2-GRU shape with small widths (kernel
-    width 3, 32 filters, GRU 32, one dense layer of 32), k = 3 adversary steps; ``tuned`` methods pick lambda from
-    ``lambdas`` on validation, the others use ``grl_lambda`` (1, the paper's largest grid value).
+    width 3, 32 filters, GRU 32, one dense layer of 32), k = 3 adversary steps; ``tuned`` methods (default: every
+    method of ``LAMBDA_METHODS``) pick their strength from ``lambdas`` on validation, the others use ``grl_lambda``
+    (GRL, MMD) or ``adversary_weight`` (alternating, ensemble); ``epochs`` / ``patience``: the main protocol's quick
+    grid (``EPOCHS``, ``PATIENCE``).
     """
 
     train_speakers: int = 60
@@ -152,14 +174,14 @@ class BenchmarkConfig:
         ("dense_layers", 1),
         ("dense_width", 32),
     )
-    grl_lambda: float = 1.0  # lambda of the methods not tuned (the paper's largest grid value)
+    grl_lambda: float = 1.0  # lambda of the GRL / MMD methods not tuned (the paper's largest grid value)
     lambdas: tuple[float, ...] = LAMBDAS
-    tuned: tuple[str, ...] = ("mmd",)  # methods whose lambda is picked from `lambdas` on the validation objective
+    tuned: tuple[str, ...] = LAMBDA_METHODS  # methods whose strength is picked from `lambdas` on the validation objective
     mmd_scale: float | None = None  # MMD weight = mmd_scale * lambda; None: privemo.removal.MMD_SCALE
     k: int = 3
-    adversary_weight: float = 1.0
-    epochs: int = 20
-    patience: int = 6
+    adversary_weight: float = 1.0  # privacy-loss weight of the alternating / ensemble methods not tuned
+    epochs: int = EPOCHS
+    patience: int = PATIENCE
     batch_size: int = 32
     attacker_grid: tuple[tuple[str, tuple[int, ...]], ...] = (("dense_layers", (2, 3, 4)), ("dense_width", (32, 64)))
     attacker_epochs: int = 30  # benchmark budget (privemo.privacy.mlp_attacker's defaults: 100 / 10)
@@ -190,10 +212,13 @@ class BenchmarkConfig:
         )
 
     def lambdas_for(self, method: str) -> tuple[float, ...]:
-        """The lambda values ``method`` is trained with: ``lambdas`` if tuned, else (``grl_lambda``,); () if it has none."""
+        """The strengths ``method`` is trained with: ``lambdas`` if tuned, else its fixed one (``adversary_weight`` for
+        the alternating / ensemble methods, ``grl_lambda`` for the others); () if it has none."""
         if method not in LAMBDA_METHODS:
             return ()
-        return tuple(self.lambdas) if method in self.tuned else (float(self.grl_lambda),)
+        if method in self.tuned:
+            return tuple(self.lambdas)
+        return (float(self.adversary_weight if STRENGTHS[method] == "adversary_weight" else self.grl_lambda),)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -305,18 +330,30 @@ def prepare(corpus: LabelledData, config: BenchmarkConfig, seed: int, *, balance
     return Setup(inputs, train_ds, val_inputs, val_targets, probe)
 
 
-def _method_kwargs(method: str, config: BenchmarkConfig, grl_lambda: float) -> dict[str, Any]:
-    alt = dict(adversary="gender", k=config.k, adversary_weight=config.adversary_weight)
+def _method_kwargs(method: str, config: BenchmarkConfig, strength: float) -> dict[str, Any]:
+    """``build_removal_model`` arguments of ``method`` at ``strength`` (what it sets: ``STRENGTHS``)."""
+    alt = dict(adversary="gender", k=config.k, adversary_weight=strength)
     return {
         "baseline": dict(removal="grl", adversary=None),
-        "grl": dict(removal="grl", adversary="gender", grl_lambda=grl_lambda),
-        "grl_dann": dict(removal="grl_dann", adversary="gender", grl_lambda=grl_lambda),
+        "grl": dict(removal="grl", adversary="gender", grl_lambda=strength),
+        "grl_dann": dict(removal="grl_dann", adversary="gender", grl_lambda=strength),
         "alt_reverse": dict(removal="alternating", adversary_loss="reverse", **alt),
         "alt_confusion": dict(removal="alternating", adversary_loss="confusion", **alt),
         "ensemble3": dict(removal="ensemble", adversary_loss="confusion", n_adversaries=3, **alt),
-        "mmd": dict(removal="mmd", adversary="gender", grl_lambda=grl_lambda,
+        "mmd": dict(removal="mmd", adversary="gender", grl_lambda=strength,
                     **({} if config.mmd_scale is None else {"mmd_scale": float(config.mmd_scale)})),
     }[method]
+
+
+def convergence(history: Mapping[str, Sequence[float]], max_epochs: int) -> dict[str, Any]:
+    """The epoch early stopping kept (0-based, as ``privemo.nn.training.best_epoch`` finds it) and whether the training
+    converged by the rule of the main protocol's run summary: best epoch >= 2 and before the last allowed epoch
+    (``capped``: the best epoch is the last allowed one, so more epochs might have helped)."""
+    from privemo.nn.training import OBJECTIVE, best_epoch
+
+    best = int(best_epoch(history, OBJECTIVE)["epoch"])
+    return {"best_epoch": best, "epochs_run": len(history[OBJECTIVE]), "max_epochs": int(max_epochs),
+            "converged": bool(2 <= best < int(max_epochs) - 1), "capped": bool(best >= int(max_epochs) - 1)}
 
 
 def _emotion_only(emotion_uar: float, attribute_uar: float | None = None, chance: float = 0.5) -> float:
@@ -343,22 +380,34 @@ def _representation(model, corpus: LabelledData, config: BenchmarkConfig) -> np.
     return np.asarray(predict(rep, _inputs(corpus), np.arange(len(corpus.features))))
 
 
-def train_network(method: str, setup: Setup, config: BenchmarkConfig, seed: int, grl_lambda: float | None = None):
-    """Train the network of ``method`` (not post hoc) with ``grl_lambda`` (default ``config.grl_lambda``); returns
-    (model, history). Early stopping on the validation objective with the gender probe (the baseline: emotion only)."""
+def train_network(method: str, setup: Setup, config: BenchmarkConfig, seed: int, strength: float | None = None):
+    """Train the network of ``method`` (not post hoc) at ``strength`` (``STRENGTHS``; default: its untuned value,
+    ``config.lambdas_for``); returns (model, history). Early stopping on the validation objective with the gender probe
+    (the baseline: emotion only)."""
     from privemo.removal import build_removal_model
 
-    grl_lambda = config.grl_lambda if grl_lambda is None else float(grl_lambda)
+    if strength is None:
+        strength = (config.lambdas_for(method) or (config.grl_lambda,))[-1]
     model = build_removal_model(seed=seed, modalities=("acoustic",), **dict(config.model),
-                                **_method_kwargs(method, config, grl_lambda))
+                                **_method_kwargs(method, config, float(strength)))
     history = _fit(model, setup, config, probe=None if method == "baseline" else setup.probe)
     return model, history
 
 
+def gradient_erasure_available() -> bool:
+    """Whether ``privemo.removal.gradient_erasure`` (the method "gradient_erasure") imports here."""
+    try:
+        from privemo.removal.gradient_erasure import GradientSubspaceEraser, apply_gradient_erasure  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def erase(method: str, base, corpus: LabelledData, setup: Setup, config: BenchmarkConfig, seed: int):
     """The post-hoc ``method``: its eraser (``ERASERS``) fitted on the training speakers' h of the trained network
-    ``base`` (INLP stopped on the validation speakers), appended as the layer "h", the emotion head (and any attribute
-    heads) refitted on the erased h with the encoder frozen. Returns (model, history, eraser info)."""
+    ``base`` (INLP stopped on the validation speakers; gradient_erasure's cross-fitting keeps whole training speakers
+    in one fold, its defaults otherwise), appended as the layer "h", the emotion head (and any attribute heads)
+    refitted on the erased h with the encoder frozen. Returns (model, history, eraser info)."""
     import keras
 
     from privemo.removal import apply_leace, apply_projection, fit_inlp
@@ -374,6 +423,15 @@ def erase(method: str, base, corpus: LabelledData, setup: Setup, config: Benchma
         keras.utils.set_random_seed(seed)
         model = apply_projection(base, projection)
         extra = {"rank_removed": info["rank_removed"]}
+    elif ERASERS[method] == "gradient_erasure":
+        from privemo.removal.gradient_erasure import GradientSubspaceEraser, apply_gradient_erasure
+
+        eraser = GradientSubspaceEraser(random_state=seed).fit(h[corpus.train], g[corpus.train],
+                                                                groups=corpus.speaker[corpus.train])
+        keras.utils.set_random_seed(seed)
+        model = apply_gradient_erasure(base, eraser)
+        extra = {"rank_removed": eraser.rank_, "eraser_rounds": eraser.n_iter_,
+                 "eraser_converged": bool(eraser.converged_)}
     else:
         eraser = LeaceEraser().fit(h[corpus.train], g[corpus.train])
         keras.utils.set_random_seed(seed)
@@ -383,7 +441,21 @@ def erase(method: str, base, corpus: LabelledData, setup: Setup, config: Benchma
     return model, history, extra
 
 
+def per_speaker(y_true, y_pred, corpus: LabelledData, n_classes: int) -> dict:
+    """Per test speaker and class: support and hits of ``y_pred`` (``privemo.metrics.speaker_uar_interval``'s
+    ``per_speaker``: speakers, their gender as the stratum, support, hits), from which any resample of whole test
+    speakers gives a UAR (``privemo.metrics.uar_from_counts``)."""
+    from privemo.metrics import speaker_uar_interval
+
+    test = corpus.test
+    return speaker_uar_interval(y_true, y_pred, corpus.speaker[test], corpus.gender[test], n_classes=n_classes,
+                                n_resamples=1)["per_speaker"]
+
+
 def _attack(h: np.ndarray, corpus: LabelledData, config: BenchmarkConfig, seed: int) -> dict[str, Any]:
+    """The fresh attackers' test UARs (one column each, ``attacker_max``, ``attacker_selected`` and their names) and, in
+    ``speakers``, each attacker's per-speaker counts on the test speakers (``per_speaker``; not written to CSV)."""
+    from privemo.metrics import uar
     from privemo.privacy.attribute import attack_representation
 
     y = corpus.gender
@@ -394,6 +466,13 @@ def _attack(h: np.ndarray, corpus: LabelledData, config: BenchmarkConfig, seed: 
     )
     out: dict[str, Any] = {name: math.nan for name in ATTACKERS}
     out.update({name: float(report.results[name]["test_uar"]) for name in config.attackers})
+    speakers = {}
+    for name in config.attackers:  # the predictions behind each test UAR (the selected attacker: its refit)
+        pred = np.asarray(report.fitted[name].predict(h[corpus.test]))
+        if abs(uar(y[corpus.test], pred) - out[name]) > 1e-9:
+            raise RuntimeError(f"attacker {name}: predictions do not give its reported test UAR")
+        speakers[name] = per_speaker(y[corpus.test], pred, corpus, 2)
+    out["speakers"] = speakers
     out["attacker_max"] = float(report.max_test_uar)
     out["attacker_selected"] = float(report.strongest_test_uar)
     out["attacker_max_name"] = report.max_test_attacker
@@ -415,9 +494,11 @@ def evaluate(method: str, model, corpus: LabelledData, config: BenchmarkConfig, 
     preds = predict(model, _inputs(corpus), corpus.test)
     row: dict[str, Any] = {"method": method, "seed": seed}
     row["emotion_uar"] = uar(corpus.emotion[corpus.test], preds["emotion"])
+    emotion_speakers = per_speaker(corpus.emotion[corpus.test], np.asarray(preds["emotion"]).argmax(axis=1), corpus, 3)
     row["head_uar"] = uar(corpus.gender[corpus.test], preds["gender"]) if "gender" in preds else math.nan
     h = _representation(model, corpus, config)
     row.update(_attack(h, corpus, config, seed))
+    row["speakers"] = {"emotion": emotion_speakers, **row["speakers"]}  # per-speaker counts: JSON, not CSV
     if extra_metrics is not None:
         row.update(extra_metrics(h, corpus))
     return row
@@ -427,14 +508,18 @@ def train_method(method: str, corpus: LabelledData, config: BenchmarkConfig, see
                  balance: bool = False, setup: Setup | None = None):
     """Train ``method`` (without scoring it on the test speakers); returns (info, model).
 
-    A method of ``config.tuned`` trains one network per value of ``config.lambdas`` and keeps the one with the best
-    validation objective (the first on ties); ``info`` has "lambda", "lambda_trials" ("value:objective;..."),
-    "val_objective", "epochs_run" and "train_seconds" (all trials). A post-hoc method (``POST_HOC``) erases the trained
-    network ``baseline`` (the model of ``POST_HOC[method]``)."""
+    A method of ``config.tuned`` trains one network per value of ``config.lambdas`` (same seed, same initialisation)
+    and keeps the one with the best validation objective at the epoch early stopping kept (the first on ties); ``info``
+    has "lambda" (the strength kept), "lambda_trials" ("value:objective;..."), "trial_epochs" ("value:best
+    epoch/epochs run;..."), "val_objective", the kept network's convergence (``convergence``: "best_epoch",
+    "epochs_run", "max_epochs", "converged", "capped") and "train_seconds" (all trials). A post-hoc method (``POST_HOC``)
+    erases the trained network ``baseline`` (the model of ``POST_HOC[method]``); its convergence is the refit's."""
+    from privemo.nn.training import OBJECTIVE, best_epoch
+
     if setup is None:
         setup = prepare(corpus, config, seed, balance=balance)
     started = time.perf_counter()
-    info: dict[str, Any] = {"lambda": math.nan, "lambda_trials": ""}
+    info: dict[str, Any] = {"lambda": math.nan, "lambda_trials": "", "trial_epochs": ""}
     if method in POST_HOC:
         if baseline is None:
             raise ValueError(f"{method} is applied post hoc to a trained {POST_HOC[method]} model: pass `baseline`.")
@@ -446,16 +531,17 @@ def train_method(method: str, corpus: LabelledData, config: BenchmarkConfig, see
         trials = []
         for value in lambdas:
             candidate, history = train_network(method, setup, config, seed, value)
-            score = max(history["val_objective"])
-            trials.append((value, score))
+            score = best_epoch(history, OBJECTIVE)[OBJECTIVE]
+            trials.append((value, score, convergence(history, config.epochs)))
             if best is None or score > best[0]:
                 best = (score, value, candidate, history)
         _, value, model, history = best
         if value is not None:
             info["lambda"] = float(value)
-            info["lambda_trials"] = ";".join(f"{v:g}:{s:.4f}" for v, s in trials)
-    info["val_objective"] = float(max(history["val_objective"]))
-    info["epochs_run"] = len(history["loss"])
+            info["lambda_trials"] = ";".join(f"{v:g}:{s:.4f}" for v, s, _ in trials)
+            info["trial_epochs"] = ";".join(f"{v:g}:{c['best_epoch']}/{c['epochs_run']}" for v, _, c in trials)
+    info["val_objective"] = float(best_epoch(history, OBJECTIVE)[OBJECTIVE])
+    info.update(convergence(history, config.epochs))
     info["train_seconds"] = round(time.perf_counter() - started, 1)
     info.update(extra)
     return info, model
@@ -476,7 +562,15 @@ def check_methods(methods: Sequence[str]) -> list[str]:
     if unknown or not methods:
         raise ValueError(f"Invalid value received for argument `methods`. Expected names from {METHODS}. "
                          f"Received: {list(methods)}")
+    if "gradient_erasure" in methods and not gradient_erasure_available():
+        raise ValueError("Invalid value received for argument `methods`: gradient_erasure needs "
+                         "privemo.removal.gradient_erasure (GradientSubspaceEraser), which does not import here.")
     return list(methods)
+
+
+def default_methods() -> tuple[str, ...]:
+    """``METHODS``, less gradient_erasure where ``privemo.removal.gradient_erasure`` does not import."""
+    return tuple(m for m in METHODS if m != "gradient_erasure" or gradient_erasure_available())
 
 
 def run_methods(corpus: LabelledData, config: BenchmarkConfig, seed: int, methods: Sequence[str], *,
@@ -493,9 +587,12 @@ def run_methods(corpus: LabelledData, config: BenchmarkConfig, seed: int, method
                                    setup=setup)
         trained[method] = model
         infos[method] = info
-        if method in POST_HOC:  # the network it erased: its lambda
+        if method in POST_HOC:  # the network it erased: its strength and convergence
             base = infos[POST_HOC[method]]
-            info.update(**{k: base[k] for k in ("lambda", "lambda_trials")})
+            info.update(**{k: base[k] for k in ("lambda", "lambda_trials", "trial_epochs")})
+            info["refit_converged"] = info["converged"]
+            info["network_best_epoch"], info["network_converged"] = base["best_epoch"], base["converged"]
+            info["converged"] = bool(info["refit_converged"] and base["converged"])
         if method not in methods:
             log(f"{label}{method:15s} trained ({time.perf_counter() - started:.0f} s; erased post hoc, not reported)")
             continue
@@ -506,17 +603,19 @@ def run_methods(corpus: LabelledData, config: BenchmarkConfig, seed: int, method
         lam = "" if math.isnan(row["lambda"]) else f" lambda {row['lambda']:g}"
         log(f"{label}{method:15s} emotion {row['emotion_uar']:.3f}  head {row['head_uar']:.3f}  fresh "
             + " ".join(f"{a} {row[a]:.3f}" for a in config.attackers)
-            + f"  max {row['attacker_max']:.3f} selected {row['attacker_selected']:.3f}{lam}  ({row['seconds']:.0f} s)")
+            + f"  max {row['attacker_max']:.3f} selected {row['attacker_selected']:.3f}{lam}  best epoch "
+            f"{row['best_epoch']}/{row['max_epochs']}{'' if row['converged'] else ' (not converged)'}  "
+            f"({row['seconds']:.0f} s)")
     return rows
 
 
-def run(config: BenchmarkConfig, seeds: Sequence[int], methods: Sequence[str] = METHODS, log=print) -> list[dict]:
-    """Every method on every seed; returns one row per (method, seed)."""
+def run(config: BenchmarkConfig, seeds: Sequence[int], methods: Sequence[str] | None = None, log=print) -> list[dict]:
+    """Every method (default ``default_methods()``) on every seed; returns one row per (method, seed)."""
     import keras
     import tensorflow as tf
 
     tf.config.experimental.enable_op_determinism()
-    check_methods(methods)
+    methods = check_methods(default_methods() if methods is None else methods)
     rows = []
     for seed in seeds:
         corpus = make_corpus(config, seed)
@@ -527,8 +626,10 @@ def run(config: BenchmarkConfig, seeds: Sequence[int], methods: Sequence[str] = 
 
 def summarize(rows: list[dict], metrics: Sequence[str] = METRICS, *, goal_attacker: float = GOAL_ATTACKER) -> list[dict]:
     """Mean and standard deviation (population, ddof=0) over runs (seeds or folds) of every metric per method, in
-    ``METHODS`` order; NaN metrics (no adversary head) stay NaN. Also the selected lambdas ("lambdas", ";"-joined) and
-    ``goal`` (``goal_check`` with ``goal_attacker``)."""
+    ``METHODS`` order; NaN metrics (no adversary head) stay NaN. Also the selected lambdas ("lambdas", ";"-joined),
+    where the rows have it the convergence of the kept networks ("converged": "k/n" runs converged, "capped": runs whose
+    best epoch was the last allowed one, "best_epochs": ";"-joined, 0-based) and ``goal`` (``goal_check`` with
+    ``goal_attacker``)."""
     out = []
     methods = [m for m in METHODS if any(r["method"] == m for r in rows)]
     for method in methods:
@@ -543,6 +644,10 @@ def summarize(rows: list[dict], metrics: Sequence[str] = METRICS, *, goal_attack
                 entry[f"{metric}_std"] = float(np.nanstd(values))
         lambdas = [r.get("lambda", math.nan) for r in sel]
         entry["lambdas"] = ";".join(f"{v:g}" for v in lambdas if not (isinstance(v, float) and math.isnan(v)))
+        if all("converged" in r for r in sel):  # convergence of the kept networks (post hoc: refit and network)
+            entry["converged"] = f"{sum(bool(r['converged']) for r in sel)}/{len(sel)}"
+            entry["capped"] = sum(bool(r.get("capped")) for r in sel)
+            entry["best_epochs"] = ";".join(str(r["best_epoch"]) for r in sel)
         out.append(entry)
     reached = set(goal_check(out, goal_attacker))
     for entry in out:
@@ -571,8 +676,8 @@ TABLE_COLUMNS = (("emotion_uar", "emotion UAR"), ("head_uar", "own head UAR"), (
 
 
 def format_table(summary: list[dict], columns=TABLE_COLUMNS) -> str:
-    """A Markdown table of mean +- std per method (and the selected lambdas)."""
-    headers = ["method", *(title for _, title in columns), "λ (per run)"]
+    """A Markdown table of mean +- std per method (and the selected lambdas, the runs converged)."""
+    headers = ["method", *(title for _, title in columns), "λ (per run)", "converged"]
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     for s in summary:
         cells = [s["method"]]
@@ -580,6 +685,7 @@ def format_table(summary: list[dict], columns=TABLE_COLUMNS) -> str:
             mean, std = s[f"{metric}_mean"], s[f"{metric}_std"]
             cells.append("—" if math.isnan(mean) else f"{mean:.3f} ± {std:.3f}")
         cells.append(s.get("lambdas") or "—")
+        cells.append(s.get("converged") or "—")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -588,10 +694,10 @@ def _csv(rows: list[dict]) -> str:
     import csv
 
     keys: list[str] = []
-    for r in rows:
-        keys.extend(k for k in r if k not in keys)
+    for r in rows:  # nested values (per-speaker counts) go to JSON, not to the CSV
+        keys.extend(k for k, v in r.items() if k not in keys and not isinstance(v, (dict, list)))
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=keys, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=keys, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     for r in rows:
         writer.writerow({k: (f"{v:.4f}" if isinstance(v, float) and not math.isnan(v) else ("" if isinstance(v, float) else v))
@@ -610,6 +716,30 @@ def write_outputs(out: str | os.PathLike, rows: list[dict], summary: list[dict])
     return out, runs
 
 
+def write_manifest(out: str | os.PathLike, config: BenchmarkConfig, *, seeds: Sequence[int], methods: Sequence[str],
+                   seconds: float, command: str) -> Path:
+    """``<stem>_manifest.json`` beside the summary CSV ``out``: the command, seeds, methods, configuration, package
+    versions, git commit and wall time (``privemo.experiment.manifest.write_manifest``)."""
+    from privemo.experiment.manifest import write_manifest as _write
+
+    out = Path(out)
+    path = out.with_name(out.stem + "_manifest.json")
+    settings = {"seed": list(seeds), "seeds": list(seeds), "methods": list(methods), **asdict(config)}
+    settings["mmd_scale_used"] = _mmd_scale(config)
+    return _write(path, settings, command=command, timings={"total_s": round(float(seconds), 1)})
+
+
+def _mmd_scale(config: BenchmarkConfig) -> float:
+    if config.mmd_scale is not None:
+        return float(config.mmd_scale)
+    from privemo.removal import MMD_SCALE
+
+    return float(MMD_SCALE)
+
+
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "results" / "removal" / "synthetic" / "leakage.csv"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny data and models, 1 seed (seconds; used by the tests)")
@@ -617,26 +747,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--train-utterances", type=int, default=None,
                         help="training utterances (rounded to whole speakers; default 1500)")
-    parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
+    parser.add_argument("--methods", default=None,
+                        help=f"comma-separated subset of {','.join(METHODS)} (default: all; gradient_erasure where "
+                             "privemo.removal.gradient_erasure imports)")
     parser.add_argument("--tune", default=None,
-                        help=f"comma-separated methods of {','.join(LAMBDA_METHODS)} whose lambda is picked on validation "
-                             "from the lambda grid (default: mmd; 'none': none); the others use lambda = 1")
+                        help=f"comma-separated methods of {','.join(LAMBDA_METHODS)} whose strength is picked on "
+                             "validation from the lambda grid (default: all of them; 'none': none); the others use "
+                             "lambda = 1 / adversary weight 1")
     parser.add_argument("--lambdas", default=None,
                         help="comma-separated lambda grid of the tuned methods (default 0.3,0.5,0.75,1; quick: 0.3,1)")
     parser.add_argument("--mmd-scale", type=float, default=None,
-                        help="the MMD penalty's weight is this times lambda (default privemo.removal.MMD_SCALE)")
+                        help="the MMD penalty's weight is this times lambda (default privemo.removal.MMD_SCALE; "
+                             "benchmarks/mmd_scale_dev.py chooses it on a development seed)")
     parser.add_argument("--gender-strength", type=float, default=1.0, help="scale of the planted gender signal")
     parser.add_argument("--emotion-strength", type=float, default=1.0, help="scale of the planted emotion signal")
     parser.add_argument("--confound", action="store_true",
                         help="plant gender and emotion level in overlapping dimensions (harder; see the module docstring)")
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "results" / "synthetic" / "leakage.csv"),
-                        help="summary CSV (per-seed rows beside it, <stem>_runs.csv)")
+    parser.add_argument("--epochs", type=int, default=None, help=f"epoch cap (default {EPOCHS}, the quick grid's)")
+    parser.add_argument("--patience", type=int, default=None, help=f"early-stopping patience (default {PATIENCE})")
+    parser.add_argument("--out", default=str(DEFAULT_OUT),
+                        help="summary CSV (per-seed rows beside it, <stem>_runs.csv, and <stem>_manifest.json)")
     args = parser.parse_args(argv)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    methods = (list(default_methods()) if args.methods is None
+               else [m.strip() for m in args.methods.split(",") if m.strip()])
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         parser.error(f"--methods: expected comma-separated names from {list(METHODS)}, got {args.methods!r}")
+    try:
+        check_methods(methods)
+    except ValueError as error:
+        parser.error(str(error))
     if args.seeds is not None and args.seeds < 1:
         parser.error(f"--seeds must be at least 1, got {args.seeds}")
 
@@ -662,8 +802,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         changes["mmd_scale"] = args.mmd_scale
     if args.train_utterances is not None:
         changes["train_speakers"] = max(2, 2 * round(args.train_utterances / config.utterances_per_speaker / 2))
-    if args.epochs is not None:
-        changes["epochs"] = args.epochs
+    for name in ("epochs", "patience"):
+        value = getattr(args, name)
+        if value is not None:
+            if value < (1 if name == "epochs" else 0):
+                parser.error(f"--{name} must be at least {1 if name == 'epochs' else 0}, got {value}")
+            changes[name] = value
     config = replace(config, **changes)
     n_seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
     seeds = list(range(args.first_seed, args.first_seed + n_seeds))
@@ -679,8 +823,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(f"goal (strongest fresh attacker <= {GOAL_ATTACKER:.2f} UAR, emotion drop <= {GOAL_EMOTION_DROP:.2f}): "
           + (", ".join(reached) if reached else "not reached by any method"))
+    print("convergence (best epoch >= 2 and before the last allowed one): "
+          + ", ".join(f"{s['method']} {s['converged']}" for s in summary if "converged" in s))
+    seconds = time.perf_counter() - started
     out, runs = write_outputs(args.out, rows, summary)
-    print(f"wrote {out} and {runs} ({time.perf_counter() - started:.0f} s)")
+    command = "python benchmarks/leakage.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    manifest = write_manifest(out, config, seeds=seeds, methods=methods, seconds=seconds, command=command.strip())
+    print(f"wrote {out}, {runs} and {manifest} ({seconds:.0f} s)")
     return 0
 
 

@@ -18,10 +18,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SUMMARY_COLUMNS = ("method", "n_runs", "emotion_uar_mean", "emotion_uar_std", "head_uar_mean", "mlp_mean", "logreg_mean",
                    "svm_mean", "hgb_mean", "attacker_max_mean", "attacker_max_std", "attacker_selected_mean",
-                   "attacker_selected_std", "lambdas", "goal")
+                   "attacker_selected_std", "lambdas", "goal", "converged", "capped", "best_epochs")
 RUN_COLUMNS = ("method", "seed", "emotion_uar", "head_uar", "mlp", "logreg", "svm", "hgb", "attacker_max",
                "attacker_selected", "attacker_max_name", "attacker_selected_name", "lambda", "lambda_trials",
-               "val_objective")
+               "val_objective", "trial_epochs", "best_epoch", "epochs_run", "max_epochs", "converged", "capped")
 
 
 def _load(name: str, path: Path):
@@ -80,8 +80,22 @@ def test_methods_registry_and_goal(leakage):
     assert set(leakage.POST_HOC) == set(leakage.ERASERS)
     assert leakage.training_order(["ensemble3_leace", "mmd_leace"]) == ["ensemble3", "mmd", "mmd_leace", "ensemble3_leace"]
     config = leakage.BenchmarkConfig()
-    assert config.lambdas_for("mmd") == leakage.LAMBDAS and config.lambdas_for("grl") == (1.0,)
-    assert config.lambdas_for("ensemble3") == ()
+    # the same budget for every method with a strength (issue 24, item 3): the paper's four lambdas, the main protocol's
+    # quick-grid epochs and patience
+    assert set(config.tuned) == set(leakage.LAMBDA_METHODS) == {"grl", "grl_dann", "alt_reverse", "alt_confusion",
+                                                                 "ensemble3", "mmd"}
+    assert all(config.lambdas_for(m) == (0.3, 0.5, 0.75, 1.0) for m in leakage.LAMBDA_METHODS)
+    assert config.lambdas_for("inlp") == config.lambdas_for("leace") == config.lambdas_for("baseline") == ()
+    from privemo.experiment.config import EPOCHS, PATIENCE
+
+    assert (config.epochs, config.patience) == (EPOCHS["quick"], PATIENCE["quick"]) == (leakage.EPOCHS, leakage.PATIENCE)
+    untuned = leakage.replace(config, tuned=(), grl_lambda=0.75, adversary_weight=0.5)
+    assert untuned.lambdas_for("grl") == (0.75,) and untuned.lambdas_for("ensemble3") == (0.5,)
+    assert leakage._method_kwargs("ensemble3", config, 0.3)["adversary_weight"] == 0.3
+    assert leakage._method_kwargs("grl_dann", config, 0.5)["grl_lambda"] == 0.5
+    assert leakage.convergence({"val_objective": [0.1, 0.2, 0.5, 0.4]}, 4) == {
+        "best_epoch": 2, "epochs_run": 4, "max_epochs": 4, "converged": True, "capped": False}
+    assert leakage.convergence({"val_objective": [0.1, 0.2, 0.3, 0.4]}, 4)["capped"]
     rows = [{"method": m, "seed": s, "emotion_uar": e, "attacker_max": a}
             for m, e, a in (("baseline", 0.75, 0.8), ("leace", 0.73, 0.54), ("mmd", 0.70, 0.5), ("inlp", 0.75, 0.56))
             for s in (0, 1)]
