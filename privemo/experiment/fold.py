@@ -20,7 +20,7 @@ from privemo.experiment.inputs import CorpusData, SearchSetup, holdout_rows, mod
 
 def hypermodel_for(condition: Condition, config: ExperimentConfig, meta: dict, seed: int, lexical_dim: int,
                    model_cache: dict | None = None, selection: str | None = None):
-    from privemo.search.tuning import EmotionPrivacyHyperModel
+    from privemo.search.hypermodel import EmotionPrivacyHyperModel
 
     return EmotionPrivacyHyperModel(
         config.grid_dict(),

@@ -1,7 +1,7 @@
 """Post-hoc attribute erasure inside a trial (the methods whose ``RemovalMethod.posthoc`` is true: "inlp", "leace",
 "ensemble_leace", "mmd_leace", "ensemble3_leace"): after training, the attribute is erased from h and the emotion head
 refitted, so that the trial's scores, checkpoint and every later use (selection, representation, attacks, saved model)
-see the erased network. ``privemo.search.tuning.EmotionPrivacyHyperModel.fit`` runs it right after training.
+see the erased network. ``privemo.search.hypermodel.EmotionPrivacyHyperModel.fit`` runs it right after training.
 
 1. h of every training row, read from the training dataset itself (the rows trained on; rows whose attribute sample
    weight is 0, e.g. unknown gender, are left out);

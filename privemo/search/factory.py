@@ -13,7 +13,8 @@ import keras_tuner
 from privemo._validation import check_int as check_count
 from privemo.nn.training import OBJECTIVE
 from privemo.search.packed_tuner import PackedGridSearch
-from privemo.search.tuning import ConcurrentGridSearch, EmotionPrivacyHyperModel, GridSearch
+from privemo.search.hypermodel import EmotionPrivacyHyperModel
+from privemo.search.tuning import ConcurrentGridSearch, GridSearch
 
 __all__ = ["make_tuner"]
 
