@@ -1,8 +1,8 @@
 """Known-answer benchmark of non-linear erasure (issue 24, item 2): on h where gender is planted *non-linearly*, does
 an eraser bring the strongest of four attacker families to chance while keeping emotion?
 
-Planted h (``planted``; ``d = 10 + noise_dims`` features, 32 by default, then a fixed random rotation ``planted_rotation``
-so that nothing is axis-aligned):
+Planted h (``planted``; ``d = 10 + noise_dims`` features, 32 by default, then a fixed random rotation
+``planted_rotation`` so that nothing is axis-aligned):
 
 - gender (two classes) and emotion (three classes): every (gender, emotion) pair equally often (to within n mod 6 rows),
   in random order, so that emotion is independent of gender in the sample as well as in the population;
@@ -109,8 +109,8 @@ def attack(h_train, g_train, h_test, g_test, seed: int = 0) -> dict[str, float]:
 
 
 def emotion_probes(h_train, e_train, h_test, e_test, seed: int = 0) -> dict[str, float]:
-    """Held-out emotion UAR of a logistic regression ("linear") and of an MLP ("mlp": the mean over ``EMOTION_MLP_SEEDS``
-    initialisations, since one MLP's UAR moves by about 0.02 with its seed alone)."""
+    """Held-out emotion UAR of a logistic regression ("linear") and of an MLP ("mlp": the mean over
+    ``EMOTION_MLP_SEEDS`` initialisations, since one MLP's UAR moves by about 0.02 with its seed alone)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import balanced_accuracy_score
     from sklearn.neural_network import MLPClassifier
@@ -119,8 +119,10 @@ def emotion_probes(h_train, e_train, h_test, e_test, seed: int = 0) -> dict[str,
 
     linear = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(h_train, e_train)
     mlps = [make_pipeline(StandardScaler(), MLPClassifier((64,), max_iter=500, early_stopping=True,
-                                                          random_state=seed * EMOTION_MLP_SEEDS + i)).fit(h_train, e_train)
+                                                          random_state=seed * EMOTION_MLP_SEEDS + i))
             for i in range(EMOTION_MLP_SEEDS)]
+    for mlp in mlps:
+        mlp.fit(h_train, e_train)
     return {"linear": float(balanced_accuracy_score(e_test, linear.predict(h_test))),
             "mlp": float(np.mean([balanced_accuracy_score(e_test, m.predict(h_test)) for m in mlps]))}
 
@@ -214,8 +216,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     rows = run(range(args.seeds), args.n_train, args.n_test, args.noise_dims, methods, args.entangled)
     summary = summarize(rows)
-    print(f"\nplanted non-linear gender{' (entangled with emotion)' if args.entangled else ''}, d = {rows[0]['d']}, {args.n_train} training / {args.n_test} held-out rows, "
-          f"{args.seeds} seeds (mean; ± std of max over seeds); chance: gender 0.5, emotion 0.333")
+    variant = " (entangled with emotion)" if args.entangled else ""
+    print(f"\nplanted non-linear gender{variant}, d = {rows[0]['d']}, {args.n_train} training / {args.n_test} held-out "
+          f"rows, {args.seeds} seeds (mean; ± std of max over seeds); chance: gender 0.5, emotion 0.333")
     print(format_table(summary))
     print(f"total {time.perf_counter() - start:.0f} s")
     if args.out:

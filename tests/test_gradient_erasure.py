@@ -57,7 +57,8 @@ def bench():
 
 @pytest.fixture(scope="module")
 def planted_run(bench):
-    """LEACE and the gradient eraser (defaults) fitted on 1,500 planted training rows, attacked on 2,000 held-out rows."""
+    """LEACE and the gradient eraser (defaults) fitted on 1,500 planted training rows, attacked on 2,000 held-out
+    rows."""
     with threadpool_limits(1):
         h, g, e = bench.planted(1500, seed=0)
         ht, gt, et = bench.planted(2000, seed=1)
@@ -122,10 +123,12 @@ def test_mlp_and_svm_gradients_match_finite_differences():
                          for j in range(5)], axis=-1)
 
     for activation in ("relu", "tanh"):
-        mlp = MLPClassifier((16, 8), activation=activation, solver="lbfgs", max_iter=500, random_state=0).fit(x, y2)
+        mlp = MLPClassifier((16, 8), activation=activation, solver="lbfgs", alpha=1.0, max_iter=500,
+                            random_state=0).fit(x, y2)
         logit = lambda p: np.log(mlp.predict_proba(p)[:, 1]) - np.log(mlp.predict_proba(p)[:, 0])  # noqa: E731
         np.testing.assert_allclose(mlp_logit_gradients(mlp, points)[:, 0], numeric(logit), rtol=1e-4, atol=1e-6)
-    mlp3 = MLPClassifier((16,), solver="lbfgs", max_iter=500, random_state=0).fit(x, y3)
+    mlp3 = MLPClassifier((16,), activation="tanh", solver="lbfgs", alpha=1.0, max_iter=500, random_state=0)
+    mlp3.fit(x, y3)
 
     def centred(p):
         logp = np.log(mlp3.predict_proba(p))

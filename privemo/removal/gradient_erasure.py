@@ -33,8 +33,9 @@ The method (privemo's combination of published pieces):
 4. the subspace the non-linear probes read: the expected gradient outer product ``G = E[grad f(x) grad f(x)^T]`` of
    each differentiable probe's logits f (the MLP's; the SVM's decision function for a binary attribute) over its fitting
    rows, each fit's G scaled to trace 1, averaged over the folds and summed over the probes that read the attribute. A
-   smooth function varies only along the eigenvectors of G with non-zero eigenvalues (the "active subspace": Constantine,
-   Dow and Wang, SIAM J. Sci. Comput. 2014; the EGOP estimator: Trivedi, Wang, Kpotufe and Shakhnarovich, UAI 2014). The
+   smooth function varies only along the eigenvectors of G with non-zero eigenvalues (the "active subspace":
+   Constantine, Dow and Wang, SIAM J. Sci. Comput. 2014; the EGOP estimator: Trivedi, Wang, Kpotufe and Shakhnarovich,
+   UAI 2014). The
    round removes the leading eigenvectors: those of eigenvalue at least ``threshold`` times the largest, cut at the
    largest eigengap (``_n_directions``), so a spectrum of a few signal directions above a noise floor loses just the
    signal directions; where the evidence is weak (the best of those probes beats the line by less than ``z * se``) it
@@ -54,8 +55,8 @@ those features (then a learned non-linear map or distribution matching must do i
 also erases chance correlation between the attribute and emotion in the fitted rows, hence ``leace="auto"``: on h with
 no linear attribute signal, ``True`` removed one direction that cost emotion 0.01-0.025 UAR on the planted benchmark.
 The stopping rule sees a finite sample: a probe reading less than ``tol + z * se`` above chance stops the rounds, and
-attackers fitted on more rows read more; privemo's privacy figures come from fresh attackers on held-out speakers, as for
-every method.
+attackers fitted on more rows read more; privemo's privacy figures come from fresh attackers on held-out speakers, as
+for every method.
 """
 
 from __future__ import annotations
@@ -409,7 +410,8 @@ def erasure_layer(eraser: GradientSubspaceEraser, name: str = "h"):
 def apply_gradient_erasure(model, eraser: GradientSubspaceEraser, *, layer: str = "h", freeze_encoder: bool = True,
                            name: str | None = None):
     """``privemo.removal.erasure.apply_erasure`` with ``erasure_layer(eraser)`` (fitted on
-    ``representation_model(model, layer)``'s output) as the layer "h"; default name ``{model.name}_gradient_erasure``."""
+    ``representation_model(model, layer)``'s output) as the layer "h"; default name
+    ``{model.name}_gradient_erasure``."""
     from privemo.removal.erasure import apply_erasure
 
     return apply_erasure(model, erasure_layer(eraser, name="h"), layer=layer, freeze_encoder=freeze_encoder,
