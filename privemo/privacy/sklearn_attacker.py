@@ -165,6 +165,12 @@ class SklearnAttacker(ClassifierMixin, BaseEstimator):
         Fitted on out-of-fold decision values (seeded stratified k-fold, k = min(5, smallest class count)) so that the
         probabilities, and the validation log-loss they give, are not those of the SVM's own training points; only when
         a class has a single training utterance are the in-sample decision values used. Predictions stay the SVM's.
+
+        Why not ``CalibratedClassifierCV(method="sigmoid", ensemble=False)``, scikit-learn's version of the same idea:
+        it calibrates one-vs-rest with Platt's smoothed targets and renormalises, so the speaker attacks' tens of
+        classes would get non-multinomial probabilities, and it refuses a class with fewer members than folds where this
+        falls back to in-sample values. These probabilities feed the validation log-loss that selects the attacker
+        family; keeping them keeps every committed selection (issue 26, item 4).
         """
         if self.kind != "svm":
             return None
