@@ -36,7 +36,7 @@ from privemo.removal.leace import LeaceEraser
 
 ROOT = Path(__file__).resolve().parents[1]
 #: fast settings for the small tests (the planted tests use the defaults)
-FAST = dict(probes=("logreg", "svm"), cv=2, max_iter=3)
+FAST = dict(probes=("logreg", "svm", "mlp"), hidden=(16,), cv=2, max_iter=3)
 
 
 @pytest.fixture(autouse=True)
@@ -259,6 +259,8 @@ def test_feature_names_dtype_and_input_errors():
                 dict(threshold=0.0), dict(hidden=())):
         with pytest.raises(ValueError):
             GradientSubspaceEraser(**{**FAST, **bad}).fit(h, y)
+    with pytest.raises(ValueError, match="more than two classes"):
+        GradientSubspaceEraser(**{**FAST, "probes": ("logreg", "svm")}).fit(h, np.arange(120) % 3)
     with pytest.raises(ValueError, match="two classes"):
         GradientSubspaceEraser(**FAST).fit(h, np.zeros(120, int))
     with pytest.raises(ValueError, match="categorical"):
