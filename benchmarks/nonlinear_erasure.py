@@ -144,6 +144,12 @@ def run(seeds: Sequence[int], n_train: int, n_test: int, noise_dims: int, method
     """One row per (seed, method); attackers and probes run on one thread (threadpoolctl), as the erasers' probes."""
     from threadpoolctl import threadpool_limits
 
+    # threadpoolctl limits the thread pools of the libraries loaded when it is entered: load them all first
+    import sklearn.ensemble  # noqa: F401
+    import sklearn.neural_network  # noqa: F401
+    import sklearn.svm  # noqa: F401
+    for method in methods:
+        make_eraser(method, 0)
     with threadpool_limits(1):
         return _run(seeds, n_train, n_test, noise_dims, methods, entangled, log)
 

@@ -265,3 +265,19 @@ def test_feature_names_dtype_and_input_errors():
         GradientSubspaceEraser(**FAST).fit(h, np.zeros(120, int))
     with pytest.raises(ValueError, match="categorical"):
         GradientSubspaceEraser(**FAST).fit(h, rng.normal(size=120))
+
+
+def test_the_benchmark_writes_its_tables(bench, tmp_path, capsys):
+    out = tmp_path / "nonlinear.csv"
+    assert bench.main(["--seeds", "1", "--n-train", "300", "--n-test", "300", "--methods", "none,leace",
+                       "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| leace |" in printed and "strongest attacker (max)" in printed
+    import csv
+
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["method"] for r in rows] == ["none", "leace"]
+    assert all(float(r["gender_max"]) == max(float(r[f"gender_{a}"]) for a in bench.ATTACKER_NAMES) for r in rows)
+    with open(tmp_path / "nonlinear_summary.csv", newline="") as f:
+        assert [r["method"] for r in csv.DictReader(f)] == ["none", "leace"]
