@@ -22,7 +22,7 @@ from privemo.search.grids import GRIDS
 ADVERSARY_CHOICES = {"none": None, "gender": "gender", "speaker": "speaker"}
 
 
-def build_parser() -> argparse.ArgumentParser:  # one add_argument per flag, in --help order: long, not complex
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m privemo.reproduce",
         description=(
@@ -32,12 +32,25 @@ def build_parser() -> argparse.ArgumentParser:  # one add_argument per flag, in 
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    _add_corpus_arguments(p)
+    _add_condition_arguments(p)
+    _add_protocol_arguments(p)
+    _add_run_arguments(p)
+    return p
+
+
+def _add_corpus_arguments(p: argparse.ArgumentParser) -> None:
+    """The corpus: which one, where it is, the synthesised corpora's size."""
     p.add_argument("--corpus", default="demo", choices=["demo", "demo-podcast", "iemocap", "msp-improv", "msp-podcast", "muse"],
                    help="which corpus to run")
     p.add_argument("--root", default=None, help="folder of your licensed copy of the corpus (not needed for demo and demo-podcast)")
     p.add_argument("--demo-size", type=int, default=None, metavar="N",
                    help="synthesised corpora only: utterances per speaker (demo: 10 speakers, default 64; demo-podcast: "
                         "48 speakers, default 40); small values make quick smoke runs")
+
+
+def _add_condition_arguments(p: argparse.ArgumentParser) -> None:
+    """The conditions: modality rows, tasks, adversaries, placements, the removal method."""
     p.add_argument("--modality", nargs="+", default=["acoustic", "lexical"],
                    choices=["acoustic", "lexical", "acoustic+lexical"],
                    help="modality rows to run; the default leaves out acoustic+lexical to finish within 20 minutes on "
@@ -53,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:  # one add_argument per flag, in 
                         + "; ".join(f"{m.name} = {m.help}" for m in METHODS.values())
                         + ". A method other than grl appends its name to the conditions' keys (e.g. "
                           "acoustic-activation-gender-fused-inlp) and is named in the tables")
+
+
+def _add_protocol_arguments(p: argparse.ArgumentParser) -> None:
+    """The protocol: grid, folds, training budget, repeats, the claims' margin, selection and normalisation."""
     p.add_argument("--grid", default="quick", choices=sorted(GRIDS),
                    help="'paper': the full grid the paper states (384 configurations with an adversary, 96 without); "
                         "'quick': the documented subset used for the demo")
@@ -78,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:  # one add_argument per flag, in 
                    help="acoustic z-normalisation: 'speaker' = per speaker over all of the speaker's audio (the "
                         "experiment's default; test speakers' own audio included); 'utterance' = each utterance on its "
                         "own, as privemo.encode normalises in deployment (train as you ship)")
+
+
+def _add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """The run: processes, seed, word vectors, output, resume, logs, packing, dry run, verbosity."""
     p.add_argument("--jobs", type=int, default=None,
                    help="worker processes for the fold loop (default: one per CPU core); results do not depend on it")
     p.add_argument("--seed", type=int, default=0, help="the one seed of the run (folds, initialisation, attackers)")
@@ -100,7 +121,6 @@ def build_parser() -> argparse.ArgumentParser:  # one add_argument per flag, in 
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--verbose", action="store_true",
                    help="also a line per epoch of every trial, and TensorFlow's own start-up log")
-    return p
 
 
 def config_from_args(args: argparse.Namespace):
