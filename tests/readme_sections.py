@@ -22,7 +22,7 @@ BLOCK = re.compile(r"<!-- rendered:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /rend
 
 METHOD_LABELS = {
     "baseline": "baseline (no adversary)",
-    "grl": "GRL, λ = 1 (the paper's method)",
+    "grl": "GRL (the paper's method)",
     "grl_dann": "GRL with the DANN λ ramp",
     "alt_reverse": "alternating updates, reversed cross-entropy",
     "alt_confusion": "alternating updates, confusion loss",
@@ -30,6 +30,7 @@ METHOD_LABELS = {
     "mmd": "class-conditional MMD, weight tuned",
     "inlp": "INLP on the baseline's h",
     "leace": "LEACE on the baseline's h",
+    "gradient_erasure": "gradient-subspace erasure on the baseline's h",
     "mmd_leace": "MMD, then LEACE",
     "ensemble3_inlp": "ensemble of 3, then INLP",
     "ensemble3_leace": "ensemble of 3, then LEACE",
@@ -140,35 +141,107 @@ def claims_table(folder: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+REMOVAL = RESULTS / "removal"  # benchmarks/regenerate_removal.py's results (issue 24)
+
+
+def _lambdas(value) -> str:
+    return value if isinstance(value, str) and value else "–"
+
+
 def leakage_table() -> str:
-    """The known-answer removal benchmark, both variants (results/leakage.csv, results/leakage_confound.csv)."""
-    plain = pd.read_csv(RESULTS / "leakage.csv").set_index("method")
-    confound = pd.read_csv(RESULTS / "leakage_confound.csv").set_index("method")
-    lines = ["| method | emotion UAR | head | strongest fresh attacker (max) | validation-selected attacker | "
-             "confound: emotion | confound: max | confound: selected |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    """The known-answer removal benchmark, both variants: results/removal/synthetic/leakage*.csv (one command each,
+    every strength tuned, with a manifest) where present, else the first committed runs (results/leakage*.csv)."""
+    new = (REMOVAL / "synthetic" / "leakage.csv").is_file()
+    folder = REMOVAL / "synthetic" if new else RESULTS
+    plain = pd.read_csv(folder / "leakage.csv").set_index("method")
+    confound = pd.read_csv(folder / "leakage_confound.csv").set_index("method")
+    if new:
+        manifests = [json.loads((folder / f"{name}_manifest.json").read_text(encoding="utf-8"))
+                     for name in ("leakage", "leakage_confound")]
+        caption = ("`results/removal/synthetic/leakage.csv` and `leakage_confound.csv`, each written whole by one "
+                   "command (" + "; ".join(f"`{m['command']}`, {_minutes(m['timings']['total_s'])}" for m in manifests)
+                   + f"); MMD scale {manifests[0]['config']['mmd_scale_used']:g} from the development seed "
+                   "(`results/removal/synthetic/mmd_scale_dev.csv`). λ: the strength each seed's validation kept "
+                   "(GRL λ, alternating / ensemble adversary weight, MMD weight = scale × λ); converged: seeds whose "
+                   "kept network's best epoch is ≥ 2 and before the last allowed one.")
+    else:
+        caption = ("`results/leakage.csv` and `leakage_confound.csv`, the first committed runs: λ tuned for MMD only "
+                   "(weight 0.3 λ), the GRLs at λ = 1 and the alternating / ensemble adversaries at weight 1, at most 20 "
+                   "epochs; their MMD rows came from a second command (`--methods baseline,mmd,mmd_leace --mmd-scale "
+                   "0.3`). `benchmarks/regenerate_removal.py` replaces them with one command per file and the same λ "
+                   "budget for every method.")
+    lines = [caption, "", "| method | emotion UAR | head | strongest fresh attacker (max) | validation-selected attacker | "
+             "λ (per seed) | converged | confound: emotion | confound: max | confound: selected | confound: λ |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for method, r in plain.iterrows():
         c = confound.loc[method] if method in confound.index else None
         lines.append(f"| {METHOD_LABELS.get(method, method)} | {_f(r['emotion_uar_mean'])} | {_f(r['head_uar_mean'])} | "
-                     f"{_f(r['attacker_max_mean'])} | {_f(r['attacker_selected_mean'])} | "
-                     + (f"{_f(c['emotion_uar_mean'])} | {_f(c['attacker_max_mean'])} | {_f(c['attacker_selected_mean'])} |"
-                        if c is not None else "– | – | – |"))
+                     f"{_f(r['attacker_max_mean'])} | {_f(r['attacker_selected_mean'])} | {_lambdas(r['lambdas'])} | "
+                     f"{_lambdas(r.get('converged'))} | "
+                     + (f"{_f(c['emotion_uar_mean'])} | {_f(c['attacker_max_mean'])} | {_f(c['attacker_selected_mean'])} | "
+                        f"{_lambdas(c['lambdas'])} |" if c is not None else "– | – | – | – |"))
     return "\n".join(lines) + "\n"
 
 
-def removal_table(folder: str) -> str:
-    """Removal methods on a corpus (removal_methods.csv), with the paired t-tests' p against the baseline."""
+def _interval(r, metric: str) -> str:
+    return f"{_f(r[f'{metric}_mean'])} [{_f(r[f'{metric}_ci_low'])}, {_f(r[f'{metric}_ci_high'])}]"
+
+
+def _yes(value) -> str:
+    return "–" if pd.isna(value) else ("yes" if str(value) == "True" else "no")
+
+
+def removal_table(corpus: str) -> str:
+    """Removal methods on a corpus: results/removal/<corpus>/ (removal_demo.py's own folder: speaker-level intervals,
+    equivalence, goals) where present, else the first comparison in the protocol run's folder (results/<corpus>/)."""
+    folder = REMOVAL / corpus
+    if not (folder / "removal_methods.csv").is_file():
+        return _legacy_removal_table(corpus)
+    frame = pd.read_csv(folder / "removal_methods.csv", keep_default_na=False, na_values=[""])
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    git = manifest.get("git") or {}
+    n_folds = len(manifest["config"]["folds"])
+    lines = [f"`results/removal/{corpus}/` (`{manifest['command']}`, {_minutes(manifest['timings']['total_s'])}, "
+             f"commit `{(git.get('commit') or '?')[:7]}`{', uncommitted changes' if git.get('dirty') else ''}): "
+             f"means over {n_folds} folds with speaker-level 95 % intervals (cluster bootstrap over the test speakers, "
+             f"{manifest['config']['resamples']} draws; the strongest attacker's is the maximum over the four families "
+             "on each draw). Goals: strongest attacker mean ≤ 0.55, its upper bound ≤ 0.60, emotion equivalent to the "
+             "baseline within ±0.03 (TOST over folds, p < 0.05).", "",
+             "| method | emotion UAR [95 % CI] | strongest fresh attacker [95 % CI] | mean ≤ 0.55 | upper ≤ 0.60 | "
+             "emotion − baseline [95 % CI], TOST p | within ±0.03 | goal | speaker EER | λ (per fold) | converged |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for _, r in frame.iterrows():
+        base = r["method"] == "baseline"
+        eq = "–" if base else (f"{r['emotion_equivalence_difference']:+.3f} [{r['emotion_equivalence_ci_low']:+.3f}, "
+                               f"{r['emotion_equivalence_ci_high']:+.3f}], p = {_f(r['emotion_equivalence_p_equivalence'])}"
+                               if pd.notna(r["emotion_equivalence_ci_low"]) else "n/a (< 2 folds)")
+        lines.append(f"| {METHOD_LABELS.get(r['method'], r['method'])} | {_interval(r, 'emotion_uar')} | "
+                     f"{_interval(r, 'attacker_max')} | {_yes(r['goal_attacker_mean'])} | "
+                     f"{_yes(r['goal_attacker_upper'])} | {eq} | {_yes(r['goal_emotion_equivalent'])} | "
+                     f"{'–' if base else '**' + _yes(r['goal']) + '**'} | {_f(r['eer_mean'])} | {_lambdas(r['lambdas'])} | "
+                     f"{_lambdas(r['converged'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def _legacy_removal_table(folder: str) -> str:
+    """The first comparison (results/<folder>/removal_methods.csv), with the paired t-tests' p against the baseline."""
     frame = pd.read_csv(RESULTS / folder / "removal_methods.csv")
 
     def mark(value, p):
         star = "" if pd.isna(p) else (" **" if p < 0.01 else (" *" if p < 0.05 else ""))
         return _f(value) + star
 
-    lines = ["| method | emotion UAR | strongest fresh attacker (max) | val-selected attacker | speaker EER |",
-             "| --- | --- | --- | --- | --- |"]
+    lines = [f"`results/{folder}/removal_methods.md|csv|png` (`python benchmarks/removal_demo.py --corpus {folder} "
+             "--folds 5` before issue 24): λ tuned for MMD only, the GRLs at λ = 1, the alternating / ensemble "
+             "adversaries at weight 1, at most 15 epochs; means over 5 folds, * p < 0.05, ** p < 0.01 (paired t-tests "
+             "against the baseline); record-schema-1 figures (utterance-level intervals, EER over validation + test "
+             "speakers).", "",
+             "| method | emotion UAR | strongest fresh attacker (max) | val-selected attacker | speaker EER | λ (per fold) |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for _, r in frame.iterrows():
         lines.append(f"| {METHOD_LABELS.get(r['method'], r['method'])} | {mark(r['emotion_uar_mean'], r['emotion_uar_p'])} | "
                      f"{mark(r['attacker_max_mean'], r['attacker_max_p'])} | {_f(r['attacker_selected_mean'])} | "
-                     f"{mark(r['eer_mean'], r['eer_p'])} |")
+                     f"{mark(r['eer_mean'], r['eer_p'])} | {_lambdas(r['lambdas'])} |")
     return "\n".join(lines) + "\n"
 
 

@@ -125,6 +125,146 @@ def test_demo_paired_tests_and_minimum_detectable_difference():
     assert math.isnan(demo.minimum_detectable_difference(0.1, 1))
 
 
+def _speaker_rows(demo, leakage, seed=0):
+    """Fold rows of three methods on 3 folds of 6 test speakers (3 per gender), with the per-speaker counts of
+    leakage.evaluate: "leace" hides gender (attackers at or below chance) at the baseline's emotion, "grl" does not."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for fold in range(3):
+        speakers = np.repeat(np.arange(6), 20)
+        gender = speakers % 2
+        emotion = rng.integers(0, 3, len(speakers))
+        corpus = leakage.LabelledData(features=[], emotion=emotion, gender=gender, speaker=speakers,
+                                      train=np.array([], int), val=np.array([], int), test=np.arange(len(speakers)))
+        base_emotion = np.where(rng.random(len(emotion)) < 0.7, emotion, (emotion + 1) % 3)
+        other_emotion = np.where(rng.random(len(emotion)) < 0.7, emotion, (emotion + 2) % 3)
+        for method, emotion_pred, p_gender in (("baseline", base_emotion, 0.95), ("leace", base_emotion, 0.4),
+                                               ("grl", other_emotion, 0.85)):
+            row = {"method": method, "fold": fold, "emotion_uar": leakage_uar(emotion, emotion_pred), "speakers": {
+                "emotion": leakage.per_speaker(emotion, emotion_pred, corpus, 3)}}
+            for attacker in ("logreg", "svm"):
+                pred = np.where(rng.random(len(gender)) < p_gender, gender, 1 - gender)
+                row[attacker] = leakage_uar(gender, pred)
+                row["speakers"][attacker] = leakage.per_speaker(gender, pred, corpus, 2)
+            row["attacker_max"] = max(row["logreg"], row["svm"])
+            row.update(eer=0.4, head_uar=math.nan, attacker_selected=row["logreg"])
+            rows.append(row)
+    return rows
+
+
+def leakage_uar(y, p):
+    from privemo.metrics import uar
+
+    return uar(y, p)
+
+
+def test_demo_speaker_intervals_equivalence_and_goals(leakage):
+    demo = _load("removal_demo_benchmark", ROOT / "benchmarks" / "removal_demo.py")
+    from privemo.experiment.claims import paired_verdict
+    from privemo.metrics import paired_speaker_difference
+
+    rows = _speaker_rows(demo, leakage)
+    summary = demo.judge(rows, ("logreg", "svm"), n_resamples=400, seed=0)
+    by = {s["method"]: s for s in summary}
+    for s in summary:
+        for metric in ("emotion_uar", "attacker_max"):
+            assert s[f"{metric}_ci_low"] <= s[f"{metric}_ci_high"]
+            assert s[f"{metric}_ci_low"] - 0.05 <= s[f"{metric}_mean"] <= s[f"{metric}_ci_high"] + 0.05
+    # the strongest attacker's draws are the maximum over the families on each draw: with every speaker drawn once,
+    # the point value
+    r = rows[0]
+    identity = np.arange(6)[None, :]
+    assert demo._attacker_max_draws(r["speakers"], ("logreg", "svm"), identity)[0] == pytest.approx(r["attacker_max"])
+    # paired emotion difference: privemo.metrics.paired_speaker_difference on the same draws, averaged over folds
+    base = [x for x in rows if x["method"] == "baseline"]
+    grl = [x for x in rows if x["method"] == "grl"]
+    draws = np.mean([paired_speaker_difference(b["speakers"]["emotion"], g["speakers"]["emotion"], n_resamples=400,
+                                               seed=g["fold"]) for b, g in zip(base, grl)], axis=0)
+    assert by["grl"]["emotion_uar_diff_speaker_ci_low"] == pytest.approx(float(np.quantile(draws, 0.025)))
+    assert by["grl"]["emotion_uar_diff_speaker_ci_high"] == pytest.approx(float(np.quantile(draws, 0.975)))
+    # equivalence: privemo.experiment.claims.paired_verdict over folds
+    verdict = paired_verdict([b["emotion_uar"] for b in base], [g["emotion_uar"] for g in grl], True, 0.03)
+    assert by["grl"]["emotion_equivalence_p_equivalence"] == pytest.approx(verdict["p_equivalence"])
+    assert by["grl"]["emotion_equivalence_verdict"] == verdict["verdict"]
+    assert by["leace"]["emotion_equivalence_p_equivalence"] == 0.0  # the same emotion: a zero-width interval
+    # goals: leace meets all three, grl fails the attacker goals, the baseline is not judged
+    assert by["leace"]["goal_attacker_mean"] and by["leace"]["goal_attacker_upper"] and by["leace"]["goal"]
+    assert by["leace"]["attacker_max_ci_high"] <= demo.GOAL_ATTACKER_UPPER
+    assert not by["grl"]["goal_attacker_mean"] and not by["grl"]["goal_attacker_upper"] and not by["grl"]["goal"]
+    assert by["baseline"]["goal"] is None
+    lines = demo.goals_table(summary)
+    assert len(lines) == 4 and lines[2].startswith("| grl |") and "**no**" in lines[2] and "**yes**" in lines[3]
+    # one fold: no equivalence test, the emotion goal is not met
+    one = demo.judge([x for x in rows if x["fold"] == 0], ("logreg", "svm"), n_resamples=100)
+    assert all(s["goal"] is None or s["goal_emotion_equivalent"] is False for s in one)
+    assert "n/a (< 2 folds)" in "\n".join(demo.goals_table(one))
+
+
+def test_demo_main_writes_its_own_folder_with_manifest(leakage, tmp_path, monkeypatch):
+    """removal_demo.main end to end on the leakage benchmark's quick corpus in place of the demo corpus (seconds)."""
+    demo = _load("removal_demo_benchmark", ROOT / "benchmarks" / "removal_demo.py")
+    config = leakage.BenchmarkConfig.quick()
+    corpus = leakage.make_corpus(config, 0)
+
+    class Fold:
+        train, validation, test = corpus.train, corpus.val, corpus.test
+
+    monkeypatch.setattr(demo, "load_demo_data", lambda task, seed, name: (
+        None, corpus.features, corpus.emotion, corpus.gender, corpus.speaker, [Fold] * 5))
+    monkeypatch.setattr(demo, "demo_config", lambda epochs, patience, quick=False: leakage.replace(
+        config, epochs=epochs, patience=patience))
+    monkeypatch.setattr(demo, "verification_metrics", lambda seed: lambda h, c: {"eer": 0.4, "eer_same_gender": 0.4})
+    out = tmp_path / "removal"
+    assert demo.main(["--corpus", "demo", "--folds", "2", "--epochs", "2", "--patience", "1", "--methods",
+                      "baseline,leace", "--resamples", "50", "--out-dir", str(out)]) == 0
+    for name in ("removal_methods.csv", "removal_methods_folds.csv", "removal_methods_speakers.json",
+                 "removal_methods.md", "removal_methods.png", "manifest.json"):
+        assert (out / name).is_file(), name
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["command"].startswith("python benchmarks/removal_demo.py --corpus demo --folds 2")
+    assert manifest["config"]["seed"] == 0 and manifest["versions"]["numpy"] and "commit" in manifest["git"]
+    assert set(manifest["timings"]["folds"]) == {"1", "2"} and manifest["timings"]["total_s"] > 0
+    summary = {r["method"]: r for r in csv.DictReader((out / "removal_methods.csv").open())}
+    leace = summary["leace"]
+    assert float(leace["attacker_max_ci_low"]) <= float(leace["attacker_max_ci_high"])
+    assert leace["goal"] in ("True", "False") and summary["baseline"]["goal"] == ""
+    assert leace["converged"] == "0/2"  # two epochs: the best epoch is the last allowed one
+    speakers = json.loads((out / "removal_methods_speakers.json").read_text())
+    assert {(r["method"], r["fold"]) for r in speakers["rows"]} == {(m, f) for m in ("baseline", "leace") for f in (0, 1)}
+    assert "## Goals" in (out / "removal_methods.md").read_text()
+    # the README renders the folder's figures
+    import readme_sections
+
+    monkeypatch.setattr(readme_sections, "REMOVAL", tmp_path)
+    (tmp_path / "demo").mkdir(exist_ok=True)
+    for name in ("removal_methods.csv", "manifest.json"):
+        (tmp_path / "demo" / name).write_bytes((out / name).read_bytes())
+    text = readme_sections.removal_table("demo")
+    assert "`results/removal/demo/`" in text and "| LEACE on the baseline's h | " in text
+    with pytest.raises(SystemExit):  # never into the protocol run's folder
+        demo.main(["--corpus", "demo", "--out-dir", str(ROOT / "results" / "demo")])
+
+
+def test_mmd_scale_dev_chooses_on_validation_and_regeneration_is_one_command(tmp_path, capsys):
+    dev = _load("mmd_scale_dev_benchmark", ROOT / "benchmarks" / "mmd_scale_dev.py")
+    rows = [{"mmd_scale": 0.1, "val_objective": 0.5}, {"mmd_scale": 0.3, "val_objective": 0.6},
+            {"mmd_scale": 1.0, "val_objective": 0.6}]
+    assert dev.choose(rows) == 0.3  # best validation objective, the smaller scale on ties
+    out = tmp_path / "dev.csv"
+    assert dev.main(["--quick", "--scales", "0.3,1", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"MMD scale: {dev.chosen_scale(out):g}"
+    table = list(csv.DictReader(out.open()))
+    assert [float(r["mmd_scale"]) for r in table] == [0.3, 1.0] and sum(r["chosen"] == "True" for r in table) == 1
+    assert json.loads(out.with_name("dev_manifest.json").read_text())["seed"] == [dev.DEV_SEED]
+    with pytest.raises(SystemExit):
+        dev.main(["--dev-seed", "1"])  # a reported seed
+    regen = _load("regenerate_removal_benchmark", ROOT / "benchmarks" / "regenerate_removal.py")
+    assert regen.main(["--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "benchmarks/removal_demo.py --corpus demo-podcast --folds 5 --mmd-scale S" in printed
+    assert printed.count("--mmd-scale S") == 3 and "tests/readme_sections.py" in printed
+
+
 def test_gpu_check_reports_device_cudnn_and_determinism(tmp_path):
     check = _load("gpu_check_benchmark", ROOT / "benchmarks" / "gpu_check.py")
     assert check.main(["--out", str(tmp_path), "--skip-runs"]) == 0

@@ -1,0 +1,98 @@
+"""Regenerate every committed removal-method result (issue 24, items 3 and 4) with one command.
+
+Steps, each a separate process writing its files whole (no rows spliced from another command), in this order:
+
+1. ``benchmarks/mmd_scale_dev.py`` on the development seed 100 (no reported run uses it): the MMD scale S, chosen on
+   validation speakers only -> ``results/removal/synthetic/mmd_scale_dev.csv``;
+2. ``benchmarks/leakage.py --mmd-scale S`` (3 seeds) -> ``results/removal/synthetic/leakage.csv``, ``_runs.csv``,
+   ``_manifest.json``;
+3. the same with ``--confound`` -> ``results/removal/synthetic/leakage_confound*.csv``, ``_manifest.json``;
+4. ``benchmarks/removal_demo.py --corpus demo-podcast --folds 5 --mmd-scale S`` -> ``results/removal/demo-podcast/``
+   (removal_methods.csv / _folds.csv / _speakers.json / .md / .png, manifest.json);
+5. ``python tests/readme_sections.py``: the README's rendered sections from the new files.
+
+Every step uses the same budget for every method: the paper's four lambdas tuned on the validation speakers for the GRL,
+grl_dann, the alternating and ensemble adversaries and MMD, 40 epochs with patience 6 (the main protocol's quick grid).
+A failed step stops the command (later steps would mix old and new files); ``--from-step N`` resumes at step N (steps
+2-4 then read S from step 1's CSV). ``--dry-run`` prints the commands. Its own log: per step the command and wall time,
+also in ``results/removal/regenerate.json``.
+
+Expected wall time on 2 CPU cores shared with other work (extrapolated from smoke runs, see the README's removal
+section): step 1 about 20 min, steps 2 and 3 about 60 min each, step 4 about 2 h; about 4-4.5 h in all.
+
+    nice -n 15 python benchmarks/regenerate_removal.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+ROOT = Path(__file__).resolve().parents[1]
+SYNTHETIC = ROOT / "results" / "removal" / "synthetic"
+DEV_CSV = SYNTHETIC / "mmd_scale_dev.csv"
+
+
+def steps(scale: str) -> list[tuple[str, list[str]]]:
+    """(name, argv) of every step, S = ``scale`` (a placeholder in a dry run)."""
+    py = sys.executable
+    return [
+        ("mmd scale on the development seed", [py, "benchmarks/mmd_scale_dev.py", "--out", str(DEV_CSV)]),
+        ("known-answer benchmark", [py, "benchmarks/leakage.py", "--mmd-scale", scale,
+                                    "--out", str(SYNTHETIC / "leakage.csv")]),
+        ("known-answer benchmark, confounded", [py, "benchmarks/leakage.py", "--confound", "--mmd-scale", scale,
+                                                "--out", str(SYNTHETIC / "leakage_confound.csv")]),
+        ("demo-podcast comparison", [py, "benchmarks/removal_demo.py", "--corpus", "demo-podcast", "--folds", "5",
+                                     "--mmd-scale", scale]),
+        ("README sections", [py, "tests/readme_sections.py"]),
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--from-step", type=int, default=1, help="resume at this step (1-5)")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands only")
+    args = parser.parse_args(argv)
+    if not 1 <= args.from_step <= 5:
+        parser.error(f"--from-step must be between 1 and 5, got {args.from_step}")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from mmd_scale_dev import chosen_scale
+
+    log = []
+    scale = "S"
+    for number, (name, command) in enumerate(steps(scale), start=1):
+        if number < args.from_step:
+            continue
+        if number >= 2 and not args.dry_run:
+            scale = f"{chosen_scale(DEV_CSV):g}"
+            command = [scale if part == "S" else part for part in command]
+        print(f"[{number}/5] {name}: {' '.join(command[1:])}", flush=True)
+        if args.dry_run:
+            continue
+        started = time.perf_counter()
+        done = subprocess.run(command, cwd=ROOT)
+        seconds = time.perf_counter() - started
+        log.append({"step": number, "name": name, "command": " ".join(["python", *command[1:]]),
+                    "seconds": round(seconds, 1), "returncode": done.returncode})
+        print(f"[{number}/5] {name}: {seconds / 60:.1f} min, exit {done.returncode}", flush=True)
+        if done.returncode != 0:
+            print(f"step {number} failed: stopped (resume with --from-step {number})", file=sys.stderr)
+            break
+    if log:
+        from privemo._io import atomic_write_text
+
+        path = ROOT / "results" / "removal" / "regenerate.json"
+        record = {"finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                  "mmd_scale": None if scale == "S" else float(scale), "steps": log}
+        atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+    return 0 if all(s["returncode"] == 0 for s in log) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
