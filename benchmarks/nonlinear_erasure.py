@@ -27,6 +27,14 @@ erasers are fitted on the training rows only; ``fit_s`` is the eraser's fitting 
 
     python benchmarks/nonlinear_erasure.py --out results/nonlinear_erasure.csv      # 3 seeds, 1500 / 2000 rows
     python benchmarks/nonlinear_erasure.py --entangled --out results/nonlinear_erasure_entangled.csv
+
+Measured (3 seeds, mean; 2 CPU cores shared with a long experiment; ``results/nonlinear_erasure*.csv``): with 1,500
+training rows the strongest attacker reads gender at 0.887 on h, 0.888 after LEACE (logistic regression 0.500, the MLP
+0.888, the SVM 0.853, the trees 0.744) and 0.506 +- 0.008 after gradient_erasure (every family 0.49-0.50), which
+removed 6 directions in every seed (the planted 6) with emotion unchanged (linear probe 0.721 -> 0.721, MLP
+0.688 -> 0.701), in 7-19 s. With 600 / 3,000 training rows: 0.522 / 0.500, rank 6.3 / 6.0, emotion drop (linear) 0.002
+/ -0.001. ``--entangled``: gender goes (0.857 -> 0.507) and emotion with it (linear 0.735 -> 0.409): the projection
+removed emotion's own directions, which carry gender there.
 """
 
 from __future__ import annotations
