@@ -40,14 +40,17 @@ DEV_CSV = SYNTHETIC / "mmd_scale_dev.csv"
 
 
 def steps(scale: str) -> list[tuple[str, list[str]]]:
-    """(name, argv) of every step, S = ``scale`` (a placeholder in a dry run)."""
+    """(name, argv) of every step, S = ``scale`` (a placeholder in a dry run); paths relative to the repository root,
+    where the steps run, so the manifests name them so."""
     py = sys.executable
+    synthetic = SYNTHETIC.relative_to(ROOT).as_posix()
     return [
-        ("mmd scale on the development seed", [py, "benchmarks/mmd_scale_dev.py", "--out", str(DEV_CSV)]),
+        ("mmd scale on the development seed", [py, "benchmarks/mmd_scale_dev.py", "--out",
+                                               DEV_CSV.relative_to(ROOT).as_posix()]),
         ("known-answer benchmark", [py, "benchmarks/leakage.py", "--mmd-scale", scale,
-                                    "--out", str(SYNTHETIC / "leakage.csv")]),
+                                    "--out", f"{synthetic}/leakage.csv"]),
         ("known-answer benchmark, confounded", [py, "benchmarks/leakage.py", "--confound", "--mmd-scale", scale,
-                                                "--out", str(SYNTHETIC / "leakage_confound.csv")]),
+                                                "--out", f"{synthetic}/leakage_confound.csv"]),
         ("demo-podcast comparison", [py, "benchmarks/removal_demo.py", "--corpus", "demo-podcast", "--folds", "5",
                                      "--mmd-scale", scale]),
         ("README sections", [py, "tests/readme_sections.py"]),
@@ -88,8 +91,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from privemo._io import atomic_write_text
 
         path = ROOT / "results" / "removal" / "regenerate.json"
+        earlier = []
+        if args.from_step > 1 and path.is_file():  # a resumed command keeps the steps it did not run again
+            earlier = [s for s in json.loads(path.read_text())["steps"] if s["step"] < args.from_step]
         record = {"finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                  "mmd_scale": None if scale == "S" else float(scale), "steps": log}
+                  "mmd_scale": None if scale == "S" else float(scale), "steps": earlier + log}
         atomic_write_text(path, json.dumps(record, indent=2) + "\n")
     return 0 if all(s["returncode"] == 0 for s in log) else 1
 
