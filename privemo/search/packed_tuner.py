@@ -20,7 +20,9 @@ from keras_tuner.src.engine import tuner_utils
 
 from privemo._io import atomic_write_json
 from privemo._validation import check_int, invalid
+from privemo.nn.training import save_checkpoint
 from privemo.search.tuning import (
+    stop_on_write_errors,
     trial_scores,
     ConcurrentGridSearch,
     ConcurrentGridSearchOracle,
@@ -179,7 +181,8 @@ class PackedGridSearch(ConcurrentGridSearch):
         marks every member of the pack as keras-tuner marks one trial (FAILED or INVALID, with the traceback)."""
         objective = self.oracle.objective
         try:
-            results = self.run_trials(trials, *fit_args, **fit_kwargs)
+            with stop_on_write_errors(self.project_dir):  # a full disk stops the search (TrialWriteError), as one trial
+                results = self.run_trials(trials, *fit_args, **fit_kwargs)
             for trial, result in zip(trials, results):
                 tuner_utils.validate_trial_results(result, objective, "HyperModel.fit()")
                 self.oracle.update_trial(trial.trial_id, tuner_utils.convert_to_metrics_dict(result, objective),
@@ -219,6 +222,6 @@ class PackedGridSearch(ConcurrentGridSearch):
             model = self._try_build(trial.hyperparameters)  # the trial's own network (the cached one, when cached)
             model.set_weights(packed.members[i].get_weights())
             tuner_io.save_json(self._get_build_config_fname(trial.trial_id), model.get_build_config())
-            model.save_weights(self._get_checkpoint_fname(trial.trial_id))
+            save_checkpoint(model, self._get_checkpoint_fname(trial.trial_id))  # atomic: never a truncated checkpoint
             results.append([scores])
         return results

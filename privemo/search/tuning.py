@@ -12,6 +12,7 @@ oracle (``privemo.search.oracle``) and the tuners (here); this module also re-ex
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from math import prod
@@ -26,8 +27,8 @@ from keras_tuner.src.engine import tuner as tuner_module
 from keras_tuner.src.engine import tuner_utils
 
 from privemo.search import _tuner_io  # noqa: F401  (keras-tuner state files written atomically; damaged ones named)
-from privemo._io import atomic_write_json, read_json
-from privemo.nn.training import OBJECTIVE
+from privemo._io import WriteError, atomic_write_json, read_json, write_error
+from privemo.nn.training import OBJECTIVE, save_checkpoint
 from privemo.search.hypermodel import (  # noqa: F401  (re-exported: the HyperModel's names)
     ARCHITECTURE_KEYS,
     GRID_KEYS,
@@ -64,6 +65,29 @@ def search_space_size(tuner: keras_tuner.Tuner) -> int:
     return prod(len(hp.values) for hp in space)
 
 
+class TrialWriteError(WriteError, keras_tuner.errors.FatalError):
+    """A ``WriteError`` met inside a trial (a full disk, a quota, a read-only folder): also a keras-tuner ``FatalError``,
+    so keras-tuner stops the search with it instead of recording the trial as INVALID and going on. The trial stays
+    running in the oracle's state, so ``--resume`` trains it again once there is space."""
+
+
+@contextlib.contextmanager
+def stop_on_write_errors(path):
+    """Inside the block (a trial), a ``WriteError``, or an ``OSError`` of the disk or folder (``privemo._io.write_error``;
+    named by its own file name, else ``path``), is raised as a ``TrialWriteError``: one line naming the file."""
+    try:
+        yield
+    except (WriteError, OSError) as exc:
+        if isinstance(exc, keras_tuner.errors.FatalError):
+            raise
+        error = write_error(getattr(exc, "path", None) or getattr(exc, "filename", None) or path, exc)
+        if error is None:
+            raise
+        fatal = TrialWriteError(str(error))
+        fatal.path, fatal.errno = error.path, error.errno
+        raise fatal from exc
+
+
 class GridSearch(keras_tuner.GridSearch):
     """keras-tuner's GridSearch, minus its unconditional TensorBoard import, its session reset before every build and its
     checkpoint at every improving epoch (one per trial instead).
@@ -88,6 +112,12 @@ class GridSearch(keras_tuner.GridSearch):
         if self.max_model_size and size > self.max_model_size:
             raise keras_tuner.errors.FailedTrialError(f"Oversized model: {size} parameters. Skip model.")
         return model
+
+    def _run_and_update_trial(self, trial, *fit_args, **fit_kwargs):
+        # keras-tuner's _try_run_and_update_trial records any other exception as an INVALID trial and goes on: a full
+        # disk would leave trials silently missing from the search.
+        with stop_on_write_errors(self.get_trial_dir(trial.trial_id)):
+            return super()._run_and_update_trial(trial, *fit_args, **fit_kwargs)
 
     def load_model(self, trial):
         # The trial's checkpoint holds every weight (the GRL's lambda included), so a cached network of the same
@@ -148,7 +178,7 @@ class GridSearch(keras_tuner.GridSearch):
         atomic_write_json(history_path(self, trial.trial_id), history)
         tuner_io.save_json(self._get_build_config_fname(trial.trial_id), model.get_build_config())
         tuner_utils.validate_trial_results(results, self.oracle.objective, "HyperModel.fit()")
-        model.save_weights(self._get_checkpoint_fname(trial.trial_id))
+        save_checkpoint(model, self._get_checkpoint_fname(trial.trial_id))  # atomic: never a truncated checkpoint
         return [results]
 
     def _configure_tensorboard_dir(self, callbacks, trial, execution=0):
