@@ -72,12 +72,13 @@ def test_unknown_name_is_one_line_listing_the_choices():
 
 def test_the_derived_lists_are_the_traits():
     assert POST_HOC == {name: (m.network, m.eraser) for name, m in METHODS.items() if m.posthoc}
-    assert set(POST_HOC) == {"inlp", "leace", "ensemble_leace", "mmd_leace", "ensemble3_leace"}
+    assert set(POST_HOC) == {"inlp", "leace", "ensemble_leace", "mmd_leace", "ensemble3_leace", "gradient_erasure"}
     assert LAMBDA_REMOVALS == ("grl", "grl_dann", "mmd", "mmd_leace")
-    assert CACHED_REMOVALS == ("grl", "grl_dann", "inlp", "leace") and PACKABLE_REMOVALS == ("grl",)
+    assert CACHED_REMOVALS == ("grl", "grl_dann", "inlp", "leace", "gradient_erasure")
+    assert PACKABLE_REMOVALS == ("grl",)
     assert {m.strength for m in METHODS.values()} == {"grl_lambda", "mmd_weight", None}
     assert all(m.fused_only == m.posthoc and m.needs_adversary == (not m.paper) for m in METHODS.values())
-    assert [name for name, m in METHODS.items() if not m.trains_adversary] == ["inlp", "leace"]
+    assert [name for name, m in METHODS.items() if not m.trains_adversary] == ["inlp", "leace", "gradient_erasure"]
     with pytest.raises(ValueError, match="`eraser`"):
         RemovalMethod("x", "a method", "baseline", eraser="pca")
     from privemo.removal.networks import NETWORKS

@@ -154,10 +154,10 @@ def test_hypermodel_declares_lambda_only_for_methods_that_use_it():
     sizes = {removal: EmotionPrivacyHyperModel(QUICK_GRID, adversary="gender", removal=removal).size
              for removal in REMOVALS}
     assert sizes == {"grl": 4, "grl_dann": 4, "alternating": 1, "ensemble": 1, "inlp": 1, "leace": 1,
-                     "ensemble_leace": 1, "mmd": 4, "mmd_leace": 4, "ensemble3_leace": 1}
+                     "ensemble_leace": 1, "mmd": 4, "mmd_leace": 4, "ensemble3_leace": 1, "gradient_erasure": 1}
     with pytest.raises(ValueError, match="needs an `adversary`"):
         EmotionPrivacyHyperModel(QUICK_GRID, removal="ensemble")
-    for removal in ("inlp", "leace", "ensemble_leace", "mmd_leace", "ensemble3_leace"):
+    for removal in ("inlp", "leace", "ensemble_leace", "mmd_leace", "ensemble3_leace", "gradient_erasure"):
         with pytest.raises(ValueError, match="grl_placement='fused'"):
             EmotionPrivacyHyperModel(QUICK_GRID, adversary="gender", removal=removal, grl_placement="per_modality",
                                      modalities=("acoustic", "lexical"))
@@ -374,6 +374,26 @@ def test_leace_run_erases_gender_from_the_trained_baselines_h(leace_world):
     _assert_gender_erased(h, before, labels)
     # The network LEACE erases is the baseline architecture trained as the baseline is (same seed for both attributes).
     assert gender["seed"] == speaker["seed"] and gender["epochs_run"] == speaker["epochs_run"]
+
+
+def test_gradient_erasure_run_erases_gender_from_the_trained_baselines_h(demo):
+    """--removal gradient_erasure: the baseline network trained, its h erased post hoc by GradientSubspaceEraser (an
+    affine map saved as the "h" layer), the emotion head refitted; no linear probe finds gender on the training rows."""
+    from privemo.experiment import run_cross_validation
+    from privemo.removal import AffineErasure
+
+    config = tiny_config(demo.base / "gradient", removal="gradient_erasure", adversaries=("gender",))
+    (record,) = run_cross_validation(config, table=demo.table).records
+    assert record["condition"] == "acoustic-activation-gender-fused-gradient_erasure"
+    assert record["removal"] == "gradient_erasure" and len(record["trials"]) == 1 and record["grl_lambda"] is None
+    assert record["val"]["gradient_converged"] == 1.0 and record["val"]["gradient_rounds"] >= 1.0
+    assert 0.0 <= record["attacks"]["gender"]["strongest_test_uar"] <= 1.0
+    model, h, before, labels = _saved_model_on_training_rows(config, demo.table, record)
+    assert isinstance(model.get_layer("h"), AffineErasure) and list(model.output) == ["emotion"]
+    if record["val"]["gradient_rank_removed"] == 0:  # 30 training rows: no probe beat chance by its stopping rule
+        np.testing.assert_allclose(h, before, atol=1e-5)
+    else:
+        _assert_gender_erased(h, before, labels)
 
 
 @pytest.mark.slow

@@ -40,6 +40,10 @@ after training (post hoc), the name of its strength (tuned over the grid's ``grl
 - ``"ensemble3_leace"`` (also ``"ensemble_leace"``, its first name): ``"ensemble"``'s network and training, then LEACE
   post hoc on its h (the network keeps its adversary heads, which now read the erased h; ``apply_erasure`` copies them).
 - ``"mmd_leace"``: ``"mmd"``'s network and training (lambda tuned), then LEACE post hoc on its h.
+- ``"gradient_erasure"``: post hoc, like "leace", with ``privemo.removal.gradient_erasure.GradientSubspaceEraser``: LEACE
+  where a linear probe reads the attribute, then the subspaces that cross-fitted non-linear probes (an MLP, an RBF SVM)
+  read it through, removed round by round until no probe, gradient-boosted trees included, beats chance (non-linear
+  attackers; an affine map, saved as an ``AffineErasure`` layer).
 
 ``POST_HOC`` maps each post-hoc method to (the network it trains: "baseline" or another method, its eraser);
 ``LAMBDA_REMOVALS`` lists the methods whose strength is ``grl_lambda`` (tuned over the paper's lambda grid). The post-hoc
@@ -120,6 +124,8 @@ _EXPORTS: dict[str, str] = {
     "build_mmd": "privemo.removal.mmd",
     "conditional_mmd": "privemo.removal.mmd",
     "kernel_matrix": "privemo.removal.mmd",
+    "GradientSubspaceEraser": "privemo.removal.gradient_erasure",
+    "apply_gradient_erasure": "privemo.removal.gradient_erasure",
     "NETWORKS": "privemo.removal.networks",
     "Builder": "privemo.removal.networks",
     "build_removal_model": "privemo.removal.networks",
@@ -156,9 +162,11 @@ __all__ = [
     "PACKABLE_REMOVALS",
     "removal_method",
     "build_network",
+    "GradientSubspaceEraser",
+    "apply_gradient_erasure",
 ]
 
 _SUBMODULES = ("methods", "networks", "posthoc", "grl", "adversarial", "mmd", "inlp", "leace", "erasure", "losses",
-               "saving")
+               "saving", "gradient_erasure")
 
 __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS, _SUBMODULES)

@@ -24,7 +24,7 @@ __all__ = ["RemovalMethod", "METHODS", "REMOVALS", "DEFAULT_REMOVAL", "POST_HOC"
            "CACHED_REMOVALS", "PACKABLE_REMOVALS", "removal_method"]
 
 #: the erasers a post-hoc method can fit on h after training
-ERASER_NAMES = ("inlp", "leace")
+ERASER_NAMES = ("inlp", "leace", "gradient")
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,10 @@ METHODS: dict[str, RemovalMethod] = {m.name: m for m in (
                   "mmd", eraser="leace", strength="mmd_weight"),
     RemovalMethod("ensemble3_leace", "the same as ensemble_leace (3 adversary heads, then LEACE)",
                   "ensemble", eraser="leace"),
+    RemovalMethod("gradient_erasure", "post hoc: non-linear erasure (privemo.removal.GradientSubspaceEraser): LEACE "
+                  "where a linear probe reads the attribute, then the gradient subspaces of cross-fitted MLP and "
+                  "RBF-SVM probes, until no probe (gradient-boosted trees included) beats chance, on the trained "
+                  "baseline network's h, " + _POST_HOC_HELP, "baseline", eraser="gradient", cacheable=True),
 )}
 #: the method names, in the command line's order
 REMOVALS: tuple[str, ...] = tuple(METHODS)

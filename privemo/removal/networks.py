@@ -48,6 +48,7 @@ NETWORKS: dict[str, Builder] = {
 IDENTITY_ERASERS: dict[str, Callable[[int], keras.layers.Layer]] = {
     "inlp": lambda dim: NullspaceProjection(np.eye(dim, dtype=np.float32), name="h"),
     "leace": lambda dim: AffineErasure.identity(dim, name="h"),
+    "gradient": lambda dim: AffineErasure.identity(dim, name="h"),  # its fit is an affine map, as LEACE's
 }
 
 

@@ -161,6 +161,21 @@ def leace_eraser(h, labels, h_val, val_labels, seed: int) -> tuple[np.ndarray, n
     return kernel, bias, {"leace_rank_removed": float(eraser.rank_)}
 
 
+def gradient_eraser(h, labels, h_val, val_labels, seed: int) -> tuple[np.ndarray, np.ndarray, dict]:
+    """``GradientSubspaceEraser`` (non-linear probes, cross-fitted on the training rows; its stopping rule needs no
+    validation data) as (kernel, bias, scores). Without speaker groups, its probes may also read the attribute through
+    speaker identity, so it may remove more directions than a speaker-grouped fit would."""
+    from threadpoolctl import threadpool_limits
+
+    from privemo.removal.gradient_erasure import GradientSubspaceEraser
+
+    with threadpool_limits(1):  # the trees' OpenMP threads slow it 10-20x on shared cores
+        eraser = GradientSubspaceEraser(random_state=seed).fit(h, labels)
+    kernel, bias = leace_affine(eraser)
+    return kernel, bias, {"gradient_rank_removed": float(eraser.rank_), "gradient_rounds": float(eraser.n_iter_),
+                          "gradient_converged": float(eraser.converged_)}
+
+
 #: the eraser of each post-hoc method (``RemovalMethod.eraser``): (h, labels, h_val, val_labels,
 #: seed) -> (kernel, bias, scores) of the affine map ``h @ kernel + bias``
-ERASERS = {"inlp": inlp_eraser, "leace": leace_eraser}
+ERASERS = {"inlp": inlp_eraser, "leace": leace_eraser, "gradient": gradient_eraser}
