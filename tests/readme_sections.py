@@ -13,6 +13,7 @@ import re
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -318,6 +319,62 @@ def markdown_table(folder: str, name: str) -> str:
     return (RESULTS / folder / f"{name}.md").read_text(encoding="utf-8").rstrip("\n") + "\n"
 
 
+def deployed_table(name: str = "deployed_vs_trained.csv") -> str:
+    """The encoder as trained against as deployed (benchmarks/deployed_vs_trained.py): per condition and metric the
+    means over folds and the paired difference deployed - trained with its 95 % t interval over folds."""
+    from scipy import stats
+
+    frame = pd.read_csv(RESULTS / name)
+    lines = ["| network | metric | as trained (per-speaker) | as deployed (per-utterance) | deployed − trained "
+             "[95 % CI over folds] | run's record | folds |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for (condition, metric), rows in frame.groupby(["condition", "metric"], sort=False):
+        rows = rows.dropna(subset=["trained", "deployed"])
+        if rows.empty:
+            continue
+        diff = (rows.deployed - rows.trained).to_numpy(float)
+        half = stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / math.sqrt(len(diff)) if len(diff) > 1 else math.nan
+        lines.append(f"| {condition} | {metric} | {rows.trained.mean():.3f} | {rows.deployed.mean():.3f} | "
+                     f"{diff.mean():+.3f} [{diff.mean() - half:+.3f}, {diff.mean() + half:+.3f}] | "
+                     f"{_f(rows.record.mean()) if rows.record.notna().any() else '–'} | {len(rows)} |")
+    return "\n".join(lines) + "\n"
+
+
+def normalisation_table(per_speaker: str = "demo-podcast", per_utterance: str = "demo-podcast-utterance") -> str:
+    """Train as you ship: the same conditions and folds trained with per-speaker and with per-utterance normalisation
+    (each run's folds.json): means over folds and the paired difference per-utterance - per-speaker, 95 % t interval."""
+    from scipy import stats
+
+    def figures(folder):
+        out = {}
+        for r in _records(folder):
+            if r["modality"] != "acoustic":
+                continue
+            key = (r["task"], r["adversary"] or "none")
+            verification = r.get("attacks", {}).get("speaker_verification", {})
+            out.setdefault(key, {})[r["fold"]] = {
+                "emotion UAR": r["test"]["emotion_uar"],
+                "gender attacker UAR": r["attacks"]["gender"]["strongest_test_uar"],
+                "speaker EER": verification.get("eer")}
+        return out
+
+    a, b = figures(per_speaker), figures(per_utterance)
+    lines = ["| task | condition | metric | per-speaker | per-utterance | per-utterance − per-speaker [95 % CI] | folds |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for key in sorted(set(a) & set(b)):
+        folds = sorted(set(a[key]) & set(b[key]))
+        for metric in ("emotion UAR", "gender attacker UAR", "speaker EER"):
+            pairs = [(a[key][k][metric], b[key][k][metric]) for k in folds
+                     if a[key][k][metric] is not None and b[key][k][metric] is not None]
+            if not pairs:
+                continue
+            x, y = np.array(pairs, float).T
+            d = y - x
+            half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d)) if len(d) > 1 else math.nan
+            lines.append(f"| {key[0]} | {key[1]} | {metric} | {x.mean():.3f} | {y.mean():.3f} | {d.mean():+.3f} "
+                         f"[{d.mean() - half:+.3f}, {d.mean() + half:+.3f}] | {len(d)} |")
+    return "\n".join(lines) + "\n"
+
+
 RENDERERS = {
     "podcast-budget": lambda: budget_table("training_budget.csv", "training_budget_capacity.csv"),
     "cost-check": cost_check_table,
@@ -333,6 +390,8 @@ RENDERERS = {
     "podcast-table1a": lambda: markdown_table("demo-podcast", "table1a"),
     "podcast-table1b": lambda: markdown_table("demo-podcast", "table1b"),
     "demo-power": lambda: power_table("demo"),
+    "deployed": deployed_table,
+    "train-as-ship": normalisation_table,
     "leakage": leakage_table,
     "podcast-removal": lambda: removal_table("demo-podcast"),
     "learnability": learnability_table,
