@@ -390,8 +390,6 @@ RENDERERS = {
     "podcast-table1a": lambda: markdown_table("demo-podcast", "table1a"),
     "podcast-table1b": lambda: markdown_table("demo-podcast", "table1b"),
     "demo-power": lambda: power_table("demo"),
-    "deployed": deployed_table,
-    "train-as-ship": normalisation_table,
     "leakage": leakage_table,
     "podcast-removal": lambda: removal_table("demo-podcast"),
     "learnability": learnability_table,
