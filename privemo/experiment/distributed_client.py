@@ -10,12 +10,12 @@ import time
 
 import grpc
 import keras_tuner
-from keras_tuner.src import protos
-from keras_tuner.src.engine import trial as trial_module
+from keras_tuner.engine import trial as trial_module
 
 from privemo._validation import UserError
 from privemo.experiment.distributed_plan import (BACKOFF_FIRST_S, BACKOFF_MAX_S, CALL_TIMEOUT_S, CHIEF_TIMEOUT_S,
                                                  RETRIED_CODES, _one_line)
+from privemo.search._keras_tuner import protos
 
 
 class ChiefUnreachable(UserError, keras_tuner.errors.FatalError):
@@ -129,7 +129,7 @@ class _ChiefCalls:
             return response
 
     def get_space(self):
-        from keras_tuner.src.engine import hyperparameters as hp_module
+        from keras_tuner.engine import hyperparameters as hp_module
 
         response = self._call("GetSpace", protos.get_service().GetSpaceRequest())
         return hp_module.HyperParameters.from_proto(response.hyperparameters)
@@ -174,7 +174,7 @@ class _ChiefCalls:
 
 
 def _oracle_client_class():
-    from keras_tuner.src.distribute.oracle_client import OracleClient
+    from privemo.search._keras_tuner import OracleClient
 
     class ChiefClient(_ChiefCalls, OracleClient):
         """keras-tuner's ``OracleClient`` (a worker's view of the chief's oracle) with a deadline on every call

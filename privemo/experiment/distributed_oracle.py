@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 import keras_tuner
-from keras_tuner.src.engine import trial as trial_module
+from keras_tuner.engine import trial as trial_module
 
 from privemo.nn.training import OBJECTIVE
 from privemo.search.tuning import ConcurrentGridSearchOracle
@@ -106,7 +106,7 @@ def _release_if_held(oracle) -> None:
     """keras-tuner's ``synchronized`` releases an oracle's lock only when the call returns: after an exception (a full
     disk in ``oracle.save()``, an unknown trial id) the raising thread keeps it, and every later call of the oracle, from
     any thread, waits for ever (the chief would hang instead of stopping). Release it if this thread holds it."""
-    from keras_tuner.src.engine import oracle as oracle_module
+    from privemo.search._keras_tuner import oracle_module
 
     if oracle_module.THREADS[oracle] == threading.current_thread().name:
         oracle_module.THREADS[oracle] = None

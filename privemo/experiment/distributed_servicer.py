@@ -9,12 +9,12 @@ from __future__ import annotations
 import functools
 import time
 
-from keras_tuner.src import protos
-from keras_tuner.src.engine import trial as trial_module
+from keras_tuner.engine import trial as trial_module
 
 from privemo._validation import UserError
 from privemo.experiment.distributed_oracle import _ENDED, _adopt, _release_if_held, _take_back, _unqueue
 from privemo.experiment.distributed_plan import TRIAL_TIMEOUT_S, _one_line
+from privemo.search._keras_tuner import protos
 
 
 def _guarded(method):
@@ -130,7 +130,7 @@ class _LeaseCalls:
 
 
 def _servicer_class():
-    from keras_tuner.src.distribute.oracle_chief import OracleServicer
+    from privemo.search._keras_tuner import OracleServicer
 
     class Servicer(_LeaseCalls, OracleServicer):
         """keras-tuner's servicer, recording which tuner ran which trial and which tuners were told to stop, with trial

@@ -10,7 +10,7 @@ import os
 import sys
 import time
 
-from keras_tuner.src.engine import trial as trial_module
+from keras_tuner.engine import trial as trial_module
 
 from privemo._validation import UserError
 from privemo.experiment.distributed_client import Backoff, ChiefFailed, _unreachable, attach_chief_client
@@ -25,7 +25,7 @@ def _probe(host: str, port: int, tuner_id: str, timeout: float):
     same trial back to the same tuner id), or None when nothing answers on the port (at once) or the oracle does not
     answer within ``timeout``. The caller waits with ``Backoff`` before asking again."""
     import grpc
-    from keras_tuner.src import protos
+    from privemo.search._keras_tuner import protos
 
     channel = grpc.insecure_channel(f"{host}:{port}")
     try:

@@ -2,18 +2,26 @@
 
 ``ConcurrentGridSearchOracle`` walks keras-tuner's grid in ``GridSearchOracle``'s order and hands out the first untried
 combination, so interrupted projects resume and several workers share one grid; ``privemo.search.packed_tuner`` extends
-it to hand out packs of one network shape.
+it to hand out packs of one network shape. ``GridSearchOracle`` is keras-tuner's, writing its state atomically
+(``privemo.search._tuner_io.AtomicStateOracle``); every oracle privemo builds is one of these.
 """
 
 from __future__ import annotations
 
 import keras_tuner
-from keras_tuner.src.engine import trial as trial_module
+from keras_tuner.engine import trial as trial_module
 
-__all__ = ["ConcurrentGridSearchOracle"]
+from privemo.search._tuner_io import AtomicStateOracle
+
+__all__ = ["GridSearchOracle", "ConcurrentGridSearchOracle"]
 
 
-class ConcurrentGridSearchOracle(keras_tuner.oracles.GridSearchOracle):
+class GridSearchOracle(AtomicStateOracle, keras_tuner.oracles.GridSearchOracle):
+    """keras-tuner's ``GridSearchOracle`` whose ``oracle.json`` and ``trial_*/trial.json`` are written atomically, and
+    a damaged one named on reload (``privemo.search._tuner_io``)."""
+
+
+class ConcurrentGridSearchOracle(GridSearchOracle):
     """A GridSearch oracle that hands out the first untried combination at once (keras-tuner 1.4.8's GridSearchOracle walks the grid from its last trial, so a project interrupted between trials reloads as finished, and one interrupted inside a trial fails on reload; this oracle always hands out the first untried combination).
 
     The order is GridSearchOracle's (defaults first, then its own successor function), so a single process gets the same

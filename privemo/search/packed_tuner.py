@@ -12,15 +12,13 @@ from typing import Sequence
 
 import keras
 import keras_tuner
-from keras_tuner.src import config as tuner_config
-from keras_tuner.src import utils as tuner_io
-from keras_tuner.src.distribute import utils as dist_utils
-from keras_tuner.src.engine import trial as trial_module
-from keras_tuner.src.engine import tuner_utils
+from keras_tuner.engine import trial as trial_module
 
 from privemo._io import atomic_write_json
 from privemo._validation import check_int, invalid
 from privemo.nn.training import save_checkpoint
+from privemo.search._keras_tuner import dist_utils, tuner_utils
+from privemo.search._keras_tuner import kt_config as tuner_config
 from privemo.search.tuning import (
     stop_on_write_errors,
     trial_scores,
@@ -221,7 +219,7 @@ class PackedGridSearch(ConcurrentGridSearch):
             atomic_write_json(history_path(self, trial.trial_id), history)
             model = self._try_build(trial.hyperparameters)  # the trial's own network (the cached one, when cached)
             model.set_weights(packed.members[i].get_weights())
-            tuner_io.save_json(self._get_build_config_fname(trial.trial_id), model.get_build_config())
+            self.save_build_config(trial.trial_id, model)
             save_checkpoint(model, self._get_checkpoint_fname(trial.trial_id))  # atomic: never a truncated checkpoint
             results.append([scores])
         return results

@@ -21,12 +21,10 @@ from typing import Mapping
 
 import keras
 import keras_tuner
-from keras_tuner.src.engine import trial as trial_module
-from keras_tuner.src import utils as tuner_io
-from keras_tuner.src.engine import tuner as tuner_module
-from keras_tuner.src.engine import tuner_utils
+from keras_tuner.engine import trial as trial_module
 
-from privemo.search import _tuner_io  # noqa: F401  (keras-tuner state files written atomically; damaged ones named)
+from privemo.search._keras_tuner import tuner_module, tuner_utils
+from privemo.search._tuner_io import AtomicStateTuner
 from privemo._io import WriteError, atomic_write_json, read_json, write_error
 from privemo.nn.training import OBJECTIVE, save_checkpoint
 from privemo.search.hypermodel import (  # noqa: F401  (re-exported: the HyperModel's names)
@@ -36,10 +34,10 @@ from privemo.search.hypermodel import (  # noqa: F401  (re-exported: the HyperMo
     objective,
     trial_scores,
 )
-from privemo.search.oracle import ConcurrentGridSearchOracle
+from privemo.search.oracle import ConcurrentGridSearchOracle, GridSearchOracle
 
 __all__ = ["objective", "EmotionPrivacyHyperModel", "search_space_size", "GridSearch", "EpochProgress",
-           "ConcurrentGridSearch", "ConcurrentGridSearchOracle"]
+           "ConcurrentGridSearch", "ConcurrentGridSearchOracle", "GridSearchOracle"]
 
 #: searches with more trials than this report every finished trial (``GridSearch.trial_report``)
 TRIAL_REPORT_MIN = 8
@@ -88,14 +86,27 @@ def stop_on_write_errors(path):
         raise fatal from exc
 
 
-class GridSearch(keras_tuner.GridSearch):
+class GridSearch(AtomicStateTuner, keras_tuner.GridSearch):
     """keras-tuner's GridSearch, minus its unconditional TensorBoard import, its session reset before every build and its
-    checkpoint at every improving epoch (one per trial instead).
+    checkpoint at every improving epoch (one per trial instead), with its state files written atomically and a damaged
+    one named on reload (``privemo.search._tuner_io``: its oracle is ``privemo.search.oracle.GridSearchOracle``).
 
     keras-tuner 1.4.8 imports ``tensorboard`` in every trial on the TensorFlow backend, although it only uses it to patch a
     ``TensorBoard`` callback; TensorFlow 2.16+ no longer installs tensorboard. This subclass only does that patching when
     such a callback is present, so tensorboard stays optional.
     """
+
+    def __init__(self, hypermodel=None, objective=None, max_trials=None, seed=None, hyperparameters=None,
+                 tune_new_entries=True, allow_new_entries=True, max_retries_per_trial=0,
+                 max_consecutive_failed_trials=3, **kwargs):
+        # keras_tuner.GridSearch.__init__ with privemo's GridSearchOracle
+        self.seed = seed
+        oracle = GridSearchOracle(
+            objective=objective, max_trials=max_trials, seed=seed, hyperparameters=hyperparameters,
+            tune_new_entries=tune_new_entries, allow_new_entries=allow_new_entries,
+            max_retries_per_trial=max_retries_per_trial, max_consecutive_failed_trials=max_consecutive_failed_trials,
+        )
+        keras_tuner.Tuner.__init__(self, oracle, hypermodel, **kwargs)
 
     def _try_build(self, hp):
         # keras-tuner calls keras.backend.clear_session() and gc.collect() before every build (trial and load_model).
@@ -176,7 +187,7 @@ class GridSearch(keras_tuner.GridSearch):
         model = self._try_build(hp)
         results, history = self.hypermodel.fit_with_history(hp, model, *args, callbacks=callbacks, **kwargs)
         atomic_write_json(history_path(self, trial.trial_id), history)
-        tuner_io.save_json(self._get_build_config_fname(trial.trial_id), model.get_build_config())
+        self.save_build_config(trial.trial_id, model)
         tuner_utils.validate_trial_results(results, self.oracle.objective, "HyperModel.fit()")
         save_checkpoint(model, self._get_checkpoint_fname(trial.trial_id))  # atomic: never a truncated checkpoint
         return [results]
