@@ -154,7 +154,7 @@ def config_from_args(args: argparse.Namespace):
         verbose=0 if args.quiet else (2 if args.verbose else 1),
         removal=removal,
         tensorboard=str(tensorboard) if tensorboard else None,
-        pack=getattr(args, "pack", 1),
+        pack=args.pack,
     )
 
 
@@ -184,7 +184,7 @@ def _check_args(args: argparse.Namespace) -> tuple[str, str | None, Path]:
             _detect_format(Path(args.embeddings))
         except (ValueError, OSError) as exc:
             raise UserError(f"--embeddings: {exc}") from None
-    removal = getattr(args, "removal", DEFAULT_REMOVAL)
+    removal = args.removal
     try:
         method = removal_method(removal)
     except ValueError as exc:
@@ -194,14 +194,14 @@ def _check_args(args: argparse.Namespace) -> tuple[str, str | None, Path]:
     if method.fused_only and "per_modality" in args.placement:
         raise UserError(f"--removal {removal} erases the attribute from the fused representation h post hoc: it has no "
                         "per-modality placement (use --placement fused)")
-    tensorboard = getattr(args, "tensorboard", None)
+    tensorboard = args.tensorboard
     if tensorboard:
         import importlib.util
 
         if importlib.util.find_spec("tensorboard") is None:
             raise UserError('--tensorboard needs the optional tensorboard package: pip install "privemo[tensorboard]"')
     out = Path(args.out or Path("results") / args.corpus)
-    if not getattr(args, "dry_run", False):  # a dry run writes nothing
+    if not args.dry_run:  # a dry run writes nothing
         _check_writable(out)
     if tensorboard:
         _check_writable(Path(tensorboard), "--tensorboard")
