@@ -68,12 +68,12 @@ import warnings
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.multiclass import type_of_target
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import validate_data
 
 from privemo._validation import check_float, check_int, invalid
+from privemo.removal.leace import AffineEraser
 
 __all__ = ["GradientSubspaceEraser", "PROBES", "LEACE_MODES", "chance_uar_se", "erasure_layer",
            "apply_gradient_erasure", "mlp_logit_gradients", "svc_decision_gradients"]
@@ -187,7 +187,7 @@ def _n_directions(values: np.ndarray, active: int, threshold: float, cap: int) -
     return max(candidates, key=lambda k: values[k - 1] / max(values[k], floor))
 
 
-class GradientSubspaceEraser(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+class GradientSubspaceEraser(AffineEraser):
     """Erase a categorical attribute (e.g. gender) from representations against linear and non-linear probes: rounds
     of cross-fitted probing (``probes``), each removing LEACE's directions (when logistic regression reads the
     attribute) or the leading eigenvectors of the MLP / RBF-SVM probes' expected gradient outer product, until no probe
@@ -391,18 +391,6 @@ class GradientSubspaceEraser(OneToOneFeatureMixin, TransformerMixin, BaseEstimat
         self.matrix_ = unwhiten @ basis @ basis.T @ whiten
         return self
 
-    def transform(self, X: Any) -> np.ndarray:
-        """The erased representations (same shape and floating dtype as ``X``; other dtypes become float64)."""
-        check_is_fitted(self, "matrix_")
-        dtype = np.asarray(X).dtype if np.issubdtype(np.asarray(X).dtype, np.floating) else np.float64
-        x = validate_data(self, X, dtype=np.float64, reset=False)
-        return (x - (x - self.mean_) @ self.matrix_.T).astype(dtype, copy=False)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True  # the attribute to erase
-        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-        return tags
 
 
 def erasure_layer(eraser: GradientSubspaceEraser, name: str = "h"):

@@ -40,7 +40,25 @@ from privemo._validation import check_float, invalid
 __all__ = ["LeaceEraser"]
 
 
-class LeaceEraser(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+class AffineEraser(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+    """What every fitted affine eraser shares: ``transform`` applies h -> h - (h - mean_) matrix_^T (``mean_`` and
+    ``matrix_`` set by the subclass's ``fit``), and its scikit-learn tags (a required target: the attribute)."""
+
+    def transform(self, X: Any) -> np.ndarray:
+        """The erased representations (same shape and floating dtype as ``X``; other dtypes become float64)."""
+        check_is_fitted(self, "matrix_")
+        dtype = np.asarray(X).dtype if np.issubdtype(np.asarray(X).dtype, np.floating) else np.float64
+        x = validate_data(self, X, dtype=np.float64, reset=False)
+        return (x - (x - self.mean_) @ self.matrix_.T).astype(dtype, copy=False)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True  # the attribute to erase
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+
+class LeaceEraser(AffineEraser):
     """Least-squares concept erasure of a categorical attribute (e.g. gender) from representations.
 
     Args:
@@ -97,15 +115,3 @@ class LeaceEraser(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.matrix_ = unwhiten @ (u @ u.T) @ whiten
         return self
 
-    def transform(self, X: Any) -> np.ndarray:
-        """The erased representations (same shape and floating dtype as ``X``; other dtypes become float64)."""
-        check_is_fitted(self, "matrix_")
-        dtype = np.asarray(X).dtype if np.issubdtype(np.asarray(X).dtype, np.floating) else np.float64
-        x = validate_data(self, X, dtype=np.float64, reset=False)
-        return (x - (x - self.mean_) @ self.matrix_.T).astype(dtype, copy=False)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True  # the attribute to erase
-        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-        return tags
