@@ -325,11 +325,8 @@ class GradientSubspaceEraser(AffineEraser):
         u, sv, _ = np.linalg.svd(cross, full_matrices=False)
         return u[:, : min(int(np.sum(sv > 1e-5)), n_classes - 1)]
 
-    def fit(self, X: Any, y: Any, groups: Any = None) -> "GradientSubspaceEraser":
-        """Fit on representations ``X`` (n, d) and attribute labels ``y`` (n,) with at least two classes; ``groups``
-        (n,), optional, keeps whole groups (speakers) in one cross-fitting fold."""
-        s = self._settings()
-        h, z = validate_data(self, X, y, dtype=np.float64, y_numeric=False)
+    def _encode_classes(self, z: np.ndarray, s: dict) -> tuple[np.ndarray, int]:
+        """Checks the attribute ``z`` and sets ``classes_``; returns its class codes and the number of classes."""
         kind = type_of_target(z, input_name="y")
         if kind not in ("binary", "multiclass"):
             raise invalid("y", "class labels of a categorical attribute (ints or strings)",
@@ -342,6 +339,14 @@ class GradientSubspaceEraser(AffineEraser):
         if n_classes > 2 and "mlp" not in s["probes"]:
             raise invalid("probes", "probes holding 'mlp' for an attribute of more than two classes (the SVM's "
                                     "gradients are used for a binary attribute only)", self.probes)
+        return codes, n_classes
+
+    def fit(self, X: Any, y: Any, groups: Any = None) -> "GradientSubspaceEraser":
+        """Fit on representations ``X`` (n, d) and attribute labels ``y`` (n,) with at least two classes; ``groups``
+        (n,), optional, keeps whole groups (speakers) in one cross-fitting fold."""
+        s = self._settings()
+        h, z = validate_data(self, X, y, dtype=np.float64, y_numeric=False)
+        codes, n_classes = self._encode_classes(z, s)
         folds = _folds(codes, groups, s["cv"], s["seed"])
         d = h.shape[1]
         self.mean_ = h.mean(axis=0)
@@ -390,7 +395,6 @@ class GradientSubspaceEraser(AffineEraser):
         self.rank_ = int(basis.shape[1])
         self.matrix_ = unwhiten @ basis @ basis.T @ whiten
         return self
-
 
 
 def erasure_layer(eraser: GradientSubspaceEraser, name: str = "h"):
