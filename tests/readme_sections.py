@@ -72,7 +72,17 @@ def run_summary(folder: str) -> str:
             f"**{_minutes(manifest['timings']['total_s'])}** wall time (`manifest.json` `total_s` "
             f"{manifest['timings']['total_s']:.0f}); {converged} of {len(records)} selected networks converged (best "
             f"epoch ≥ 2 and before the last allowed one); {degenerate} of {trainings} trials degenerate, {kept} "
-            f"selected; record schema {'/'.join(map(str, schema))}; {provenance}.\n")
+            f"selected; record schema {'/'.join(map(str, schema))}; {provenance}.{_dry_run(folder)}\n")
+
+
+def _dry_run(folder: str) -> str:
+    """The cost model's estimate for the run (its ``--dry-run`` output, ``dry_run.txt``), when the folder keeps it."""
+    path = RESULTS / folder / "dry_run.txt"
+    if not path.is_file():
+        return ""
+    found = re.search(r"estimated wall time on this machine: ([\d.]+ min) with (\d+) worker", path.read_text("utf-8"))
+    return (f" Its `--dry-run` (`dry_run.txt`) estimated {found[1]} with {found[2]} workers on idle cores; the run "
+            "shared its cores with other work." if found else "")
 
 
 def timing_summary(folder: str) -> str:
@@ -390,6 +400,9 @@ RENDERERS = {
     "podcast-table1a": lambda: markdown_table("demo-podcast", "table1a"),
     "podcast-table1b": lambda: markdown_table("demo-podcast", "table1b"),
     "demo-power": lambda: power_table("demo"),
+    "deployed": deployed_table,
+    "train-as-ship": normalisation_table,
+    "utterance-run": lambda: run_summary("demo-podcast-utterance"),
     "leakage": leakage_table,
     "podcast-removal": lambda: removal_table("demo-podcast"),
     "learnability": learnability_table,
