@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from privemo._lazy import lazy_exports
 
-_SUBMODULES = ("attackers", "attribute", "grids", "inputs", "membership", "mlp_attacker", "sklearn_attacker",
+_SUBMODULES = ("attackers", "attribute", "checks", "grids", "membership", "mlp_attacker", "sklearn_attacker",
                "verification")
 
 # public name -> submodule that defines it

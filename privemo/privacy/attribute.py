@@ -64,7 +64,7 @@ from privemo.privacy.attackers import (
     DEFAULT_ATTACKERS,
     train_attacker,
 )
-from privemo.privacy.inputs import check_labels, check_train_val, encode_labels, fit_classes
+from privemo.privacy.checks import check_labels, check_train_val, encode_labels, fit_classes
 from privemo.privacy.grids import ATTACKER_GRID
 
 __all__ = ["AttackReport", "attack_representation", "speaker_attack", "split_by_speaker", "bootstrap_uar_ci",

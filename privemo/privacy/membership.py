@@ -47,7 +47,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from privemo._validation import invalid
-from privemo.privacy.inputs import check_labels
+from privemo.privacy.checks import check_labels
 
 __all__ = ["MIReport", "membership_attack", "membership_inference", "holdout_split", "MI_CLASSIFIER_C", "MI_LOW_FPR",
            "HOLDOUT_SHARE"]

@@ -19,7 +19,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from privemo._validation import check_float, check_int, check_matrix, invalid
 from privemo.metrics import uar
-from privemo.privacy.inputs import check_fit_inputs, check_labels, check_train_val
+from privemo.privacy.checks import check_fit_inputs, check_labels, check_train_val
 from privemo.privacy.sklearn_attacker import check_class_target
 from privemo.privacy.grids import ATTACKER_GRID
 

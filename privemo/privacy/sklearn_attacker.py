@@ -26,7 +26,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from privemo._validation import check_choice, check_int, check_matrix, invalid
 from privemo.metrics import uar
-from privemo.privacy.inputs import check_fit_inputs, check_labels
+from privemo.privacy.checks import check_fit_inputs, check_labels
 
 __all__ = ["SklearnAttacker", "check_class_target", "train_logreg_attacker", "train_svm_attacker", "train_hgb_attacker",
            "LOGREG_CS", "SVM_CS", "SVM_GAMMA_SCALES", "SVM_MAX_TRAIN", "HGB_PARAMS"]
@@ -56,7 +56,7 @@ def _positive_numbers(name: str, values: Any) -> tuple[float, ...]:
 def check_class_target(name: str, y: Any) -> None:
     """Refuse a target that is not class labels: None, or continuous values (``type_of_target``), which an attacker
     would otherwise take as one class per distinct value. Other label problems are left to
-    `privemo.privacy.inputs.check_labels`, which names them."""
+    `privemo.privacy.checks.check_labels`, which names them."""
     expected = "class labels (a binary or multiclass target such as genders or speaker ids)"
     if y is None:
         raise invalid(name, f"{expected}; an attacker requires y to be passed, but the target y is None", None)

@@ -35,7 +35,7 @@ from sklearn.metrics import roc_curve
 from sklearn.preprocessing import StandardScaler
 
 from privemo._validation import check_int, check_matrix, invalid
-from privemo.privacy.inputs import check_labels
+from privemo.privacy.checks import check_labels
 
 __all__ = ["speaker_verification_attack", "equal_error_rate", "verification_support", "MAX_TRIALS"]
 
