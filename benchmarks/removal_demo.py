@@ -563,6 +563,106 @@ def speakers_json(rows: list[dict]) -> dict:
                                      for r in rows]}
 
 
+PARTIAL = ".partial"  # the finished folds of a run in progress, in --out-dir
+
+
+class PartialFolds:
+    """The folds a run has finished, each written whole as soon as it is done (``<out_dir>/.partial/fold<N>.pkl``,
+    with a key of the run's settings), so an interrupted comparison resumes (``--resume``) without training them again;
+    a fold of other settings is refused, naming its file. Cleared when the run has written its results."""
+
+    def __init__(self, out_dir: Path, settings: dict, *, resume: bool) -> None:
+        import hashlib
+        import json
+
+        self.folder = out_dir / PARTIAL
+        self.key = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+        if not resume:
+            self.clear()
+
+    def load(self) -> dict[int, tuple[list[dict], dict]]:
+        import pickle
+
+        done = {}
+        for path in sorted(self.folder.glob("fold*.pkl")) if self.folder.is_dir() else ():
+            with open(path, "rb") as fh:
+                saved = pickle.load(fh)
+            if saved.get("key") != self.key:
+                raise SystemExit(f"{path}: a fold of a run with other settings (methods, seed, budget, corpus or "
+                                 "folds); expected one of this command's. Run without --resume to start afresh.")
+            done[int(saved["fold"])] = (saved["rows"], saved["timing"])
+        return done
+
+    def save(self, fold: int, rows: list[dict], timing: dict) -> None:
+        import pickle
+
+        from privemo._io import atomic_write_bytes
+
+        atomic_write_bytes(self.folder / f"fold{fold + 1}.pkl",
+                           pickle.dumps({"key": self.key, "fold": fold, "rows": rows, "timing": timing}))
+
+    def clear(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def run_fold(f: int, fold, arrays, config: BenchmarkConfig, methods: Sequence[str], seed: int
+             ) -> tuple[int, list[dict], dict]:
+    """Every method on fold ``f`` (``fold``: its train / validation / test rows): (f, its rows, its timings)."""
+    import keras
+
+    acoustic, emotion, gender, speakers = arrays
+    fold_started = time.perf_counter()
+    data = LabelledData(features=acoustic, emotion=emotion, gender=gender, speaker=speakers,
+                        train=fold.train, val=fold.validation, test=fold.test)
+    rows = []
+    for row in run_methods(data, config, seed, methods, balance=True, extra_metrics=verification_metrics(seed),
+                           label=f"fold {f + 1} ", log=lambda s: print(s, flush=True)):
+        row["fold"] = f
+        rows.append(row)
+    timing = {"total_s": round(time.perf_counter() - fold_started, 1), **{r["method"]: r["seconds"] for r in rows}}
+    keras.backend.clear_session()
+    return f, rows, timing
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _start_worker(threads: int, task: str, seed: int, corpus: str) -> None:
+    """A fold worker's set-up: TensorFlow with ``threads`` threads and op determinism, the corpus loaded once."""
+    from privemo.nn.device import start_tensorflow
+
+    start_tensorflow(threads, deterministic=True)
+    _, acoustic, emotion, gender, speakers, folds = load_demo_data(task, seed, corpus, log=lambda *a, **k: None)
+    _WORKER.update(arrays=(acoustic, emotion, gender, speakers), folds=folds)
+
+
+def _worker_fold(f: int, config: BenchmarkConfig, methods: Sequence[str], seed: int):
+    return run_fold(f, _WORKER["folds"][f], _WORKER["arrays"], config, methods, seed)
+
+
+def run_folds(todo: Sequence[int], args, config: BenchmarkConfig, methods: Sequence[str], folds, arrays, *,
+              jobs: int = 1):
+    """Yields (f, rows, timings) of every fold of ``todo`` as it finishes: in this process (``jobs`` = 1) or in
+    ``jobs`` spawned processes sharing the cores (each fold's numbers do not depend on which process ran it)."""
+    if jobs == 1 or len(todo) <= 1:
+        for f in todo:
+            yield run_fold(f, folds[f], arrays, config, methods, args.seed)
+        return
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from privemo._processes import available_cpus, mp_context
+
+    jobs = min(jobs, len(todo))
+    threads = max(1, available_cpus() // jobs)
+    with ProcessPoolExecutor(jobs, mp_context=mp_context("spawn"), initializer=_start_worker,
+                             initargs=(threads, args.task, args.seed, args.corpus)) as pool:
+        futures = [pool.submit(_worker_fold, f, config, methods, args.seed) for f in todo]
+        for future in as_completed(futures):
+            yield future.result()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", default="demo", choices=CORPORA)
@@ -586,6 +686,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="speaker bootstrap draws of the intervals (default privemo.metrics.SPEAKER_BOOTSTRAP_RESAMPLES)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out-dir", default=None, help="output folder (default results/removal/<corpus>)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="folds trained at once, each in a process of its own with cores / jobs TensorFlow "
+                             "threads (default 1: in this process)")
+    parser.add_argument("--resume", action="store_true",
+                        help=f"keep the folds an interrupted run of the same settings finished (its {PARTIAL} "
+                             "folder in --out-dir; without --resume that folder is cleared first)")
     args = parser.parse_args(argv)
     if not 1 <= args.folds <= N_FOLDS:
         parser.error(f"--folds must be between 1 and {N_FOLDS}, got {args.folds}")
@@ -599,6 +705,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--tune: expected comma-separated names from {list(LAMBDA_METHODS)} or 'none', got {args.tune!r}")
     if args.mmd_scale is not None and not (args.mmd_scale >= 0 and math.isfinite(args.mmd_scale)):
         parser.error(f"--mmd-scale must be a non-negative number, got {args.mmd_scale}")
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
     if args.epochs < 1 or args.patience < 0:
         parser.error(f"--epochs must be at least 1 and --patience at least 0, got {args.epochs} and {args.patience}")
     out_dir = Path(args.out_dir) if args.out_dir else ROOT / "results" / "removal" / args.corpus
@@ -619,21 +727,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = replace(demo_config(args.epochs, args.patience, quick=args.quick), tuned=tuned, mmd_scale=args.mmd_scale)
     table, acoustic, emotion, gender, speakers, folds = load_demo_data(args.task, args.seed, args.corpus)
     timings: dict[str, Any] = {"load_s": round(time.perf_counter() - started, 1), "folds": {}}
-    rows = []
     fold_ids = list(range(args.folds))
-    extra = verification_metrics(args.seed)
-    for f in fold_ids:
-        fold_started = time.perf_counter()
-        fold = folds[f]
-        data = LabelledData(features=acoustic, emotion=emotion, gender=gender, speaker=speakers,
-                            train=fold.train, val=fold.validation, test=fold.test)
-        for row in run_methods(data, config, args.seed, methods, balance=True, extra_metrics=extra,
-                               label=f"fold {f + 1} ", log=lambda s: print(s, flush=True)):
-            row["fold"] = f
-            rows.append(row)
-        timings["folds"][str(f + 1)] = {"total_s": round(time.perf_counter() - fold_started, 1),
-                                        **{r["method"]: r["seconds"] for r in rows if r["fold"] == f}}
-        keras.backend.clear_session()
+    settings = {"seed": args.seed, "corpus": args.corpus, "task": args.task, "folds": [f + 1 for f in fold_ids],
+                "methods": methods, "resamples": resamples, "benchmark": asdict(config)}
+    partial = PartialFolds(out_dir, settings, resume=args.resume)
+    done = partial.load()
+    todo = [f for f in fold_ids if f not in done]
+    if done:
+        print(f"resumed: fold{'s' if len(done) > 1 else ''} {', '.join(str(f + 1) for f in sorted(done))} from "
+              f"{partial.folder}", flush=True)
+    for f, rows_f, timing in run_folds(todo, args, config, methods, folds, (acoustic, emotion, gender, speakers),
+                                       jobs=args.jobs):
+        partial.save(f, rows_f, timing)
+        done[f] = (rows_f, timing)
+    rows = [row for f in fold_ids for row in done[f][0]]
+    timings["folds"] = {str(f + 1): done[f][1] for f in fold_ids}
+    timings["jobs"] = args.jobs
+    timings["resumed_folds"] = sorted(f + 1 for f in fold_ids if f not in todo)
     summary = judge(rows, config.attackers, n_resamples=resamples, seed=args.seed)
     seconds = time.perf_counter() - started
     timings["total_s"] = round(seconds, 1)
@@ -648,13 +758,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 title=f"{args.corpus}, {args.task}: privacy–utility of removal methods\nmeans over {len(fold_ids)} "
                       f"fold{'s' if len(fold_ids) > 1 else ''}, {LEVEL * 100:.0f} % speaker-level intervals; "
                       "filled: every goal met")
-    settings = {"seed": args.seed, "corpus": args.corpus, "task": args.task, "folds": [f + 1 for f in fold_ids],
-                "methods": methods, "resamples": resamples, "benchmark": asdict(config)}
     write_manifest(out_dir / "manifest.json", settings, command=command, timings=timings)
     print()
     print(format_table(summary, (*TABLE_COLUMNS, ("eer", "speaker EER"))))
     print()
     print("\n".join(goals_table(summary)))
+    partial.clear()
     print(f"\nwrote {out_dir}/removal_methods.md, .csv, .png, removal_methods_folds.csv, removal_methods_speakers.json "
           f"and manifest.json ({seconds / 60:.1f} min)")
     return 0

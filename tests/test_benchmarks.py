@@ -245,6 +245,50 @@ def test_demo_main_writes_its_own_folder_with_manifest(leakage, tmp_path, monkey
         demo.main(["--corpus", "demo", "--out-dir", str(ROOT / "results" / "demo")])
 
 
+
+def test_demo_main_resumes_the_folds_an_interrupted_run_finished(leakage, tmp_path, monkeypatch):
+    """A run stopped after its first fold keeps that fold (``.partial/fold1.pkl``, written whole); ``--resume`` trains
+    only the rest, a resume with other settings is refused naming the file, and the folder is cleared at the end."""
+    demo = _load("removal_demo_benchmark", ROOT / "benchmarks" / "removal_demo.py")
+    config = leakage.BenchmarkConfig.quick()
+    corpus = leakage.make_corpus(config, 0)
+
+    class Fold:
+        train, validation, test = corpus.train, corpus.val, corpus.test
+
+    monkeypatch.setattr(demo, "load_demo_data", lambda task, seed, name: (
+        None, corpus.features, corpus.emotion, corpus.gender, corpus.speaker, [Fold] * 5))
+    monkeypatch.setattr(demo, "demo_config", lambda epochs, patience, quick=False: leakage.replace(
+        config, epochs=epochs, patience=patience))
+    monkeypatch.setattr(demo, "verification_metrics", lambda seed: lambda h, c: {"eer": 0.4, "eer_same_gender": 0.4})
+    real_run_fold, trained = demo.run_fold, []
+
+    def run_fold(f, *args):
+        if f == 1 and not trained.count("stop"):
+            trained.append("stop")
+            raise KeyboardInterrupt  # the run is stopped during its second fold
+        trained.append(f)
+        return real_run_fold(f, *args)
+
+    monkeypatch.setattr(demo, "run_fold", run_fold)
+    out = tmp_path / "removal"
+    argv = ["--corpus", "demo", "--folds", "2", "--epochs", "1", "--patience", "1", "--methods", "baseline",
+            "--resamples", "20", "--out-dir", str(out)]
+    with pytest.raises(KeyboardInterrupt):
+        demo.main(argv)
+    assert trained == [0, "stop"] and sorted(p.name for p in (out / ".partial").iterdir()) == ["fold1.pkl"]
+    assert not (out / "removal_methods.csv").exists()  # nothing half-written
+    with pytest.raises(SystemExit, match="fold1.pkl"):  # another budget: its fold is not this run's
+        demo.main([*argv[:4], "--epochs", "2", *argv[6:], "--resume"])
+    assert demo.main([*argv, "--resume"]) == 0
+    assert trained == [0, "stop", 1]  # fold 1 was not trained again
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["timings"]["resumed_folds"] == [1] and set(manifest["timings"]["folds"]) == {"1", "2"}
+    assert {int(r["fold"]) for r in csv.DictReader((out / "removal_methods_folds.csv").open())} == {0, 1}
+    assert not (out / ".partial").exists()
+    with pytest.raises(SystemExit):
+        demo.main([*argv, "--jobs", "0"])
+
 def test_mmd_scale_dev_chooses_on_validation_and_regeneration_is_one_command(tmp_path, capsys):
     dev = _load("mmd_scale_dev_benchmark", ROOT / "benchmarks" / "mmd_scale_dev.py")
     rows = [{"mmd_scale": 0.1, "val_objective": 0.5}, {"mmd_scale": 0.3, "val_objective": 0.6},
