@@ -107,7 +107,7 @@ def test_the_registry_and_the_command_line_import_no_keras(tmp_path):
 def test_traits_match_what_the_hypermodel_does(name):
     from privemo.removal import AffineErasure, NullspaceProjection
     from privemo.search.grids import QUICK_GRID
-    from privemo.search.packed_tuner import packable
+    from privemo.search.hypermodel import packable
     from privemo.search.tuning import EmotionPrivacyHyperModel
 
     method = METHODS[name]

@@ -87,9 +87,9 @@ class CountingHyperModel(EmotionPrivacyHyperModel):
 
     fits = 0
 
-    def fit_with_history(self, hp, model, *args, **kwargs):
+    def fit(self, hp, model, *args, **kwargs):
         CountingHyperModel.fits += 1
-        return super().fit_with_history(hp, model, *args, **kwargs)
+        return super().fit(hp, model, *args, **kwargs)
 
 
 def test_search_records_results_and_resumes_without_redoing_trials(tmp_path):
@@ -240,3 +240,22 @@ def test_long_searches_report_every_finished_trial(tmp_path, monkeypatch):
         assert len(lines) == expected
     assert [line.split(" done")[0] for line in lines] == [f"fold 0: c: trial {k}/3" for k in (1, 2, 3)]
     assert all("val_objective" in line and "min left in this search" in line for line in lines)
+
+
+def test_the_tuners_call_the_hypermodel_through_build_and_fit_only():
+    """keras-tuner's seam: privemo's tuners use ``HyperModel.build`` and ``HyperModel.fit`` and nothing else of it; what
+    more they use (the network cache, the packed training) is given to them explicitly (``make_tuner``)."""
+    import ast
+    from pathlib import Path
+
+    import privemo.search
+
+    for name in ("tuning.py", "packed_tuner.py", "oracle.py", "_tuner_io.py"):
+        path = Path(privemo.search.__file__).parent / name
+        tree = ast.parse(path.read_text())
+        used = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Attribute) and node.value.attr == "hypermodel"}
+        used |= {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+                 and isinstance(node.value, ast.Name) and node.value.id == "hypermodel"}
+        assert used <= {"build", "fit"}, f"{name} uses the HyperModel's {sorted(used - {'build', 'fit'})}"
+        assert "EmotionPrivacyHyperModel)" not in path.read_text(), f"{name} checks the HyperModel's type"

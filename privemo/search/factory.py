@@ -4,6 +4,10 @@
 "val_objective" that writes its trials under ``directory/project_name``, or, with ``pack`` > 1, the packed one
 (``privemo.search.packed_tuner.PackedGridSearch``). With ``overwrite=False`` a rerun reloads the project and skips
 finished trials (one project per outer fold and condition: keras-tuner has no cross-validation).
+
+The tuners call the HyperModel's ``build`` and ``fit`` only; the factory hands them what else they use, explicitly:
+the hypermodel's network cache (``cached_network=hypermodel.cached_model``) and its packed training
+(``fit_pack=hypermodel.fit_packed``, where ``packable``).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import keras_tuner
 from privemo._validation import check_int as check_count
 from privemo.nn.training import OBJECTIVE
 from privemo.search.packed_tuner import PackedGridSearch
-from privemo.search.hypermodel import EmotionPrivacyHyperModel
+from privemo.search.hypermodel import EmotionPrivacyHyperModel, packable
 from privemo.search.tuning import ConcurrentGridSearch, GridSearch
 
 __all__ = ["make_tuner"]
@@ -39,9 +43,10 @@ def make_tuner(
     """
     if max_trials is not None:
         check_count("max_trials", max_trials, 1, expected="None or an integer >= 1")
-    tuner, extra = ConcurrentGridSearch, {}
+    tuner, extra = ConcurrentGridSearch, {"cached_network": hypermodel.cached_model}
     if check_count("pack", pack, 1) > 1:
-        tuner, extra = PackedGridSearch, {"pack": pack, "same_shape": same_shape}
+        tuner = PackedGridSearch
+        extra.update(pack=pack, same_shape=same_shape, fit_pack=hypermodel.fit_packed if packable(hypermodel) else None)
     return tuner(
         hypermodel=hypermodel,
         objective=keras_tuner.Objective(OBJECTIVE, direction="max"),

@@ -9,15 +9,15 @@ with ``privemo.nn.training.fit`` (whole-set validation UAR, early stopping) and 
 ``removal`` selects the attribute-removal method (a name of ``privemo.removal.REMOVALS``; "grl", the paper's gradient
 reversal, is the default); the hypermodel asks its ``RemovalMethod`` (``privemo.removal.methods``) what to do. Methods
 without a tuned strength (``RemovalMethod.lambda_tuned``) declare no ``grl_lambda``, so they train one trial per
-architecture. The post-hoc methods (``RemovalMethod.posthoc``) erase the attribute after training: ``fit_with_history``
-trains their network -- "inlp" and "leace": the baseline architecture on emotion alone (as the baseline is trained);
+architecture. The post-hoc methods (``RemovalMethod.posthoc``) erase the attribute after training: ``fit`` trains their
+network -- "inlp" and "leace": the baseline architecture on emotion alone (as the baseline is trained);
 "ensemble_leace": the ensemble as "ensemble" trains it -- then erases its representation with INLP or LEACE
 (``EmotionPrivacyHyperModel.erase_post_hoc``, ``privemo.removal.posthoc``).
 
-The tuners (``privemo.search.tuning``, ``privemo.search.packed_tuner``) use its public interface only: ``build``,
-``fit`` / ``fit_with_history`` (``fit``'s scores and the learning curve), ``cached_model``, ``size`` and, to pack
-trials, ``values``, ``training_setup`` and the build settings it keeps (``model_kwargs``, ``seed``, ``learning_rate``,
-``jit_compile``, ``model_cache``).
+The tuners (``privemo.search.tuning``, ``privemo.search.packed_tuner``) call keras-tuner's HyperModel interface only:
+``build(hp)`` and ``fit(hp, model, ...)``, whose scores (a ``TrialScores`` dict) carry the learning curve as their
+``history``. What else a tuner uses is handed to it explicitly by ``privemo.search.factory.make_tuner``: the cached
+network to load a checkpoint into (``cached_model``) and, to pack trials, ``fit_packed`` (where ``packable``).
 """
 
 from __future__ import annotations
@@ -30,14 +30,16 @@ import keras
 import keras_tuner
 
 from privemo._seed import set_seed
+from privemo._validation import invalid
 from privemo.search.selection import check_selection
 from privemo.search.grids import PAPER_GRID
 from privemo.nn.layers import check_lambda
 from privemo.nn.models import check_int
 from privemo.removal.grl import ScheduledGRLModel
-from privemo.removal.methods import DEFAULT_REMOVAL, RemovalMethod, removal_method
+from privemo.removal.methods import DEFAULT_REMOVAL, PACKABLE_REMOVALS, RemovalMethod, removal_method
 from privemo.removal.networks import build_network
 from privemo.removal.posthoc import erase_post_hoc
+from privemo.search.packing import build_packed, fit_packed
 from privemo.nn.training import (
     LEARNING_RATE,
     MAX_EPOCHS,
@@ -50,7 +52,8 @@ from privemo.nn.training import (
     objective,
 )
 
-__all__ = ["EmotionPrivacyHyperModel", "check_grid", "trial_scores", "objective", "GRID_KEYS", "ARCHITECTURE_KEYS"]
+__all__ = ["EmotionPrivacyHyperModel", "TrialScores", "check_grid", "trial_scores", "packable", "objective", "GRID_KEYS",
+           "ARCHITECTURE_KEYS"]
 
 GRID_KEYS = tuple(PAPER_GRID)  # the tunable build_model arguments, in declaration order
 ARCHITECTURE_KEYS = tuple(k for k in GRID_KEYS if k != "grl_lambda")
@@ -239,16 +242,6 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
             cached[0].lambda_max = float(values["grl_lambda"])
         return cached[0]
 
-    def fit(
-        self, hp, model, train_ds, val_data, val_targets=None, *, callbacks=(), verbose=0, epochs=None, patience=None,
-        probe=None, **kwargs,
-    ):
-        """Train ``model`` with ``privemo.nn.training.fit`` and return the best epoch's scores:
-        {"val_objective", "val_emotion_uar", "val_<attribute>_uar" (when scored), "val_probe" (probe selection with an
-        adversary), "best_epoch", "epochs_run"}."""
-        return self.fit_with_history(hp, model, train_ds, val_data, val_targets, callbacks=callbacks, verbose=verbose,
-                                     epochs=epochs, patience=patience, probe=probe, **kwargs)[0]
-
     def training_setup(self, probe, epochs: int | None, patience: int | None):
         """(use the probe?, epochs, patience, objective) of a trial's training: the probe scores privacy when selection
         is by probe and there is an adversary (then ``probe`` is required); epochs and patience default to the
@@ -262,11 +255,14 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
         weight = 0.0 if self.selection == "emotion" else self.objective_weight  # "emotion": the documented fallback
         return use_probe, epochs, patience, partial(objective, weight=weight, two_sided=self.selection == "head")
 
-    def fit_with_history(
+    def fit(
         self, hp, model, train_ds, val_data, val_targets=None, *, callbacks=(), verbose=0, epochs=None, patience=None,
         probe=None, **kwargs,
-    ) -> tuple[dict, dict]:
-        """``fit``'s best-epoch scores and the whole per-epoch history (the learning curve)."""
+    ) -> TrialScores:
+        """Train ``model`` with ``privemo.nn.training.fit`` (it ends with the best epoch's weights) and return the best
+        epoch's scores: {"val_objective", "val_emotion_uar", "val_<attribute>_uar" (when scored), "val_probe" (probe
+        selection with an adversary), "best_epoch", "epochs_run"}, as a ``TrialScores`` whose ``history`` is the whole
+        per-epoch history (the learning curve)."""
         if kwargs:
             raise TypeError(f"EmotionPrivacyHyperModel.fit() got unexpected keyword arguments: {sorted(kwargs)}")
         use_probe, epochs, patience, score = self.training_setup(probe, epochs, patience)
@@ -288,13 +284,34 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
         if post_hoc:
             result.update(self.erase_post_hoc(model, train_ds, val_data, val_targets, probe=probe if use_probe else None,
                                               objective=score, epochs=epochs, patience=patience))
-        return result, history
+        return result
+
+    def fit_packed(
+        self, hps: Sequence[keras_tuner.HyperParameters], train_ds, val_data, val_targets=None, *,
+        callbacks: Sequence[Sequence[keras.callbacks.Callback]] | None = None, verbose: int = 0,
+        epochs: int | None = None, patience: int | None = None, probe=None,
+    ) -> list[tuple[keras.Model, TrialScores]]:
+        """``fit`` for several configurations at once, packed (``privemo.search.packing``; only where ``packable``):
+        the members are this hypermodel's networks for ``hps`` (built under its seed, the packed model cached in its
+        ``model_cache``), trained with its epochs, patience, objective and selection rule. Returns, per configuration,
+        the trained member network and its ``TrialScores`` (with the member's history), as ``fit`` returns them."""
+        if not packable(self):
+            raise invalid("hypermodel", f"an EmotionPrivacyHyperModel whose removal method is packable "
+                          f"{PACKABLE_REMOVALS}", received=f"removal={self.removal!r}")
+        use_probe, epochs, patience, score = self.training_setup(probe, epochs, patience)
+        builds = [{**self.model_kwargs, **self.values(hp)} for hp in hps]
+        packed = build_packed(builds, seed=self.seed, learning_rate=self.learning_rate, jit_compile=self.jit_compile,
+                              cache=self.model_cache)
+        histories = fit_packed(packed, train_ds, val_data, val_targets, epochs=epochs, patience=patience,
+                               objective=score, callbacks=callbacks, verbose=verbose,
+                               probe=probe if use_probe else None)
+        return [(member, trial_scores(history)) for member, history in zip(packed.members, histories)]
 
     def erase_post_hoc(
         self, model, train_ds, val_data, val_targets=None, *, probe=None, objective=None, epochs=None, patience=None,
     ) -> dict:
         """The post-hoc erasure of the methods whose ``RemovalMethod.posthoc`` is true (``privemo.removal.posthoc``),
-        run by ``fit_with_history`` right after training, so the trial's scores, checkpoint and every later use
+        run by ``fit`` right after training, so the trial's scores, checkpoint and every later use
         (selection, representation, attacks, saved model) see the erased network."""
         return erase_post_hoc(
             model, train_ds, val_data, val_targets, method=self.method, attribute=self.adversary,
@@ -303,12 +320,28 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
             objective=objective)
 
 
-def trial_scores(history: Mapping[str, Sequence[float]]) -> dict[str, float]:
+class TrialScores(dict):
+    """A trial's best-epoch scores (what keras-tuner records as the trial's metrics), with the whole per-epoch history
+    of its training as ``history`` (the learning curve; not a metric)."""
+
+    def __init__(self, scores: Mapping[str, float], history: Mapping[str, Sequence[float]]):
+        super().__init__(scores)
+        self.history = history
+
+
+def trial_scores(history: Mapping[str, Sequence[float]]) -> TrialScores:
     """A trial's best-epoch scores from its history: "val_objective", "val_probe" (when logged), every "val_..._uar",
-    "best_epoch" and "epochs_run"."""
+    "best_epoch" and "epochs_run"; ``history`` is kept as their ``history``."""
     best = best_epoch(history, OBJECTIVE)
     result = {k: v for k, v in best.items()
               if k in (OBJECTIVE, "val_probe") or (k.startswith("val_") and k.endswith("_uar"))}
     result["best_epoch"] = float(best["epoch"])
     result["epochs_run"] = float(len(history[OBJECTIVE]))
-    return result
+    return TrialScores(result, history)
+
+
+def packable(hypermodel) -> bool:
+    """Whether ``hypermodel``'s trials can be trained packed (``EmotionPrivacyHyperModel.fit_packed``): an
+    ``EmotionPrivacyHyperModel`` whose removal method is ``packable`` (one ordinary Keras step of ``build_model``'s
+    network)."""
+    return isinstance(hypermodel, EmotionPrivacyHyperModel) and hypermodel.method.packable

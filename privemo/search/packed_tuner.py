@@ -10,67 +10,22 @@ from __future__ import annotations
 import traceback
 from typing import Sequence
 
-import keras
 import keras_tuner
 from keras_tuner.engine import trial as trial_module
 
 from privemo._io import atomic_write_json
-from privemo._validation import check_int, invalid
+from privemo._validation import check_int
 from privemo.nn.training import save_checkpoint
 from privemo.search._keras_tuner import dist_utils, tuner_utils
 from privemo.search._keras_tuner import kt_config as tuner_config
+from privemo.search.packing import architecture
 from privemo.search.tuning import (
     stop_on_write_errors,
-    trial_scores,
     ConcurrentGridSearch,
     ConcurrentGridSearchOracle,
-    EmotionPrivacyHyperModel,
     EpochProgress,
     history_path,
 )
-
-from privemo.removal.methods import PACKABLE_REMOVALS
-from privemo.search.packing import (
-    Packed,
-    architecture,
-    build_packed,
-    fit_packed,
-)
-
-
-def packable(hypermodel) -> bool:
-    """Whether ``hypermodel``'s trials can be trained packed: an ``EmotionPrivacyHyperModel`` whose removal method is
-    ``packable`` (one ordinary Keras step of ``build_model``'s network)."""
-    return isinstance(hypermodel, EmotionPrivacyHyperModel) and hypermodel.method.packable
-
-
-def fit_trials(
-    hypermodel: EmotionPrivacyHyperModel,
-    hps: Sequence[keras_tuner.HyperParameters],
-    train_ds,
-    val_data,
-    val_targets=None,
-    *,
-    callbacks: Sequence[Sequence[keras.callbacks.Callback]] | None = None,
-    verbose: int = 0,
-    epochs: int | None = None,
-    patience: int | None = None,
-    probe=None,
-    cache: dict | None = None,
-) -> tuple[Packed, list[tuple[dict, dict]]]:
-    """``EmotionPrivacyHyperModel.fit_with_history`` for several configurations at once, packed: the members are the
-    hypermodel's networks for ``hps`` (built under its seed), trained with its epochs, patience, objective and
-    selection rule. Returns the trained ``Packed`` and, per configuration, (best-epoch scores, history)."""
-    if not packable(hypermodel):
-        raise invalid("hypermodel", f"an EmotionPrivacyHyperModel whose removal method is packable {PACKABLE_REMOVALS}",
-                      received=f"{type(hypermodel).__name__} with removal={getattr(hypermodel, 'removal', None)!r}")
-    use_probe, epochs, patience, score = hypermodel.training_setup(probe, epochs, patience)
-    builds = [{**hypermodel.model_kwargs, **hypermodel.values(hp)} for hp in hps]
-    packed = build_packed(builds, seed=hypermodel.seed, learning_rate=hypermodel.learning_rate,
-                          jit_compile=hypermodel.jit_compile, cache=cache)
-    histories = fit_packed(packed, train_ds, val_data, val_targets, epochs=epochs, patience=patience, objective=score,
-                           callbacks=callbacks, verbose=verbose, probe=probe if use_probe else None)
-    return packed, [(trial_scores(history), history) for history in histories]
 
 
 class PackedGridSearchOracle(ConcurrentGridSearchOracle):
@@ -115,21 +70,27 @@ class PackedGridSearch(ConcurrentGridSearch):
 
     Each round takes up to ``pack`` untried combinations of one network shape from the oracle (``same_shape``; with
     ``same_shape=False`` the next untried combinations of any shape), under tuner ids ``<tuner id>``, ``<tuner id>-m1``
-    ... (keras-tuner keeps one ongoing trial per tuner id), trains them with ``fit_trials`` and records every member as
+    ... (keras-tuner keeps one ongoing trial per tuner id), trains them with ``fit_pack`` and records every member as
     its own finished trial: the same metrics, ``history.json``, ``build_config.json`` and checkpoint as
     ``GridSearch.run_trial`` writes, so ``load_model``, ``trial_history`` and everything downstream read them as
-    ordinary trials. The trial ids and values are those of the ordinary tuner (grid order). A hypermodel that cannot be
-    packed (``packable``), ``pack=1`` or ``executions_per_trial != 1`` runs the ordinary search. With a keras-tuner
-    oracle client (distributed worker) the round takes the next untried combinations one by one (any shape).
+    ordinary trials. The trial ids and values are those of the ordinary tuner (grid order). Without ``fit_pack`` (a
+    hypermodel that cannot be packed), ``pack=1`` or ``executions_per_trial != 1`` it runs the ordinary search. With a
+    keras-tuner oracle client (distributed worker) the round takes the next untried combinations one by one (any shape).
 
-    Args: as ``ConcurrentGridSearch``, plus ``pack`` (integer >= 1, members per compiled model) and ``same_shape``.
+    Args: as ``ConcurrentGridSearch``, plus ``pack`` (integer >= 1, members per compiled model), ``same_shape`` and
+    ``fit_pack``: the packed training, a function ``(hps, *fit_args, callbacks=[one list per member], **fit_kwargs)``
+    returning per configuration (trained network, the scores ``HyperModel.fit`` returns, with their ``history``)
+    (``EmotionPrivacyHyperModel.fit_packed``; ``make_tuner`` passes it where ``packable``).
     """
 
     def __init__(self, hypermodel=None, objective=None, max_trials=None, seed=None, hyperparameters=None,
                  tune_new_entries=True, allow_new_entries=True, max_retries_per_trial=0,
-                 max_consecutive_failed_trials=3, pack: int = 2, same_shape: bool = True, **kwargs):
+                 max_consecutive_failed_trials=3, pack: int = 2, same_shape: bool = True, fit_pack=None,
+                 cached_network=None, **kwargs):
         self.pack = check_int("pack", pack, 1)
         self.same_shape = bool(same_shape)
+        self.fit_pack = fit_pack
+        self.cached_network = cached_network
         oracle = PackedGridSearchOracle(
             objective=objective, max_trials=max_trials, seed=seed, hyperparameters=hyperparameters,
             tune_new_entries=tune_new_entries, allow_new_entries=allow_new_entries,
@@ -138,7 +99,7 @@ class PackedGridSearch(ConcurrentGridSearch):
         keras_tuner.Tuner.__init__(self, oracle, hypermodel, **kwargs)
 
     def search(self, *fit_args, **fit_kwargs):
-        if (self.pack == 1 or self.executions_per_trial != 1 or not packable(self.hypermodel)
+        if (self.pack == 1 or self.executions_per_trial != 1 or self.fit_pack is None
                 or dist_utils.is_chief_oracle()):
             return super().search(*fit_args, **fit_kwargs)
         if "verbose" in fit_kwargs and (not dist_utils.has_chief_oracle() or dist_utils.is_chief_oracle()):
@@ -201,7 +162,6 @@ class PackedGridSearch(ConcurrentGridSearch):
     def run_trials(self, trials, *args, **kwargs) -> list[list[dict]]:
         """Train ``trials`` packed and write each one's history, build config and checkpoint; returns each trial's
         results as ``GridSearch.run_trial`` returns them ([best-epoch scores])."""
-        hypermodel = self.hypermodel
         callbacks = kwargs.pop("callbacks", [])
         per_member = []
         first_no = len(self.oracle.trials) - len(trials)
@@ -209,17 +169,16 @@ class PackedGridSearch(ConcurrentGridSearch):
             member_callbacks = self._deepcopy_callbacks(callbacks)
             self._configure_tensorboard_dir(member_callbacks, trial, 0)
             if self.report is not None:
-                label = f"{self.report_label}trial {first_no + n + 1}/{hypermodel.size}"
+                label = f"{self.report_label}trial {first_no + n + 1}/{self.space_size}"
                 member_callbacks.append(EpochProgress(self.report, label))
             per_member.append(member_callbacks)
-        packed, outcomes = fit_trials(hypermodel, [t.hyperparameters for t in trials], *args, callbacks=per_member,
-                                      cache=hypermodel.model_cache, **kwargs)
+        outcomes = self.fit_pack([t.hyperparameters for t in trials], *args, callbacks=per_member, **kwargs)
         results = []
-        for i, (trial, (scores, history)) in enumerate(zip(trials, outcomes)):
-            atomic_write_json(history_path(self, trial.trial_id), history)
+        for trial, (member, scores) in zip(trials, outcomes):
+            atomic_write_json(history_path(self, trial.trial_id), scores.history)
             model = self._try_build(trial.hyperparameters)  # the trial's own network (the cached one, when cached)
-            model.set_weights(packed.members[i].get_weights())
+            model.set_weights(member.get_weights())
             self.save_build_config(trial.trial_id, model)
             save_checkpoint(model, self._get_checkpoint_fname(trial.trial_id))  # atomic: never a truncated checkpoint
-            results.append([scores])
+            results.append([dict(scores)])
         return results

@@ -2,9 +2,11 @@
 
 ``GridSearch`` is keras-tuner's GridSearch with one checkpoint per trial, the trial's learning curve kept beside it
 (``history_path``, ``trial_history``), progress lines, and no session reset before a build (so cached networks keep their
-traced functions); ``ConcurrentGridSearch`` runs it with ``privemo.search.oracle.ConcurrentGridSearchOracle``. They use
-the HyperModel's public interface only (``privemo.search.hypermodel``). ``privemo.search.factory.make_tuner`` returns
-one (or ``privemo.search.packed_tuner.PackedGridSearch``).
+traced functions); ``ConcurrentGridSearch`` runs it with ``privemo.search.oracle.ConcurrentGridSearchOracle``. Of the
+HyperModel they call keras-tuner's interface only, ``build(hp)`` and ``fit(hp, model, ...)``: ``fit`` ends with the
+best epoch's weights (its checkpoint is written once, after it), and a ``history`` on its result (``TrialScores``) is
+the learning curve. A network cache to load checkpoints into is given explicitly (``cached_network``).
+``privemo.search.factory.make_tuner`` sets one up (or ``privemo.search.packed_tuner.PackedGridSearch``).
 
 The search's three roles live in three modules, as in keras-tuner: the HyperModel (``privemo.search.hypermodel``), the
 oracle (``privemo.search.oracle``) and the tuners (here); this module also re-exports the first two's names.
@@ -31,6 +33,7 @@ from privemo.search.hypermodel import (  # noqa: F401  (re-exported: the HyperMo
     ARCHITECTURE_KEYS,
     GRID_KEYS,
     EmotionPrivacyHyperModel,
+    TrialScores,
     objective,
     trial_scores,
 )
@@ -88,17 +91,22 @@ def stop_on_write_errors(path):
 
 class GridSearch(AtomicStateTuner, keras_tuner.GridSearch):
     """keras-tuner's GridSearch, minus its unconditional TensorBoard import, its session reset before every build and its
-    checkpoint at every improving epoch (one per trial instead), with its state files written atomically and a damaged
-    one named on reload (``privemo.search._tuner_io``: its oracle is ``privemo.search.oracle.GridSearchOracle``).
+    checkpoint at every improving epoch (one per trial, after ``HyperModel.fit``, which ends with the best epoch's
+    weights), with its state files written atomically and a damaged one named on reload (``privemo.search._tuner_io``:
+    its oracle is ``privemo.search.oracle.GridSearchOracle``).
 
     keras-tuner 1.4.8 imports ``tensorboard`` in every trial on the TensorFlow backend, although it only uses it to patch a
     ``TensorBoard`` callback; TensorFlow 2.16+ no longer installs tensorboard. This subclass only does that patching when
     such a callback is present, so tensorboard stays optional.
+
+    Args: as ``keras_tuner.GridSearch``, plus ``cached_network``: optional function of a trial's ``HyperParameters``
+    returning an already built network of its configuration to load the trial's checkpoint into, or None to build one
+    (``EmotionPrivacyHyperModel.cached_model``; ``make_tuner`` passes it).
     """
 
     def __init__(self, hypermodel=None, objective=None, max_trials=None, seed=None, hyperparameters=None,
                  tune_new_entries=True, allow_new_entries=True, max_retries_per_trial=0,
-                 max_consecutive_failed_trials=3, **kwargs):
+                 max_consecutive_failed_trials=3, cached_network=None, **kwargs):
         # keras_tuner.GridSearch.__init__ with privemo's GridSearchOracle
         self.seed = seed
         oracle = GridSearchOracle(
@@ -106,6 +114,7 @@ class GridSearch(AtomicStateTuner, keras_tuner.GridSearch):
             tune_new_entries=tune_new_entries, allow_new_entries=allow_new_entries,
             max_retries_per_trial=max_retries_per_trial, max_consecutive_failed_trials=max_consecutive_failed_trials,
         )
+        self.cached_network = cached_network
         keras_tuner.Tuner.__init__(self, oracle, hypermodel, **kwargs)
 
     def _try_build(self, hp):
@@ -133,8 +142,7 @@ class GridSearch(AtomicStateTuner, keras_tuner.GridSearch):
     def load_model(self, trial):
         # The trial's checkpoint holds every weight (the GRL's lambda included), so a cached network of the same
         # architecture can take it directly.
-        cached = self.hypermodel.cached_model(trial.hyperparameters) if isinstance(
-            self.hypermodel, EmotionPrivacyHyperModel) else None
+        cached = None if self.cached_network is None else self.cached_network(trial.hyperparameters)
         if cached is None:
             return super().load_model(trial)
         cached.load_weights(self._get_checkpoint_fname(trial.trial_id))
@@ -155,15 +163,22 @@ class GridSearch(AtomicStateTuner, keras_tuner.GridSearch):
             return None
         return sum(t.status == trial_module.TrialStatus.COMPLETED for t in trials.values())
 
+    @property
+    def space_size(self) -> int:
+        """Number of configurations in the search space (``search_space_size``), counted once."""
+        if getattr(self, "_space_size", None) is None:
+            self._space_size = search_space_size(self)
+        return self._space_size
+
     def on_search_begin(self):
         super().on_search_begin()
         self._search_started, self._completed_before = time.perf_counter(), self._completed()
 
     def on_trial_end(self, trial):
         super().on_trial_end(trial)
-        size = getattr(self.hypermodel, "size", 0)
-        if self.trial_report is None or size <= TRIAL_REPORT_MIN or self._completed() is None:
+        if self.trial_report is None or self.space_size <= TRIAL_REPORT_MIN or self._completed() is None:
             return
+        size = self.space_size
         done = self._completed()
         elapsed = time.perf_counter() - getattr(self, "_search_started", time.perf_counter())
         score = trial.metrics.get_best_value(OBJECTIVE) if trial.metrics.exists(OBJECTIVE) else None
@@ -175,22 +190,24 @@ class GridSearch(AtomicStateTuner, keras_tuner.GridSearch):
     def run_trial(self, trial, *args, **kwargs):
         # keras-tuner writes the weights at every improving epoch (SaveBestEpoch); privemo.nn.training.fit ends with the best
         # epoch's weights restored, so one write after training leaves the same checkpoint (0.2 s per write on a CPU).
-        if self.executions_per_trial != 1 or not isinstance(self.hypermodel, EmotionPrivacyHyperModel):
+        if self.executions_per_trial != 1:
             return super().run_trial(trial, *args, **kwargs)
         callbacks = self._deepcopy_callbacks(kwargs.pop("callbacks", []))
         self._configure_tensorboard_dir(callbacks, trial, 0)
         callbacks.append(tuner_utils.TunerCallback(self, trial))
         if self.report is not None:
             trial_no = len(self.oracle.trials)
-            callbacks.append(EpochProgress(self.report, f"{self.report_label}trial {trial_no}/{self.hypermodel.size}"))
+            callbacks.append(EpochProgress(self.report, f"{self.report_label}trial {trial_no}/{self.space_size}"))
         hp = trial.hyperparameters
         model = self._try_build(hp)
-        results, history = self.hypermodel.fit_with_history(hp, model, *args, callbacks=callbacks, **kwargs)
-        atomic_write_json(history_path(self, trial.trial_id), history)
+        results = self.hypermodel.fit(hp, model, *args, callbacks=callbacks, **kwargs)
+        history = getattr(results, "history", None)
+        if isinstance(history, Mapping):  # a TrialScores' learning curve (a keras History's, for another hypermodel)
+            atomic_write_json(history_path(self, trial.trial_id), history)
         self.save_build_config(trial.trial_id, model)
         tuner_utils.validate_trial_results(results, self.oracle.objective, "HyperModel.fit()")
         save_checkpoint(model, self._get_checkpoint_fname(trial.trial_id))  # atomic: never a truncated checkpoint
-        return [results]
+        return [dict(results) if isinstance(results, dict) else results]
 
     def _configure_tensorboard_dir(self, callbacks, trial, execution=0):
         if any(cb.__class__.__name__ == "TensorBoard" for cb in callbacks):
@@ -220,10 +237,11 @@ class ConcurrentGridSearch(GridSearch):
 
     def __init__(self, hypermodel=None, objective=None, max_trials=None, seed=None, hyperparameters=None,
                  tune_new_entries=True, allow_new_entries=True, max_retries_per_trial=0,
-                 max_consecutive_failed_trials=3, **kwargs):
+                 max_consecutive_failed_trials=3, cached_network=None, **kwargs):
         oracle = ConcurrentGridSearchOracle(
             objective=objective, max_trials=max_trials, seed=seed, hyperparameters=hyperparameters,
             tune_new_entries=tune_new_entries, allow_new_entries=allow_new_entries,
             max_retries_per_trial=max_retries_per_trial, max_consecutive_failed_trials=max_consecutive_failed_trials,
         )
+        self.cached_network = cached_network
         keras_tuner.Tuner.__init__(self, oracle, hypermodel, **kwargs)
