@@ -16,11 +16,15 @@ from privemo._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-# public name -> module that defines it (one-way data flow: corpora -> features -> folds -> models -> attacks -> reporting)
+_SUBMODULES = ("audit", "cli", "corpora", "data", "experiment", "features", "metrics", "nn", "privacy", "removal",
+               "search")
+
+# public name -> module that defines it, resolved on first use (privemo._lazy; one-way data flow: corpora -> features
+# -> folds -> models -> attacks -> reporting)
 _EXPORTS: dict[str, str] = {
-    "load_corpus": "privemo.corpora",
-    "CORPORA": "privemo.corpora",
-    "CorpusFormatError": "privemo.corpora",
+    "load_corpus": "privemo.corpora.loading",
+    "CORPORA": "privemo.corpora.loading",
+    "CorpusFormatError": "privemo.corpora._schema",
     "bin_labels": "privemo.data.labels",
     "equal_frequency_thresholds": "privemo.data.labels",
     "speaker_folds": "privemo.data.folds",
@@ -52,5 +56,4 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
-
-__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS, _SUBMODULES)

@@ -191,3 +191,41 @@ def test_no_import_machinery():
     for module, path in modules().items():
         text = path.read_text()
         assert "meta_path" not in text and "spec_from_loader" not in text, module
+
+
+def test_every_package_init_has_one_style():
+    """Every ``__init__.py`` of privemo: a docstring, then the package's public names re-exported lazily
+    (``_SUBMODULES``, ``_EXPORTS``: name -> the module that defines it, ``__all__``, ``lazy_exports``), and nothing else."""
+    for module, path in modules().items():
+        if path.name != "__init__.py":
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        body = tree.body
+        assert ast.get_docstring(tree), f"{module}: no docstring"
+        assigned = [t.id for node in body if isinstance(node, (ast.Assign, ast.AnnAssign))
+                    for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)]
+        imports = [ast.unparse(node) for node in body if isinstance(node, (ast.Import, ast.ImportFrom))]
+        others = [type(node).__name__ for node in body[1:]
+                  if not isinstance(node, (ast.Import, ast.ImportFrom, ast.Assign, ast.AnnAssign))]
+        assert imports[-1].endswith("import lazy_exports") and len(imports) == 2, f"{module}: imports {imports}"
+        assert {"_SUBMODULES", "_EXPORTS", "__all__"} <= set(assigned), f"{module}: assigns {assigned}"
+        assert set(assigned) - {"_SUBMODULES", "_EXPORTS", "__all__", "__version__"} == set(), f"{module}: {assigned}"
+        assert not others, f"{module}: {others} in its __init__"
+        last = body[-1]
+        assert isinstance(last, ast.Assign) and ast.unparse(last.value).startswith("lazy_exports(__name__, globals(), "
+                                                                                    "_EXPORTS, _SUBMODULES)"), module
+
+
+def test_every_lazy_export_resolves_to_the_module_that_defines_it():
+    import importlib
+
+    for module, path in modules().items():
+        if path.name != "__init__.py":
+            continue
+        package = importlib.import_module(module)
+        for name, source in package._EXPORTS.items():
+            value = getattr(importlib.import_module(source), name)
+            assert getattr(package, name) is value, f"{module}.{name}"
+        for sub in package._SUBMODULES:
+            assert getattr(package, sub) is importlib.import_module(f"{module}.{sub}"), f"{module}.{sub}"
+        assert set(package.__all__) <= set(package._EXPORTS) | set(package._SUBMODULES) | {"__version__"}, module

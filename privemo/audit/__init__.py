@@ -25,6 +25,9 @@ from __future__ import annotations
 
 from privemo._lazy import lazy_exports
 
+_SUBMODULES = ("encoder", "inputs", "report", "run")
+
+# public name -> module that defines it, resolved on first use (privemo._lazy)
 _EXPORTS: dict[str, str] = {
     "Representation": "privemo.audit.inputs",
     "read_features": "privemo.audit.inputs",
@@ -37,6 +40,7 @@ _EXPORTS: dict[str, str] = {
     "write_report": "privemo.audit.report",
     "FAST_SVM_MAX_TRAIN": "privemo.audit.run",
 }
+
 __all__ = sorted(_EXPORTS)
 
-__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS, submodules=("inputs", "run", "encoder", "report"))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS, _SUBMODULES)

@@ -9,36 +9,35 @@ Modules, in the order data flows through them: ``config`` (what defines a run), 
 ``--dry-run``), ``inputs`` (features, labels, targets), ``fold`` (search one (condition, fold)), ``evaluate`` (a network's
 outputs, trial records, privacy figures), ``workers`` (worker processes), ``protocol`` (cross-validation, reference,
 tables, manifest), ``reporting`` (tables and plots), ``reference`` (the linear reference), ``manifest``, ``distributed``
-(the search on keras-tuner's chief/worker engine). Importing this package does not import TensorFlow.
+(the search on keras-tuner's chief/worker engine). The public names are re-exported here lazily: importing this
+package imports none of its modules (nor TensorFlow).
 """
 
-from privemo.experiment.config import (
-    ATTACK_EPOCHS,
-    BATCH_SIZE,
-    DEFAULT_MODALITIES,
-    EPOCHS,
-    GENDER_IDS,
-    LEARNING_RATE,
-    MI_HOLDOUT,
-    MODALITY_SETS,
-    PATIENCE,
-    Condition,
-    ExperimentConfig,
-    fold_seed,
-    result_path,
-    run_settings,
-    work_dir,
-)
-from privemo.experiment.fold import run_fold, search_setup
-from privemo.experiment.inputs import CorpusData, SearchSetup, holdout_rows, lexical_inputs, prepare_corpus
-from privemo.experiment.plan import describe_plan, plan_run
-from privemo.experiment.protocol import CrossValidation, linear_reference_frame, run, run_cross_validation
-from privemo.experiment.workers import network_key
+from __future__ import annotations
 
-__all__ = [
-    "ATTACK_EPOCHS", "BATCH_SIZE", "DEFAULT_MODALITIES", "EPOCHS", "GENDER_IDS", "LEARNING_RATE", "MI_HOLDOUT",
-    "MODALITY_SETS", "PATIENCE", "Condition", "CorpusData", "CrossValidation", "ExperimentConfig", "SearchSetup",
-    "describe_plan", "fold_seed", "holdout_rows", "lexical_inputs", "linear_reference_frame", "network_key", "plan_run",
-    "prepare_corpus", "result_path", "run", "run_cross_validation", "run_fold", "run_settings", "search_setup",
-    "work_dir",
-]
+from privemo._lazy import lazy_exports
+
+_SUBMODULES = ("claims", "config", "cost", "cost_calibration", "cost_fitting", "cost_measurement", "distributed",
+               "distributed_chief", "distributed_client", "distributed_oracle", "distributed_plan",
+               "distributed_servicer", "distributed_worker", "evaluate", "fold", "inputs", "manifest", "plan",
+               "protocol", "reference", "reference_cv", "reference_features", "reporting", "workers")
+
+# public name -> module that defines it, resolved on first use (privemo._lazy)
+_EXPORTS: dict[str, str] = {
+    **dict.fromkeys((
+        "ATTACK_EPOCHS", "BATCH_SIZE", "DEFAULT_MODALITIES", "EPOCHS", "GENDER_IDS", "LEARNING_RATE", "MI_HOLDOUT",
+        "MODALITY_SETS", "PATIENCE", "Condition", "ExperimentConfig", "fold_seed", "result_path", "run_settings",
+        "work_dir",
+    ), "privemo.experiment.config"),
+    **dict.fromkeys(("run_fold", "search_setup"), "privemo.experiment.fold"),
+    **dict.fromkeys(("CorpusData", "SearchSetup", "holdout_rows", "lexical_inputs", "prepare_corpus"),
+                    "privemo.experiment.inputs"),
+    **dict.fromkeys(("describe_plan", "plan_run"), "privemo.experiment.plan"),
+    **dict.fromkeys(("CrossValidation", "linear_reference_frame", "run", "run_cross_validation"),
+                    "privemo.experiment.protocol"),
+    **dict.fromkeys(("network_key",), "privemo.experiment.workers"),
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS, _SUBMODULES)

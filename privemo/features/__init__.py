@@ -6,21 +6,19 @@
 
 from __future__ import annotations
 
-from .acoustic import AcousticFeatures, NormalizedFeatures, extract_acoustic
-from .logmel import MAX_FRAMES, frame_count, log_mfb
-from .lexical import MAX_TOKENS, OOVReport, embed, load_embeddings, tokenize, train_word2vec
+from privemo._lazy import lazy_exports
 
-__all__ = [
-    "MAX_FRAMES",
-    "MAX_TOKENS",
-    "AcousticFeatures",
-    "NormalizedFeatures",
-    "OOVReport",
-    "embed",
-    "extract_acoustic",
-    "frame_count",
-    "load_embeddings",
-    "log_mfb",
-    "tokenize",
-    "train_word2vec",
-]
+_SUBMODULES = ("acoustic", "cache", "lexical", "logmel", "normalization")
+
+# public name -> module that defines it, resolved on first use (privemo._lazy)
+_EXPORTS: dict[str, str] = {
+    **dict.fromkeys(("AcousticFeatures", "extract_acoustic"), "privemo.features.acoustic"),
+    **dict.fromkeys(("NormalizedFeatures",), "privemo.features.normalization"),
+    **dict.fromkeys(("MAX_FRAMES", "frame_count", "log_mfb"), "privemo.features.logmel"),
+    **dict.fromkeys(("MAX_TOKENS", "OOVReport", "embed", "load_embeddings", "tokenize", "train_word2vec"),
+                    "privemo.features.lexical"),
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS, _SUBMODULES)

@@ -21,7 +21,7 @@ from privemo._lazy import lazy_exports
 _SUBMODULES = ("attackers", "attribute", "checks", "grids", "membership", "mlp_attacker", "sklearn_attacker",
                "verification")
 
-# public name -> submodule that defines it
+# public name -> module that defines it, resolved on first use (privemo._lazy)
 _EXPORTS: dict[str, str] = {
     **dict.fromkeys(("MLPAttacker", "train_attacker", "ATTACKER_LEARNING_RATE", "ATTACKER_BATCH_SIZE",
                      "ATTACKER_MAX_EPOCHS", "ATTACKER_PATIENCE"), "privemo.privacy.mlp_attacker"),
@@ -38,6 +38,5 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = sorted(_EXPORTS)
-
 
 __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS, _SUBMODULES)
