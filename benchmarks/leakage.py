@@ -609,19 +609,45 @@ def run_methods(corpus: LabelledData, config: BenchmarkConfig, seed: int, method
     return rows
 
 
-def run(config: BenchmarkConfig, seeds: Sequence[int], methods: Sequence[str] | None = None, log=print) -> list[dict]:
-    """Every method (default ``default_methods()``) on every seed; returns one row per (method, seed)."""
-    import keras
+def run(config: BenchmarkConfig, seeds: Sequence[int], methods: Sequence[str] | None = None, log=print, *,
+        jobs: int = 1) -> list[dict]:
+    """Every method (default ``default_methods()``) on every seed; returns one row per (method, seed), in seed order.
+    ``jobs`` > 1: the seeds in that many spawned processes sharing the cores (a seed's rows do not depend on which
+    process ran it)."""
     import tensorflow as tf
 
     tf.config.experimental.enable_op_determinism()
     methods = check_methods(default_methods() if methods is None else methods)
-    rows = []
-    for seed in seeds:
-        corpus = make_corpus(config, seed)
-        rows.extend(run_methods(corpus, config, seed, methods, label=f"seed {seed} ", log=log))
-        keras.backend.clear_session()  # a fresh graph per seed (the models are no longer needed)
+    if jobs == 1 or len(seeds) <= 1:
+        return [row for seed in seeds for row in seed_rows(config, seed, methods, log=log)]
+    from concurrent.futures import ProcessPoolExecutor
+
+    from privemo._processes import available_cpus, mp_context
+
+    jobs = min(jobs, len(seeds))
+    threads = max(1, available_cpus() // jobs)
+    with ProcessPoolExecutor(jobs, mp_context=mp_context("spawn"), initializer=_start_worker,
+                             initargs=(threads,)) as pool:
+        futures = [pool.submit(seed_rows, config, seed, methods) for seed in seeds]
+        return [row for future in futures for row in future.result()]
+
+
+def seed_rows(config: BenchmarkConfig, seed: int, methods: Sequence[str], log=None) -> list[dict]:
+    """Every method of ``methods`` on the corpus of ``seed``."""
+    import keras
+
+    corpus = make_corpus(config, seed)
+    rows = run_methods(corpus, config, seed, methods, label=f"seed {seed} ",
+                       log=log or (lambda s: print(s, flush=True)))
+    keras.backend.clear_session()  # a fresh graph per seed (the models are no longer needed)
     return rows
+
+
+def _start_worker(threads: int) -> None:
+    """A seed worker's TensorFlow: ``threads`` threads, op determinism."""
+    from privemo.nn.device import start_tensorflow
+
+    start_tensorflow(threads, deterministic=True)
 
 
 def summarize(rows: list[dict], metrics: Sequence[str] = METRICS, *, goal_attacker: float = GOAL_ATTACKER) -> list[dict]:
@@ -745,6 +771,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny data and models, 1 seed (seconds; used by the tests)")
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds (default 3; 1 with --quick)")
     parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="seeds trained at once, each in a process of its own (default 1: in this process)")
     parser.add_argument("--train-utterances", type=int, default=None,
                         help="training utterances (rounded to whole speakers; default 1500)")
     parser.add_argument("--methods", default=None,
@@ -777,6 +805,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_methods(methods)
     except ValueError as error:
         parser.error(str(error))
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
     if args.seeds is not None and args.seeds < 1:
         parser.error(f"--seeds must be at least 1, got {args.seeds}")
 
@@ -815,7 +845,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     print(f"leakage benchmark: {config.train_speakers * config.utterances_per_speaker} training utterances, "
           f"seeds {seeds}, config {asdict(config)}", flush=True)
-    rows = run(config, seeds, methods, log=lambda s: print(s, flush=True))
+    rows = run(config, seeds, methods, log=lambda s: print(s, flush=True), jobs=args.jobs)
     summary = summarize(rows)
     print()
     print(format_table(summary))

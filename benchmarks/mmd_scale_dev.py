@@ -13,9 +13,8 @@ attacker), for information -- they are no reported figure either.
 Writes ``--out`` (default ``results/removal/synthetic/mmd_scale_dev.csv``: one row per scale with its lambda, validation
 objective, convergence, test figures and ``chosen``), ``<stem>_manifest.json`` beside it, and prints
 ``MMD scale: <value>`` as its last line (``chosen_scale`` reads it back from the CSV). ``benchmarks/regenerate_removal.py``
-passes the value on with ``--mmd-scale`` to every reported run. The library default ``privemo.removal.MMD_SCALE`` is
-0.3 (chosen in issue 15 on the reported seeds' outcome); where this script chooses another value, the benchmarks use the
-chosen one and the library default should follow (reported, not edited here: privemo/removal is another change's).
+passes the value on with ``--mmd-scale`` to every reported run. The library default ``privemo.removal.MMD_SCALE``
+follows the committed choice (1 on seed 100; it was 0.3, chosen in issue 15 on the reported seeds' outcome).
 
     python benchmarks/mmd_scale_dev.py                          # dev seed 100, plain variant: about 15-25 min on 2 cores
     python benchmarks/mmd_scale_dev.py --quick --out /tmp/mmd_scale_dev.csv      # seconds (tests)

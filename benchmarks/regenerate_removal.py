@@ -45,20 +45,21 @@ SYNTHETIC = ROOT / "results" / "removal" / "synthetic"
 DEV_CSV = SYNTHETIC / "mmd_scale_dev.csv"
 
 
-def steps(scale: str) -> list[tuple[str, list[str]]]:
-    """(name, argv) of every step, S = ``scale`` (a placeholder in a dry run); paths relative to the repository root,
-    where the steps run, so the manifests name them so."""
+def steps(scale: str, jobs: int = 1) -> list[tuple[str, list[str]]]:
+    """(name, argv) of every step, S = ``scale`` (a placeholder in a dry run), steps 2-4 with ``--jobs jobs`` where
+    ``jobs`` > 1; paths relative to the repository root, where the steps run, so the manifests name them so."""
     py = sys.executable
+    parallel = ["--jobs", str(jobs)] if jobs > 1 else []
     synthetic = SYNTHETIC.relative_to(ROOT).as_posix()
     return [
         ("mmd scale on the development seed", [py, "benchmarks/mmd_scale_dev.py", "--out",
                                                DEV_CSV.relative_to(ROOT).as_posix()]),
         ("known-answer benchmark", [py, "benchmarks/leakage.py", "--mmd-scale", scale,
-                                    "--out", f"{synthetic}/leakage.csv"]),
+                                    "--out", f"{synthetic}/leakage.csv", *parallel]),
         ("known-answer benchmark, confounded", [py, "benchmarks/leakage.py", "--confound", "--mmd-scale", scale,
-                                                "--out", f"{synthetic}/leakage_confound.csv"]),
+                                                "--out", f"{synthetic}/leakage_confound.csv", *parallel]),
         ("demo-podcast comparison", [py, "benchmarks/removal_demo.py", "--corpus", "demo-podcast", "--folds", "5",
-                                     "--mmd-scale", scale]),
+                                     "--mmd-scale", scale, *parallel]),
         ("README sections", [py, "tests/readme_sections.py"]),
     ]
 
@@ -67,15 +68,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--from-step", type=int, default=1, help="resume at this step (1-5)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands only")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="seeds (steps 2-3) and folds (step 4) trained at once, in processes of their own")
     args = parser.parse_args(argv)
     if not 1 <= args.from_step <= 5:
         parser.error(f"--from-step must be between 1 and 5, got {args.from_step}")
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from mmd_scale_dev import chosen_scale
 
     log = []
     scale = "S"
-    for number, (name, command) in enumerate(steps(scale), start=1):
+    for number, (name, command) in enumerate(steps(scale, args.jobs), start=1):
         if number < args.from_step:
             continue
         if number >= 2 and not args.dry_run:
