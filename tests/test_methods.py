@@ -73,10 +73,13 @@ def test_unknown_name_is_one_line_listing_the_choices():
 def test_the_derived_lists_are_the_traits():
     assert POST_HOC == {name: (m.network, m.eraser) for name, m in METHODS.items() if m.posthoc}
     assert set(POST_HOC) == {"inlp", "leace", "ensemble_leace", "mmd_leace", "ensemble3_leace", "gradient_erasure"}
-    assert LAMBDA_REMOVALS == ("grl", "grl_dann", "mmd", "mmd_leace")
+    assert LAMBDA_REMOVALS == ("grl", "grl_dann", "alternating", "ensemble", "ensemble_leace", "mmd", "mmd_leace",
+                               "ensemble3_leace")
     assert CACHED_REMOVALS == ("grl", "grl_dann", "inlp", "leace", "gradient_erasure")
     assert PACKABLE_REMOVALS == ("grl",)
-    assert {m.strength for m in METHODS.values()} == {"grl_lambda", "mmd_weight", None}
+    assert {m.strength for m in METHODS.values()} == {"grl_lambda", "adversary_weight", "mmd_weight", None}
+    # every method whose network trains against the attribute has a strength (issue 24: the same budget for all)
+    assert all(m.lambda_tuned for m in METHODS.values() if m.trains_adversary)
     assert all(m.fused_only == m.posthoc and m.needs_adversary == (not m.paper) for m in METHODS.values())
     assert [name for name, m in METHODS.items() if not m.trains_adversary] == ["inlp", "leace", "gradient_erasure"]
     with pytest.raises(ValueError, match="`eraser`"):

@@ -111,7 +111,7 @@ def test_the_registry_offers_mmd_tuned_by_lambda_and_its_leace_variants():
     assert {"mmd", "mmd_leace", "ensemble3_leace", "ensemble_leace"} <= set(REMOVALS)
     assert POST_HOC["mmd_leace"] == ("mmd", "leace")
     assert POST_HOC["ensemble3_leace"] == POST_HOC["ensemble_leace"] == ("ensemble", "leace")
-    assert {"grl", "grl_dann", "mmd", "mmd_leace"} == set(LAMBDA_REMOVALS)
+    assert {"grl", "grl_dann", "mmd", "mmd_leace"} <= set(LAMBDA_REMOVALS)
     model = build_removal_model("mmd", seed=0, adversary="gender", grl_lambda=0.5, **TINY)
     assert isinstance(model, MMDModel) and model.mmd_weight == pytest.approx(MMD_SCALE * 0.5)
     assert sorted(model.output) == ["emotion", "gender"] and model.adversaries == {"gender": "h"}

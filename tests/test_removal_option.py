@@ -1,7 +1,7 @@
 """``--removal METHOD`` and ``--tensorboard DIR`` of ``python -m privemo.reproduce`` (and ``privemo.experiment.distributed``).
 
 Flags, user errors and the hypermodel are checked without training; two tiny real runs (60-utterance demo corpus, one
-fold, one epoch) take a non-GRL method through the experiment: "ensemble" (a trained adversary, no lambda) with its
+fold, one epoch) take a non-GRL method through the experiment: "ensemble" (a trained adversary, its weight tuned) with its
 baseline, and "inlp" (post hoc) for both attributes; then resume refuses another method, and the tables name it. Two
 more (their own fixture, on the same corpus) take LEACE through it: "leace" for both attributes and "ensemble_leace".
 """
@@ -153,8 +153,10 @@ def test_hypermodel_declares_lambda_only_for_methods_that_use_it():
 
     sizes = {removal: EmotionPrivacyHyperModel(QUICK_GRID, adversary="gender", removal=removal).size
              for removal in REMOVALS}
-    assert sizes == {"grl": 4, "grl_dann": 4, "alternating": 1, "ensemble": 1, "inlp": 1, "leace": 1,
-                     "ensemble_leace": 1, "mmd": 4, "mmd_leace": 4, "ensemble3_leace": 1, "gradient_erasure": 1}
+    # every method with a strength tunes it over the same four values (issue 24); the post-hoc erasers of the
+    # baseline have none
+    assert sizes == {"grl": 4, "grl_dann": 4, "alternating": 4, "ensemble": 4, "inlp": 1, "leace": 1,
+                     "ensemble_leace": 4, "mmd": 4, "mmd_leace": 4, "ensemble3_leace": 4, "gradient_erasure": 1}
     with pytest.raises(ValueError, match="needs an `adversary`"):
         EmotionPrivacyHyperModel(QUICK_GRID, removal="ensemble")
     for removal in ("inlp", "leace", "ensemble_leace", "mmd_leace", "ensemble3_leace", "gradient_erasure"):
@@ -284,7 +286,8 @@ def test_ensemble_run_records_the_method_and_attacks_its_network(world):
     assert baseline["condition"] == "acoustic-activation-baseline" and baseline["removal"] is None
     assert adversarial["condition"] == "acoustic-activation-gender-fused-ensemble"
     assert adversarial["removal"] == "ensemble" and adversarial["settings"]["removal"] == "ensemble"
-    assert adversarial["grl_lambda"] is None and len(adversarial["trials"]) == 1  # no lambda to tune
+    # the adversaries' weight tuned over the quick grid's lambdas, as the GRL's lambda
+    assert adversarial["grl_lambda"] in (0.3, 0.5, 0.75, 1.0) and len(adversarial["trials"]) == 4
     assert "val_probe" in adversarial["val"]  # probe-based selection
     assert 0.0 <= adversarial["attacks"]["gender"]["strongest_test_uar"] <= 1.0
     assert "eer" in adversarial["attacks"]["speaker_verification"]
@@ -402,7 +405,7 @@ def test_ensemble_leace_run_erases_gender_from_the_ensembles_h(leace_world):
 
     (record,) = leace_world.ensemble_leace_records
     assert record["condition"] == "acoustic-activation-gender-fused-ensemble_leace"
-    assert record["removal"] == "ensemble_leace" and len(record["trials"]) == 1 and record["grl_lambda"] is None
+    assert record["removal"] == "ensemble_leace" and len(record["trials"]) == 4 and record["grl_lambda"] is not None
     assert record["val"]["leace_rank_removed"] == 1.0 and "val_probe" in record["val"]
     assert 0.0 <= record["attacks"]["gender"]["strongest_test_uar"] <= 1.0
     model, h, before, labels = _saved_model_on_training_rows(leace_world.ensemble_leace, leace_world.table, record)
@@ -468,14 +471,14 @@ def test_tensorboard_logs_every_trial(world):
     config = tiny_config(world.base / "tb-run", adversaries=("gender",), removal="ensemble", tensorboard=str(logs))
     run_cross_validation(config, table=world.table).records
     trials = list((logs / "acoustic-activation-gender-fused-ensemble" / "fold0").glob("trial_*"))
-    assert len(trials) == 1, trials  # one trial: no lambda to tune
+    assert len(trials) == 4, trials  # one trial per value of the adversaries' tuned weight
     events = {p.relative_to(trials[0]).parts[0] for p in trials[0].rglob("events.out.tfevents.*")}
     assert {"train", "validation"} <= events, events
 
 
 @pytest.mark.slow
 def test_distributed_search_runs_the_method_with_probe_selection(world, tmp_path):
-    """A chief (thread) and a worker in this process: the worker trains the ensemble trial with the reproduce command's
+    """A chief (thread) and a worker in this process: the worker trains the ensemble trials with the reproduce command's
     own search arguments (the probe included), and the final phase reloads it without training again."""
     import socket
     import threading
@@ -496,7 +499,8 @@ def test_distributed_search_runs_the_method_with_probe_selection(world, tmp_path
     finally:
         thread.join(timeout=120)
     project = "acoustic-activation-gender-fused-ensemble/fold0"
-    assert worker["trials"] == {project: ["0000"]} and chief["projects"][project]["trials"] == 1
+    trials = [f"{i:04d}" for i in range(4)]  # the ensemble's weight over the quick grid's four lambdas
+    assert worker["trials"] == {project: trials} and chief["projects"][project]["trials"] == 4
     checkpoints = {p: p.stat().st_mtime_ns for p in (tmp_path / "dist" / "work").rglob("trial_*/*")}
     record = run_cross_validation(tiny_config(tmp_path / "dist", adversaries=("gender",), removal="ensemble",
                                               resume=True), table=world.table).records[0]

@@ -46,7 +46,7 @@ after training (post hoc), the name of its strength (tuned over the grid's ``grl
   attackers; an affine map, saved as an ``AffineErasure`` layer).
 
 ``POST_HOC`` maps each post-hoc method to (the network it trains: "baseline" or another method, its eraser);
-``LAMBDA_REMOVALS`` lists the methods whose strength is ``grl_lambda`` (tuned over the paper's lambda grid). The post-hoc
+``LAMBDA_REMOVALS`` lists the methods with a strength (tuned over the paper's lambda grid as ``grl_lambda``). The post-hoc
 step inside a trial is ``privemo.removal.posthoc.erase_post_hoc``.
 
 Every returned model has the same dict outputs as ``build_model`` ("emotion", and "gender" / "speaker" or the per-modality

@@ -296,7 +296,7 @@ def _build(build_kwargs: dict, settings: RemovalSettings, n_adversaries: int, re
         n_adversaries=n_adversaries,
         k=settings.k,
         adversary_loss=settings.adversary_loss,
-        adversary_weight=settings.adversary_weight,
+        adversary_weight=settings.adversary_weight * float(build_kwargs.get("grl_lambda", 1.0)),  # the tuned strength
         adversary_learning_rate=settings.adversary_learning_rate,
         refresh_epochs=settings.refresh_epochs,
     )

@@ -8,7 +8,9 @@ training (post hoc), the name of its strength, and the traits the experiment, th
 
 The strength of every method that has one is tuned over the paper's lambda grid and kept in the ``grl_lambda``
 hyper-parameter, record field and table column (so records and tables keep one layout); ``strength`` names what the
-value sets: "grl_lambda" (the GRL's lambda) or "mmd_weight" (the MMD penalty's weight is ``MMD_SCALE`` times it).
+value sets: "grl_lambda" (the GRL's lambda), "adversary_weight" (the alternating / ensemble adversaries' privacy-loss
+weight is ``ADVERSARY_WEIGHT`` times it) or "mmd_weight" (the MMD penalty's weight is ``MMD_SCALE`` times it). Every
+method with a strength gets the same budget: the paper's four values, chosen on the validation speakers (issue 24).
 
 The method's hooks are its ``network`` (the builder ``privemo.removal.networks.build_network`` calls) and its ``eraser``
 (the post-hoc step ``privemo.removal.posthoc.erase_post_hoc`` runs). This module imports neither Keras nor TensorFlow,
@@ -37,7 +39,8 @@ class RemovalMethod:
         help: one line for ``--help``.
         network: the network it trains, a key of ``privemo.removal.networks.NETWORKS`` ("baseline": no adversary).
         eraser: the eraser fitted on the trained network's h afterwards ("inlp" or "leace"), or None.
-        strength: what the tuned ``grl_lambda`` value sets ("grl_lambda", "mmd_weight"), or None for a method without
+        strength: what the tuned ``grl_lambda`` value sets ("grl_lambda", "adversary_weight", "mmd_weight"), or None for
+            a method without
             a tuned strength (one trial per architecture).
         cacheable: a network of this method may be reused between trials of one architecture (fresh weights, optimizer
             state reset): False for the networks that carry a second optimiser (the adversary heads') or fix their
@@ -96,23 +99,24 @@ METHODS: dict[str, RemovalMethod] = {m.name: m for m in (
                   "grl", strength="grl_lambda", cacheable=True, packable=True, paper=True),
     RemovalMethod("grl_dann", "the same with lambda ramped from 0 to the tuned value (DANN schedule)",
                   "grl_dann", strength="grl_lambda", cacheable=True),
-    RemovalMethod("alternating", "alternating adversary / encoder updates with a confusion loss, no GRL, no lambda",
-                  "alternating"),
-    RemovalMethod("ensemble", "alternating updates against an ensemble of 3 adversary heads, no lambda", "ensemble"),
+    RemovalMethod("alternating", "alternating adversary / encoder updates with a confusion loss, no GRL; its weight "
+                  "privemo.removal.ADVERSARY_WEIGHT x lambda, lambda tuned", "alternating", strength="adversary_weight"),
+    RemovalMethod("ensemble", "alternating updates against an ensemble of 3 adversary heads, weight tuned as "
+                  "alternating's", "ensemble", strength="adversary_weight"),
     RemovalMethod("inlp", "post hoc: iterative nullspace projection (linear) of the trained baseline network's h, "
                   + _POST_HOC_HELP, "baseline", eraser="inlp", cacheable=True),
     RemovalMethod("leace", "post hoc: LEACE, closed-form linear concept erasure (no linear classifier beats chance on the "
                   "training rows' erased h), on the trained baseline network's h, " + _POST_HOC_HELP,
                   "baseline", eraser="leace", cacheable=True),
     RemovalMethod("ensemble_leace", "ensemble's training, then LEACE post hoc on its h, " + _POST_HOC_HELP,
-                  "ensemble", eraser="leace"),  # the first name of ensemble3_leace
+                  "ensemble", eraser="leace", strength="adversary_weight"),  # the first name of ensemble3_leace
     RemovalMethod("mmd", "class-conditional MMD between the attribute's groups' h within each emotion class (gender: "
                   "women against men; speaker: each speaker against the rest) added to the emotion loss with weight "
                   "privemo.removal.MMD_SCALE x lambda, lambda tuned", "mmd", strength="mmd_weight"),
     RemovalMethod("mmd_leace", "mmd's training (lambda tuned), then LEACE post hoc on its h, " + _POST_HOC_HELP,
                   "mmd", eraser="leace", strength="mmd_weight"),
     RemovalMethod("ensemble3_leace", "the same as ensemble_leace (3 adversary heads, then LEACE)",
-                  "ensemble", eraser="leace"),
+                  "ensemble", eraser="leace", strength="adversary_weight"),
     RemovalMethod("gradient_erasure", "post hoc: non-linear erasure (privemo.removal.GradientSubspaceEraser): LEACE "
                   "where a linear probe reads the attribute, then the gradient subspaces of cross-fitted MLP and "
                   "RBF-SVM probes, until no probe (gradient-boosted trees included) beats chance, on the trained "
@@ -125,7 +129,7 @@ DEFAULT_REMOVAL: str = next(name for name, m in METHODS.items() if m.paper)
 #: post-hoc methods: {removal: (the network trained first -- "baseline" (no adversary) or a method of REMOVALS -- and the
 #: eraser fitted on its h afterwards: "inlp" or "leace")}
 POST_HOC: dict[str, tuple[str, str]] = {name: (m.network, m.eraser) for name, m in METHODS.items() if m.posthoc}
-#: methods whose strength is grl_lambda, tuned over the paper's lambda grid (the others declare no lambda)
+#: methods with a strength, tuned over the paper's lambda grid as grl_lambda (the others declare no lambda)
 LAMBDA_REMOVALS: tuple[str, ...] = tuple(name for name, m in METHODS.items() if m.lambda_tuned)
 #: methods whose networks a hypermodel's model cache may reuse between trials (``RemovalMethod.cacheable``)
 CACHED_REMOVALS: tuple[str, ...] = tuple(name for name, m in METHODS.items() if m.cacheable)

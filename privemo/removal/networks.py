@@ -82,7 +82,7 @@ def build_removal_model(
         k: adversary steps per encoder step (alternating / ensemble).
         adversary_loss: "reverse" or "confusion" (alternating / ensemble).
         n_adversaries: heads per adversary output; default 1 for "alternating", ``ENSEMBLE_SIZE`` for "ensemble".
-        adversary_weight: weight of the privacy loss (alternating / ensemble).
+        adversary_weight: weight of the privacy loss (alternating / ensemble), times ``grl_lambda`` (the tuned strength).
         adversary_learning_rate: learning rate of the adversary heads' optimiser (None: the main one's).
         refresh_epochs: > 0: re-initialise and retrain the heads on the frozen h for this many passes at the start of
             every epoch (``AdversaryRefresh``; alternating / ensemble).
