@@ -27,7 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from privemo._io import atomic_write_text  # noqa: E402
+from privemo._util.io import atomic_write_text  # noqa: E402
 from privemo.cli.reproduce import build_parser, config_from_args  # noqa: E402
 from privemo.experiment.cost import estimate_run, format_duration, plan_from_run  # noqa: E402
 from privemo.experiment.plan import plan_run  # noqa: E402

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 import pandas as pd  # noqa: E402
 
 import privemo  # noqa: E402
-from privemo._io import atomic_write_text  # noqa: E402
+from privemo._util.io import atomic_write_text  # noqa: E402
 from privemo.features import extract_acoustic  # noqa: E402
 
 CORPORA = ("demo", "demo-podcast")

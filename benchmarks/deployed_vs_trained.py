@@ -38,7 +38,7 @@ import privemo  # noqa: E402
 
 privemo.quiet_tensorflow()
 
-from privemo._io import atomic_write_text, read_json  # noqa: E402
+from privemo._util.io import atomic_write_text, read_json  # noqa: E402
 
 CONDITIONS = ("acoustic-activation-baseline", "acoustic-activation-gender-fused")
 

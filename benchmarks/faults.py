@@ -16,8 +16,8 @@ adversary (1 + 4 trials of the quick grid), fold 0, 2 epochs, patience 1, one fo
 (c) SIGINT (Ctrl-C, to the whole process group as a terminal sends it) on ``reproduce`` while it trains a trial, then
     the ``--resume`` command it prints;
 (d) no space left on the device while the run writes: from the middle of the run (the N-th of the reference run's
-    writes through privemo's atomic-write layer, ``privemo._io._write_file``) every write fails with ``ENOSPC``; the
-    run must stop with one line naming the file; then ``--resume`` with space again;
+    writes through privemo's atomic-write layer, ``privemo._util.io._write_file``) every write fails with ``ENOSPC``;
+    the run must stop with one line naming the file; then ``--resume`` with space again;
 (e) a truncated feature-cache file (one shard's ``.npy`` cut to half its size) before a run;
 (f) ``kill -9`` the chief as in (b) and leave it dead: both workers (``--chief-timeout 15``), one of them inside a
     trial, must stop with one line after about 15 s; then the chief is started again with ``--resume`` and the
@@ -67,7 +67,7 @@ COLUMNS = ["fault", "injected", "survived", "recovery", "exit_status", "message"
 # (argv[1] = N, 0: never; argv[2] = the file the count is written to at exit). The fault only; the code is the real one.
 ENOSPC_DRIVER = """
 import atexit, errno, os, sys
-import privemo._io as io
+import privemo._util.io as io
 limit, count_file = int(sys.argv[1]), sys.argv[2]
 real, count = io._write_file, [0]
 def write_file(path, data):
@@ -524,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not args.workdir:
             shutil.rmtree(base, ignore_errors=True)
-    from privemo._io import atomic_write_text
+    from privemo._util.io import atomic_write_text
     import io
 
     ran = {r["fault"][0] for r in rows}

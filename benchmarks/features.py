@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from privemo.corpora._schema import COLUMNS  # noqa: E402
-from privemo._processes import available_cpus  # noqa: E402
+from privemo._util.processes import available_cpus  # noqa: E402
 from privemo.features.acoustic import extract_acoustic, log_mfb  # noqa: E402
 
 SR = 16000

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from privemo._io import atomic_write_json  # noqa: E402
+from privemo._util.io import atomic_write_json  # noqa: E402
 
 QUICK = dict(conv_layers=3, conv_width=3, conv_kernels=32, gru_layers=2, gru_width=32, dense_layers=1, dense_width=32)
 
@@ -67,7 +67,7 @@ def cudnn_kernels() -> dict:
 
 def determinism(epochs: int = 2) -> dict:
     """Two trainings of the quick network with one seed: are the weights identical?"""
-    from privemo._seed import set_seed
+    from privemo._util.seed import set_seed
     from privemo.nn.models import build_model
     from privemo.nn.training import compile_model
 

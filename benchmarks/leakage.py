@@ -622,7 +622,7 @@ def run(config: BenchmarkConfig, seeds: Sequence[int], methods: Sequence[str] | 
         return [row for seed in seeds for row in seed_rows(config, seed, methods, log=log)]
     from concurrent.futures import ProcessPoolExecutor
 
-    from privemo._processes import available_cpus, mp_context
+    from privemo._util.processes import available_cpus, mp_context
 
     jobs = min(jobs, len(seeds))
     threads = max(1, available_cpus() // jobs)
@@ -733,7 +733,7 @@ def _csv(rows: list[dict]) -> str:
 
 def write_outputs(out: str | os.PathLike, rows: list[dict], summary: list[dict]) -> tuple[Path, Path]:
     """Write the summary CSV to ``out`` and the per-seed rows next to it (``<stem>_runs.csv``), atomically."""
-    from privemo._io import atomic_write_text
+    from privemo._util.io import atomic_write_text
 
     out = Path(out)
     runs = out.with_name(out.stem + "_runs" + (out.suffix or ".csv"))

@@ -91,7 +91,7 @@ def run(config: BenchmarkConfig, seed: int, scales: Sequence[float], log=print) 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from privemo._io import atomic_write_text
+    from privemo._util.io import atomic_write_text
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dev-seed", type=int, default=DEV_SEED,

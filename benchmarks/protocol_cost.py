@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from privemo._validation import UserError  # noqa: E402
+from privemo._util.validation import UserError  # noqa: E402
 from privemo.experiment import cost as cm  # noqa: E402
 from privemo.experiment import cost_calibration as cc  # noqa: E402
 from privemo.search.grids import PAPER_GRID, QUICK_GRID  # noqa: E402
@@ -164,7 +164,7 @@ def main(argv=None) -> int:
     args.steps = args.steps or (4 if args.quick else 8)
     args.repeats = args.repeats or 2
 
-    from privemo._processes import available_cpus
+    from privemo._util.processes import available_cpus
     from privemo.nn.device import gpu_visible, start_tensorflow
 
     gpu = gpu_visible()

@@ -23,7 +23,7 @@ import privemo  # noqa: E402
 
 privemo.quiet_tensorflow()
 
-from privemo._io import atomic_write_json, atomic_write_text, read_json  # noqa: E402
+from privemo._util.io import atomic_write_json, atomic_write_text, read_json  # noqa: E402
 from privemo.experiment import ExperimentConfig  # noqa: E402
 from privemo.experiment.manifest import git_state  # noqa: E402
 from privemo.experiment.protocol import linear_reference_frame, write_reports  # noqa: E402

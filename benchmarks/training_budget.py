@@ -33,7 +33,7 @@ import privemo  # noqa: E402
 
 privemo.quiet_tensorflow()  # TensorFlow without its C++ start-up log, as the commands start it
 
-from privemo._io import atomic_write_text  # noqa: E402
+from privemo._util.io import atomic_write_text  # noqa: E402
 from privemo.experiment import ExperimentConfig, run_cross_validation  # noqa: E402
 from privemo.experiment.protocol import linear_reference_frame  # noqa: E402
 

@@ -12,15 +12,15 @@ as ``privemo-reproduce``, ``privemo-export``, ``privemo-distributed`` and ``priv
 
 from __future__ import annotations
 
-from privemo._lazy import lazy_exports
+from privemo._util.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
 _SUBMODULES = ("audit", "cli", "corpora", "data", "experiment", "features", "metrics", "nn", "privacy", "removal",
                "search")
 
-# public name -> module that defines it, resolved on first use (privemo._lazy; one-way data flow: corpora -> features
-# -> folds -> models -> attacks -> reporting)
+# public name -> module that defines it, resolved on first use (privemo._util.lazy; one-way data flow: corpora ->
+# features -> folds -> models -> attacks -> reporting)
 _EXPORTS: dict[str, str] = {
     "load_corpus": "privemo.corpora.loading",
     "CORPORA": "privemo.corpora.loading",
@@ -51,7 +51,7 @@ _EXPORTS: dict[str, str] = {
     "reference_table": "privemo.experiment.reference",
     "reference_frame": "privemo.experiment.reference",
     "load_model": "privemo.removal.saving",
-    "quiet_tensorflow": "privemo._quiet",
+    "quiet_tensorflow": "privemo._util.quiet",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -213,8 +213,8 @@ def test_a_truncated_cache_file_is_rebuilt_not_read(tmp_path, keep):
 def test_a_full_disk_stops_the_extraction_with_one_line_and_damages_nothing(tmp_path, monkeypatch):
     import errno
 
-    import privemo._io
-    from privemo._io import WriteError
+    import privemo._util.io
+    from privemo._util.io import WriteError
 
     table = make_table(tmp_path)
     head = table.iloc[:4].copy()
@@ -236,7 +236,7 @@ def test_a_full_disk_stops_the_extraction_with_one_line_and_damages_nothing(tmp_
     assert {p.name: p.read_bytes() for p in store.iterdir()} == before  # no temporary file, nothing rewritten
     # the index written through privemo's atomic-write layer fails the same way, and leaves the store as it was
     monkeypatch.setattr(cache.np, "save", real)
-    monkeypatch.setattr(privemo._io, "_write_file", lambda path, data: disk_full())
+    monkeypatch.setattr(privemo._util.io, "_write_file", lambda path, data: disk_full())
     with pytest.raises(WriteError, match=r"shard-.*\.json: cannot write: No space left on device"):
         extract_acoustic(table, cache_dir=tmp_path / "cache", n_jobs=1, progress=False, chunk_size=2)
     assert {p.name for p in store.iterdir() if p.suffix == ".json"} == {n for n in before if n.endswith(".json")}

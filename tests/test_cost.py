@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from privemo._validation import UserError
+from privemo._util.validation import UserError
 from privemo.experiment import cost as cm
 from privemo.experiment import cost_calibration as cc
 from privemo.search.grids import PAPER_GRID, QUICK_GRID

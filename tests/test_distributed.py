@@ -534,12 +534,12 @@ def test_a_worker_reconnects_to_a_chief_killed_and_restarted_with_resume_inside_
 
 def test_a_chief_that_cannot_write_its_state_stops_and_so_does_its_worker_each_with_one_line(tmp_path, monkeypatch):
     """The chief's disk fills up while a worker ends a trial (the injected fault: ENOSPC on every write through
-    privemo._io): the worker's call is answered with the chief's WriteError line and the worker stops with it (not an
-    INVALID trial); the chief's loop stops with the same WriteError."""
+    privemo._util.io): the worker's call is answered with the chief's WriteError line and the worker stops with it (not
+    an INVALID trial); the chief's loop stops with the same WriteError."""
     import errno
 
-    import privemo._io
-    from privemo._io import WriteError
+    import privemo._util.io
+    from privemo._util.io import WriteError
 
     port = _free_port()
     oracle, servicer, server = _serve_toy(tmp_path, port, resume=False)
@@ -552,7 +552,7 @@ def test_a_chief_that_cannot_write_its_state_stops_and_so_does_its_worker_each_w
 
     def disk_full(trial_id, epoch):
         if trial_id == "0001":
-            monkeypatch.setattr(privemo._io, "_write_file", lambda path, data: (_ for _ in ()).throw(
+            monkeypatch.setattr(privemo._util.io, "_write_file", lambda path, data: (_ for _ in ()).throw(
                 OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))))
 
     worker.epoch_hook = disk_full

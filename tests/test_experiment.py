@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from privemo._io import _json_default, read_json
+from privemo._util.io import _json_default, read_json
 from privemo.corpora.demo import load_demo
 from privemo.experiment import (
     MODALITY_SETS,
@@ -26,7 +26,7 @@ from privemo.experiment import (
     run,
     run_cross_validation,
 )
-from privemo._validation import UserError
+from privemo._util.validation import UserError
 from privemo.experiment.protocol import write_reports
 from privemo.data.folds import speaker_folds
 from privemo.search.grids import QUICK_GRID

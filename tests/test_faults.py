@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from privemo._io import WriteError, atomic_write_json
-from privemo._validation import UserError
+from privemo._util.io import WriteError, atomic_write_json
+from privemo._util.validation import UserError
 from privemo.experiment import ExperimentConfig
 from privemo.experiment.config import run_settings, work_dir
 
@@ -90,7 +90,7 @@ def test_small_fault_run_a_full_disk_then_resume_on_a_damaged_cache_equals_an_un
     shard, trains only what had not finished and writes tables byte-identical to an uninterrupted run's."""
     import shutil
 
-    import privemo._io
+    import privemo._util.io
     from privemo.experiment import run
 
     bench = _benchmark()
@@ -103,13 +103,13 @@ def test_small_fault_run_a_full_disk_then_resume_on_a_damaged_cache_equals_an_un
                                 epochs=1, patience=1, n_jobs=1, attack_epochs=2, demo_per_speaker=6, verbose=0,
                                 out_dir=str(out), **kw)
 
-    real, writes = privemo._io._write_file, []
+    real, writes = privemo._util.io._write_file, []
 
     def counted(path, data):
         writes.append(path)
         return real(path, data)
 
-    monkeypatch.setattr(privemo._io, "_write_file", counted)
+    monkeypatch.setattr(privemo._util.io, "_write_file", counted)
     run(config(tmp_path / "reference"))
     limit = len(writes) // 2  # the disk fills up half-way through the run's writes
     writes.clear()
@@ -121,7 +121,7 @@ def test_small_fault_run_a_full_disk_then_resume_on_a_damaged_cache_equals_an_un
         return real(path, data)
 
     out = tmp_path / "faulted"
-    monkeypatch.setattr(privemo._io, "_write_file", disk_full_from_the_middle)
+    monkeypatch.setattr(privemo._util.io, "_write_file", disk_full_from_the_middle)
     with pytest.raises(WriteError) as info:
         run(config(out))
     assert str(info.value).startswith(f"{writes[limit - 1]}: cannot write: No space left on device.")
@@ -132,7 +132,7 @@ def test_small_fault_run_a_full_disk_then_resume_on_a_damaged_cache_equals_an_un
     [shard, *_] = sorted((tmp_path / "cache" / "features").glob("*/logmfb-*/shard-*.npy"))
     with open(shard, "r+b") as fh:
         fh.truncate(shard.stat().st_size // 2)
-    monkeypatch.setattr(privemo._io, "_write_file", real)
+    monkeypatch.setattr(privemo._util.io, "_write_file", real)
     run(config(out, resume=True))
     assert not shard.exists()  # rebuilt, not read
     assert bench.lost_trials(completed, out) == 0
@@ -284,14 +284,14 @@ def test_a_chief_killed_between_a_trials_file_and_its_own_reloads_with_that_tria
 @pytest.mark.parametrize("fault", ["privemo's write layer", "a raw OSError"])
 def test_a_full_disk_inside_a_trial_stops_the_search_with_one_line_and_resume_trains_that_trial(tmp_path, monkeypatch,
                                                                                                   fault):
-    """A write that fails with ENOSPC inside trial 0002 (through privemo._io, or an OSError of another writer such as
-    h5py, with its file name) stops the search with one WriteError line naming the file; the trial is not recorded as
+    """A write that fails with ENOSPC inside trial 0002 (through privemo._util.io, or an OSError of another writer such
+    as h5py, with its file name) stops the search with one WriteError line naming the file; the trial is not recorded as
     INVALID (it stays running in the oracle's state) and a resumed search trains it: six trials, each ended once, equal
     to an uninterrupted search."""
     import keras_tuner as kt
     from test_distributed import OBJECTIVE as objective, Grid, _score as score  # the distributed tests' toy grid
 
-    import privemo._io
+    import privemo._util.io
     from privemo.search.tuning import ConcurrentGridSearch
 
     full = []
@@ -305,7 +305,7 @@ def test_a_full_disk_inside_a_trial_stops_the_search_with_one_line_and_resume_tr
             atomic_write_json(target, {"epochs": 1})
             return score(trial)
 
-    real = privemo._io._write_file
+    real = privemo._util.io._write_file
 
     def disk_full(path, data):  # the injected fault
         if fault == "privemo's write layer" and path.parent.name == "trial_0002" and path.name == "history.json" \
@@ -314,7 +314,7 @@ def test_a_full_disk_inside_a_trial_stops_the_search_with_one_line_and_resume_tr
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real(path, data)
 
-    monkeypatch.setattr(privemo._io, "_write_file", disk_full)
+    monkeypatch.setattr(privemo._util.io, "_write_file", disk_full)
     first = Writes(hypermodel=Grid(), objective=objective, directory=tmp_path, project_name="p")
     with pytest.raises(WriteError) as info:
         first.search(verbose=0)

@@ -3,13 +3,14 @@
 The graph is read from the source with ``ast``: every ``import privemo...`` and ``from privemo... import ...`` in a
 module, also inside functions and under ``if TYPE_CHECKING:`` (a lazy or type-only import is still a dependency a reader
 follows). ``from package import name`` counts as an import of the submodule ``package.name`` when that is a module,
-else of ``package`` itself. The lazy re-exports of the packages' ``__init__`` files (``privemo._lazy``) are not imports.
+else of ``package`` itself. The lazy re-exports of the packages' ``__init__`` files (``privemo._util.lazy``) are not
+imports.
 
 The stages, in the order data flows through them (README code map; each may import only from its own stage and the
 ones before it):
 
 0. the base: the package itself (``privemo/__init__.py``: ``__version__`` and lazy re-exports only), the private helpers
-   at the top (``privemo._io``, ``privemo._validation``, ``privemo._processes``, ...), ``privemo.metrics``;
+   in one package, ``privemo._util`` (``io``, ``validation``, ``processes``, ...), ``privemo.metrics``;
 1. ``privemo.corpora`` (corpus tables), 2. ``privemo.features`` (log-mels, word vectors, the feature cache),
 3. ``privemo.data`` (labels, folds, tf.data), 4. ``privemo.nn`` (layers, the model factory, training, the encoder),
 5. ``privemo.removal`` (attribute-removal networks and erasers; builds on nn's models),
@@ -29,7 +30,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "privemo"
 
 STAGES: tuple[tuple[str, ...], ...] = (
-    ("privemo", "privemo._*", "privemo.metrics"),
+    ("privemo", "privemo._util", "privemo.metrics"),
     ("privemo.corpora",),
     ("privemo.features",),
     ("privemo.data",),

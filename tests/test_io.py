@@ -6,8 +6,8 @@ import pickle
 import numpy as np
 import pytest
 
-from privemo._io import WriteError, atomic_write_json, atomic_write_text, read_json, write_error, writing
-from privemo._validation import UserError
+from privemo._util.io import WriteError, atomic_write_json, atomic_write_text, read_json, write_error, writing
+from privemo._util.validation import UserError
 
 
 def test_atomic_write_creates_parents_and_leaves_no_temp(tmp_path):
@@ -30,7 +30,7 @@ def test_failed_write_keeps_the_old_file(tmp_path):
                                           (errno.EROFS, "writable file system"), (errno.EACCES, "writable")])
 def test_a_write_the_disk_refuses_is_one_line_naming_the_path_and_keeps_the_old_file(tmp_path, monkeypatch, code,
                                                                                      advice):
-    import privemo._io
+    import privemo._util.io
 
     target = tmp_path / "folds" / "x.json"
     atomic_write_json(target, {"old": True})
@@ -38,7 +38,7 @@ def test_a_write_the_disk_refuses_is_one_line_naming_the_path_and_keeps_the_old_
     def refused(path, data):  # the injected fault, at privemo's write layer
         raise OSError(code, os.strerror(code))
 
-    monkeypatch.setattr(privemo._io, "_write_file", refused)
+    monkeypatch.setattr(privemo._util.io, "_write_file", refused)
     with pytest.raises(WriteError) as info:
         atomic_write_json(target, {"new": True})
     assert isinstance(info.value, UserError) and info.value.errno == code and info.value.path == str(target)

@@ -5,7 +5,7 @@ import pytest
 import keras
 import tensorflow as tf
 
-from privemo._seed import set_seed
+from privemo._util.seed import set_seed
 from privemo.nn.lockstep import Lockstep, gpu_visible, merged_gru, mergeable_gru
 from privemo.nn.models import build_model
 

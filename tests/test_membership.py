@@ -171,7 +171,7 @@ def test_membership_inference_on_real_networks_one_memorising_and_one_with_nothi
     labels memorises them (MI AUC well above 0.5); the same network trained for no step has nothing to memorise (0.5)."""
     import keras
 
-    from privemo._seed import set_seed
+    from privemo._util.seed import set_seed
 
     set_seed(0)
     rng = np.random.default_rng(0)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import keras
 
-from privemo._seed import set_seed
+from privemo._util.seed import set_seed
 from privemo.data.pipeline import make_dataset
 from privemo.nn.models import build_model
 from privemo.nn.training import compile_model, fit, objective, predict_sequences

@@ -1,4 +1,4 @@
-"""privemo's process pools never re-run the caller's script (privemo._processes).
+"""privemo's process pools never re-run the caller's script (privemo._util.processes).
 
 A newcomer's three lines without an ``if __name__ == "__main__":`` guard used to hang forever on an empty cache (every
 demo-synthesis worker re-ran the script and blocked on the corpus lock) or, from ``python -``, to respawn workers that
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from privemo._processes import THREADED_RUNTIMES, hidden_main, mp_context, process_pool, worker_pool
+from privemo._util.processes import THREADED_RUNTIMES, hidden_main, mp_context, process_pool, worker_pool
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 120
@@ -64,7 +64,7 @@ def test_feature_and_executor_pools_from_stdin_after_tensorflow(tmp_path):
         "import os, concurrent.futures as cf\n"
         "import tensorflow\n"
         "import privemo\n"
-        "from privemo._processes import process_pool_context\n"
+        "from privemo._util.processes import process_pool_context\n"
         "from privemo.features.acoustic import extract_acoustic\n"
         "t = privemo.load_corpus('demo', n_per_speaker=1, progress=False)\n"
         "f = extract_acoustic(t, n_jobs=2, chunk_size=2, progress=False)\n"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from privemo._progress import Progress, format_seconds
+from privemo._util.progress import Progress, format_seconds
 
 
 def test_estimate_weighs_pending_jobs_by_their_kind_and_divides_by_workers():

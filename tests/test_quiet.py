@@ -1,4 +1,4 @@
-"""A quiet start: no TensorFlow C++ start-up log after ``privemo.quiet_tensorflow()`` (privemo._quiet), which the
+"""A quiet start: no TensorFlow C++ start-up log after ``privemo.quiet_tensorflow()`` (privemo._util.quiet), which the
 commands call in their ``main()``; ``import privemo`` itself installs nothing. And one device line."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from privemo import _quiet
+from privemo._util import quiet as _quiet
 from privemo.nn.device import device_summary
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -439,7 +439,7 @@ def test_mmd_leace_run_tunes_lambda_then_erases_gender_from_the_mmd_networks_h(m
 
 @pytest.mark.slow
 def test_resume_refuses_another_removal_method(world):
-    from privemo._validation import UserError
+    from privemo._util.validation import UserError
     from privemo.experiment import run_cross_validation
 
     for other in ("grl", "alternating"):

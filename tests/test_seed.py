@@ -1,4 +1,5 @@
-"""privemo._seed.set_seed: the seeds keras.utils.set_random_seed gives, without flushing TensorFlow's kernel cache."""
+"""privemo._util.seed.set_seed: the seeds keras.utils.set_random_seed gives, without flushing TensorFlow's kernel
+cache."""
 
 import random
 
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from privemo._seed import set_seed
+from privemo._util.seed import set_seed
 
 
 def _draws():

@@ -178,7 +178,7 @@ def test_a_checkpoint_is_written_atomically_and_never_left_truncated(tmp_path, f
     import errno
     import os
 
-    from privemo._io import WriteError
+    from privemo._util.io import WriteError
     from privemo.nn.training import save_checkpoint
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])

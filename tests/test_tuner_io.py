@@ -10,7 +10,7 @@ from pathlib import Path
 import keras_tuner
 import pytest
 
-from privemo._validation import UserError
+from privemo._util.validation import UserError
 
 import privemo.search
 from privemo.search import _keras_tuner, _tuner_io, tuning

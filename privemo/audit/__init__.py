@@ -23,11 +23,11 @@ differences and the verdict of the claims table (`privemo.experiment.claims.pair
 
 from __future__ import annotations
 
-from privemo._lazy import lazy_exports
+from privemo._util.lazy import lazy_exports
 
 _SUBMODULES = ("encoder", "inputs", "report", "run")
 
-# public name -> module that defines it, resolved on first use (privemo._lazy)
+# public name -> module that defines it, resolved on first use (privemo._util.lazy)
 _EXPORTS: dict[str, str] = {
     "Representation": "privemo.audit.inputs",
     "read_features": "privemo.audit.inputs",

@@ -19,8 +19,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from privemo._io import read_json
-from privemo._validation import UserError
+from privemo._util.io import read_json
+from privemo._util.validation import UserError
 from privemo.audit.inputs import Representation, representation_from_arrays
 
 __all__ = ["load_encoder_safe", "encode_corpus", "run_split", "ENCODE_CHUNK"]

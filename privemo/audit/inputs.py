@@ -6,7 +6,7 @@ labels, e.g. ``privemo.bin_labels`` of the ratings), ``split`` (``train`` / ``va
 ``utterance_id`` (used to pair two files in ``--compare``). Reading never executes code: ``.npz`` files are opened
 with ``allow_pickle=False``, so a file holding Python objects is refused, not unpickled.
 
-Every problem is one `privemo._validation.UserError` naming the file, the column and what was expected.
+Every problem is one `privemo._util.validation.UserError` naming the file, the column and what was expected.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from privemo._validation import UserError
+from privemo._util.validation import UserError
 
 __all__ = ["Representation", "read_features", "representation_from_arrays", "representation_from_frame", "write_features", "EMOTION_COLUMNS",
            "SPLITS", "FORMATS"]
@@ -317,7 +317,7 @@ def write_features(path: str | os.PathLike, rep: Representation) -> Path:
     with `read_features` to the same arrays."""
     import io
 
-    from privemo._io import atomic_write_bytes
+    from privemo._util.io import atomic_write_bytes
 
     path = Path(path)
     columns: dict[str, np.ndarray] = {"speaker": rep.speaker, "gender": rep.gender, **rep.emotion}

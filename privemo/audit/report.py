@@ -2,8 +2,8 @@
 and the PNGs (``det.png``: the verifier's DET curve per fold; ``attackers.png``: gender attacker UAR per family with
 95 % intervals over folds; ``folds.png``: per-fold gender UAR, EER and emotion UAR with their speaker-level intervals).
 
-Everything is rendered in memory first and each file written atomically (`privemo._io`), so a failed audit leaves no
-partial report.
+Everything is rendered in memory first and each file written atomically (`privemo._util.io`), so a failed audit leaves
+no partial report.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from privemo._io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from privemo._util.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 __all__ = ["write_report", "report_markdown", "strip_arrays"]
 

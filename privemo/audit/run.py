@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from privemo._validation import UserError
+from privemo._util.validation import UserError
 from privemo.audit.inputs import Representation
 
 __all__ = ["audit_representation", "compare_representations", "audit_folds", "resolve_attackers", "det_scores",
@@ -204,7 +204,7 @@ def audit_representation(
     and fold-mean summaries. Returns a dict (``report.json``'s content; DET scores as arrays under ``folds[k]
     ["verification"]["det"]``). ``membership`` is a membership-inference result to record (None: n/a, no emotion
     head). ``progress`` receives one line per finished fold."""
-    from privemo._progress import Progress
+    from privemo._util.progress import Progress
 
     folds = audit_folds(rep, n_folds, seed)
     n_train = max(len(f.train) for f in folds)

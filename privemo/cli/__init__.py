@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-from privemo._lazy import lazy_exports
+from privemo._util.lazy import lazy_exports
 
 _SUBMODULES = ("audit", "distributed", "export", "reproduce")
 
-# public name -> module that defines it, resolved on first use (privemo._lazy)
+# public name -> module that defines it, resolved on first use (privemo._util.lazy)
 _EXPORTS: dict[str, str] = {}  # each command is its module"s ``main``
 
 __all__ = sorted(_EXPORTS)

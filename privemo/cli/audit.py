@@ -18,8 +18,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from privemo._quiet import quiet_tensorflow
-from privemo._validation import UserError
+from privemo._util.quiet import quiet_tensorflow
+from privemo._util.validation import UserError
 
 CORPORA = ["demo", "demo-podcast", "iemocap", "msp-improv", "msp-podcast", "muse"]
 

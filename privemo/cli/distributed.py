@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-from privemo._quiet import quiet_tensorflow
+from privemo._util.quiet import quiet_tensorflow
 from privemo.cli._interrupt import Interrupt, command_line
 
 

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from privemo._quiet import quiet_tensorflow, show_tensorflow_log
-from privemo._validation import UserError
+from privemo._util.quiet import quiet_tensorflow, show_tensorflow_log
+from privemo._util.validation import UserError
 from privemo.cli._interrupt import Interrupt, command_line
 # the registry of removal methods imports no Keras: --help and flag errors stay free of TensorFlow's start-up time
 from privemo.removal.methods import DEFAULT_REMOVAL, METHODS, REMOVALS, removal_method

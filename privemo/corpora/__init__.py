@@ -6,11 +6,11 @@ licensed corpora) or the two synthesised demo corpora (``demo``, ``demo_podcast`
 
 from __future__ import annotations
 
-from privemo._lazy import lazy_exports
+from privemo._util.lazy import lazy_exports
 
 _SUBMODULES = ("demo", "demo_podcast", "iemocap", "loading", "msp_improv", "msp_podcast", "muse")
 
-# public name -> module that defines it, resolved on first use (privemo._lazy)
+# public name -> module that defines it, resolved on first use (privemo._util.lazy)
 _EXPORTS: dict[str, str] = {
     **dict.fromkeys(("load_corpus", "CORPORA", "SYNTHESISED"), "privemo.corpora.loading"),
     **dict.fromkeys(("COLUMNS", "CorpusFormatError", "SkippedRowsWarning"), "privemo.corpora._schema"),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .._validation import UserError
+from .._util.validation import UserError
 
 # Columns every loader returns, in this order (design.md). Loaders may append corpus-specific columns after these.
 COLUMNS: tuple[str, ...] = (

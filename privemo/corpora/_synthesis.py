@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from .._processes import worker_pool
+from .._util.processes import worker_pool
 from ._schema import SAMPLE_RATE, CorpusFormatError
 
 MANIFEST = "manifest.json"
@@ -370,7 +370,7 @@ def build(
         try:
             # forkserver (spawn where unavailable): fresh processes without fork()ing a parent that may run threads
             # (TensorFlow); the server imports the worker's modules once, not every (per-speaker) child. The pool
-            # never re-runs the caller's script (privemo._processes), so a script without a main guard works.
+            # never re-runs the caller's script (privemo._util.processes), so a script without a main guard works.
             with worker_pool(max(1, min(n_jobs, len(tasks))), method="forkserver", maxtasksperchild=1,
                              preload=[worker.__module__, "privemo.corpora._espeak", "soxr", "scipy.fft"]) as pool:
                 for results in pool.imap_unordered(worker, tasks):

@@ -3,11 +3,11 @@ the padded, bucketed ``tf.data`` pipeline (``pipeline``)."""
 
 from __future__ import annotations
 
-from privemo._lazy import lazy_exports
+from privemo._util.lazy import lazy_exports
 
 _SUBMODULES = ("folds", "labels", "pipeline")
 
-# public name -> module that defines it, resolved on first use (privemo._lazy)
+# public name -> module that defines it, resolved on first use (privemo._util.lazy)
 _EXPORTS: dict[str, str] = {
     **dict.fromkeys((
         "Fold", "speaker_folds", "official_partition", "STRATEGIES", "STRATEGY_BY_CORPUS", "VALIDATION_FRACTION",

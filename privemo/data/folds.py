@@ -29,7 +29,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from privemo._validation import check_choice, check_int, invalid
+from privemo._util.validation import check_choice, check_int, invalid
 
 STRATEGIES: tuple[str, ...] = ("session", "speaker", "count")
 STRATEGY_BY_CORPUS: dict[str, str] = {

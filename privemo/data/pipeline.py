@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from privemo._validation import check_int, invalid
+from privemo._util.validation import check_int, invalid
 from privemo.features.logmel import MAX_FRAMES
 from privemo.features.lexical import MAX_TOKENS
 

@@ -15,14 +15,14 @@ package imports none of its modules (nor TensorFlow).
 
 from __future__ import annotations
 
-from privemo._lazy import lazy_exports
+from privemo._util.lazy import lazy_exports
 
 _SUBMODULES = ("claims", "config", "cost", "cost_calibration", "cost_fitting", "cost_measurement", "distributed",
                "distributed_chief", "distributed_client", "distributed_oracle", "distributed_plan",
                "distributed_servicer", "distributed_worker", "evaluate", "fold", "inputs", "manifest", "plan",
                "protocol", "reference", "reference_cv", "reference_features", "reporting", "workers")
 
-# public name -> module that defines it, resolved on first use (privemo._lazy)
+# public name -> module that defines it, resolved on first use (privemo._util.lazy)
 _EXPORTS: dict[str, str] = {
     **dict.fromkeys((
         "ATTACK_EPOCHS", "BATCH_SIZE", "DEFAULT_MODALITIES", "EPOCHS", "GENDER_IDS", "LEARNING_RATE", "MI_HOLDOUT",

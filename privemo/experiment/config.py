@@ -10,7 +10,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from privemo._validation import UserError, check_choice
+from privemo._util.validation import UserError, check_choice
 from privemo.removal.methods import DEFAULT_REMOVAL, RemovalMethod, removal_method
 from privemo.search.grids import GRIDS
 

@@ -38,8 +38,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from privemo._processes import available_cpus
-from privemo._validation import UserError, check_int
+from privemo._util.processes import available_cpus
+from privemo._util.validation import UserError, check_int
 from privemo.experiment.cost_calibration import (  # noqa: F401  (measurement names are part of the model's API)
     ATTACK_S_PER_UTTERANCE,
     CALIBRATION_BUDGET_S,

@@ -19,8 +19,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from privemo._io import atomic_write_text
-from privemo._validation import UserError
+from privemo._util.io import atomic_write_text
+from privemo._util.validation import UserError
 from privemo.experiment.config import MODALITY_SETS
 from privemo.experiment.cost_fitting import (  # noqa: F401  (names of this module too)
     FRAMES_PER_S,

@@ -12,8 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
-from privemo._processes import available_cpus
-from privemo._validation import check_int, invalid
+from privemo._util.processes import available_cpus
+from privemo._util.validation import check_int, invalid
 from privemo.experiment.config import MODALITY_SETS
 from privemo.experiment.cost_fitting import FRAMES_PER_S, SHAPE_KEYS, WORDS_PER_S, StepCost
 

@@ -60,7 +60,7 @@ reports on it again (it stays with that worker), and also a trial whose ``trial.
 but not yet the oracle's own state (``requeue_orphans``). A worker whose chief has not answered for ``--chief-timeout``
 seconds (``CHIEF_TIMEOUT_S``) stops with one line (``ChiefUnreachable``), also inside a trial; that trial stays running
 in the chief's saved state and is trained again after a restart. A chief that cannot write its state (a full disk:
-``privemo._io.WriteError``) stops with that line, and its workers stop with it (``ChiefFailed``).
+``privemo._util.io.WriteError``) stops with that line, and its workers stop with it (``ChiefFailed``).
 
 Trials are not split across machines (one trial = one training in one process), and the final phase (attacks) runs on
 the chief's machine only (``--jobs`` processes). Nothing here needs a GPU; a worker uses one when TensorFlow sees one.

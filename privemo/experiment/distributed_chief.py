@@ -11,8 +11,8 @@ import sys
 import time
 import uuid
 
-from privemo._io import WriteError, atomic_write_json, atomic_write_text
-from privemo._validation import UserError
+from privemo._util.io import WriteError, atomic_write_json, atomic_write_text
+from privemo._util.validation import UserError
 from privemo.experiment.config import fold_seed, result_path
 from privemo.experiment.distributed_oracle import _release_if_held, make_oracle
 from privemo.experiment.distributed_plan import (BASE_PORT, DEFAULT_HOST, LINGER_S, POLL_S, SINGLE_PROCESS_TUNER_ID,

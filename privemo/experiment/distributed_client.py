@@ -12,7 +12,7 @@ import grpc
 import keras_tuner
 from keras_tuner.engine import trial as trial_module
 
-from privemo._validation import UserError
+from privemo._util.validation import UserError
 from privemo.experiment.distributed_plan import (BACKOFF_FIRST_S, BACKOFF_MAX_S, CALL_TIMEOUT_S, CHIEF_TIMEOUT_S,
                                                  RETRIED_CODES, _one_line)
 from privemo.search._keras_tuner import protos

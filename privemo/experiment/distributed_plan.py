@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
-from privemo._io import read_json
-from privemo._validation import UserError
+from privemo._util.io import read_json
+from privemo._util.validation import UserError
 from privemo.experiment.config import run_settings, work_dir
 
 # assumption (README assumptions table): default base port of the chief's oracles (the gRPC convention's 50051); project

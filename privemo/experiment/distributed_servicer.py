@@ -11,7 +11,7 @@ import time
 
 from keras_tuner.engine import trial as trial_module
 
-from privemo._validation import UserError
+from privemo._util.validation import UserError
 from privemo.experiment.distributed_oracle import _ENDED, _adopt, _release_if_held, _take_back, _unqueue
 from privemo.experiment.distributed_plan import TRIAL_TIMEOUT_S, _one_line
 from privemo.search._keras_tuner import protos
@@ -19,7 +19,7 @@ from privemo.search._keras_tuner import protos
 
 def _guarded(method):
     """A servicer call that raises leaves the oracle's lock free (``_release_if_held``); one that meets a ``UserError``
-    (the chief cannot write its state: ``privemo._io.WriteError``) answers the worker with that line
+    (the chief cannot write its state: ``privemo._util.io.WriteError``) answers the worker with that line
     (FAILED_PRECONDITION; the worker stops with it) and keeps the error for the chief's main loop, which stops the chief
     with it (``_wait_for_searches``)."""
 

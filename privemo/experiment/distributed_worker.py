@@ -12,7 +12,7 @@ import time
 
 from keras_tuner.engine import trial as trial_module
 
-from privemo._validation import UserError
+from privemo._util.validation import UserError
 from privemo.experiment.distributed_client import Backoff, ChiefFailed, _unreachable, attach_chief_client
 from privemo.experiment.distributed_plan import (CHIEF_TIMEOUT_S, DEFAULT_HOST, ENV_ORACLE_IP, ENV_ORACLE_PORT,
                                                  ENV_TUNER_ID, PLAN_WAIT_S, PROBE_TIMEOUT_S, REPASS_S, RETRIED_CODES,

@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from privemo._io import writing
+from privemo._util.io import writing
 from privemo.experiment.config import (RECORD_SCHEMA, Condition, ExperimentConfig, fold_seed, log, run_settings,
                                        work_dir)
 from privemo.experiment.evaluate import emotion_figures, privacy_figures, represent, trial_record
@@ -42,7 +42,7 @@ def hypermodel_for(condition: Condition, config: ExperimentConfig, meta: dict, s
 def search_setup(data: CorpusData, fold_index: int, fold, condition: Condition, config: ExperimentConfig,
                  lexical: Sequence[np.ndarray] | None = None, model_cache: dict | None = None) -> SearchSetup:
     """Seed, inputs, targets, training dataset, validation data, probe and hypermodel of one (condition, fold)."""
-    from privemo._seed import set_seed
+    from privemo._util.seed import set_seed
     from privemo.data.pipeline import make_dataset
     from privemo.search.selection import PrivacyProbe, probe_rows, speaker_probe_support
 
@@ -204,7 +204,8 @@ def _represent_trials(tuner, best_trial, setup: SearchSetup, data: CorpusData, f
 
 def save_model(model, saved: Path) -> None:
     """For privemo.cli.export; written atomically (a temporary name in the same folder, then renamed). A save that fails
-    or is interrupted leaves no partial file; a full disk or an unwritable folder raises ``privemo._io.WriteError``."""
+    or is interrupted leaves no partial file; a full disk or an unwritable folder raises
+    ``privemo._util.io.WriteError``."""
     partial = saved.with_name(f".{saved.stem}.{os.getpid()}.partial.keras")
     try:
         with writing(saved):

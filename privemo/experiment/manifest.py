@@ -9,7 +9,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from privemo._io import atomic_write_json
+from privemo._util.io import atomic_write_json
 
 PACKAGES = ("privemo", "tensorflow", "keras", "keras-tuner", "librosa", "numpy", "scikit-learn", "pandas", "scipy",
             "soundfile", "gensim", "espeakng-loader", "matplotlib")

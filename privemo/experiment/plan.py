@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from privemo._validation import UserError
+from privemo._util.validation import UserError
 from privemo.experiment.config import ExperimentConfig
 
 

@@ -12,10 +12,10 @@ from typing import Iterator, NamedTuple
 import numpy as np
 import pandas as pd
 
-from privemo._io import atomic_write_json, read_json
-from privemo._processes import available_cpus
-from privemo._progress import Progress
-from privemo._validation import UserError
+from privemo._util.io import atomic_write_json, read_json
+from privemo._util.processes import available_cpus
+from privemo._util.progress import Progress
+from privemo._util.validation import UserError
 from privemo.experiment.config import (Condition, ExperimentConfig, check_schema, log, result_path, run_settings,
                                        settings_differ, work_dir)
 from privemo.experiment.inputs import holdout_rows, lexical_inputs, prepare_corpus
@@ -111,7 +111,7 @@ def _run_jobs(tasks: list, data, n_jobs: int) -> Iterator[tuple[tuple, dict, flo
     import concurrent.futures as cf
     import os
 
-    from privemo._processes import process_pool
+    from privemo._util.processes import process_pool
 
     arguments = dict(tasks)
     with process_pool(n_jobs, initializer=worker_init, initargs=(data, 1, True, os.getpid())) as pool:
@@ -149,7 +149,7 @@ def run(config: ExperimentConfig) -> str:
     """The whole job: cross-validation, the linear reference, tables, the lambda trade-off, manifest. Returns a
     printable summary."""
     from privemo.experiment import reporting
-    from privemo._io import atomic_write_text
+    from privemo._util.io import atomic_write_text
     from privemo.search.grids import grid_size
     from privemo.experiment.manifest import write_manifest
 
@@ -197,7 +197,7 @@ def write_reports(out: str | Path, margin: float = 0.03, seed: int = 0) -> dict[
     ``reference.csv``), with this privemo's reporting: what ``run`` writes after the cross-validation. Figures an older
     record schema did not hold out are n/a with their reason."""
     from privemo.experiment import reporting
-    from privemo._io import atomic_write_text
+    from privemo._util.io import atomic_write_text
 
     out = Path(out)
     records = read_json(out / "folds.json")
@@ -213,7 +213,7 @@ def write_reports(out: str | Path, margin: float = 0.03, seed: int = 0) -> dict[
 
 def write_claims(records: list[dict], out: Path, margin: float, seed: int = 0) -> pd.DataFrame:
     """claims.csv and claims.md (privemo.experiment.claims) from the run's records, atomically."""
-    from privemo._io import atomic_write_text
+    from privemo._util.io import atomic_write_text
     from privemo.experiment.claims import claims_frame, claims_markdown
     from privemo.experiment.reporting import records_frame
 

@@ -49,7 +49,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from privemo._validation import check_int, invalid
+from privemo._util.validation import check_int, invalid
 from privemo.experiment.reference_cv import DEFAULT_C, MAX_ITER, _cross_validate, _fit  # noqa: F401
 from privemo.experiment.reference_features import (  # noqa: F401  (names of this module too)
     NGRAM_RANGE,

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from privemo._validation import invalid
+from privemo._util.validation import invalid
 
 NGRAM_RANGE = (1, 2)
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from privemo._io import atomic_write_text, writing
+from privemo._util.io import atomic_write_text, writing
 from privemo.removal.methods import DEFAULT_REMOVAL, METHODS
 
 # Row order of the paper's Table 1 (modality, corpus); other corpora (the demo corpus) are appended per modality.

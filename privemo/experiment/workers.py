@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from privemo._io import atomic_write_json
+from privemo._util.io import atomic_write_json
 from privemo.experiment.config import Condition, ExperimentConfig, log, result_path
 from privemo.experiment.fold import run_fold
 from privemo.experiment.inputs import CorpusData

@@ -6,11 +6,11 @@
 
 from __future__ import annotations
 
-from privemo._lazy import lazy_exports
+from privemo._util.lazy import lazy_exports
 
 _SUBMODULES = ("acoustic", "cache", "lexical", "logmel", "normalization")
 
-# public name -> module that defines it, resolved on first use (privemo._lazy)
+# public name -> module that defines it, resolved on first use (privemo._util.lazy)
 _EXPORTS: dict[str, str] = {
     **dict.fromkeys(("AcousticFeatures", "extract_acoustic"), "privemo.features.acoustic"),
     **dict.fromkeys(("NormalizedFeatures",), "privemo.features.normalization"),

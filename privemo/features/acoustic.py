@@ -22,8 +22,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .._io import atomic_write_json
-from .._processes import available_cpus, process_pool
+from .._util.io import atomic_write_json
+from .._util.processes import available_cpus, process_pool
 from .normalization import NORMALIZATIONS, NormalizedFeatures, normalize  # noqa: F401  (importable from here)
 from .cache import FileDigests, ShardStore, chunks, default_cache_dir, params_key, safe_name, write_shard
 from .logmel import (  # noqa: F401  (the front end's names stay importable from here)
@@ -195,7 +195,7 @@ def _run_chunks(root, work, params, n_jobs, progress, total, after_chunk):
                 yield manifest
             return
         # fork where it is safe (fast start); once a threaded ML runtime such as TensorFlow is loaded, a fork server
-        # (spawn where unavailable). Either way no worker re-runs the caller's script (privemo._processes).
+        # (spawn where unavailable). Either way no worker re-runs the caller's script (privemo._util.processes).
         with process_pool(min(n_jobs, len(work)), method="auto", preload=["privemo.features.acoustic"]) as pool:
             mel = _analysis(SAMPLE_RATE, params["n_mels"], params["win_length"], params["n_fft"])[1].toarray()
             pending = {pool.submit(_extract_chunk, str(root), items, params, mel) for items in work}

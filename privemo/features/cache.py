@@ -10,9 +10,9 @@ Layout under the cache folder (``default_cache_dir()``)::
 Every file is written under a temporary name and renamed into place, and a shard's ``.json`` is written only after its
 ``.npy``. A process killed at any point therefore leaves either a committed shard or files that readers ignore
 (temporary names, or an ``.npy`` without its ``.json``); those are deleted once they are older than ``ORPHAN_AGE_S``.
-A full disk or an unwritable cache folder stops the extraction with ``privemo._io.WriteError`` naming the file, after
-removing its temporary file. A shard damaged on disk (its data file truncated, emptied or of another shape than its
-index says) is found when the store is scanned, deleted, and its utterances computed again; it is never read.
+A full disk or an unwritable cache folder stops the extraction with ``privemo._util.io.WriteError`` naming the file,
+after removing its temporary file. A shard damaged on disk (its data file truncated, emptied or of another shape than
+its index says) is found when the store is scanned, deleted, and its utterances computed again; it is never read.
 Utterances are keyed by the digest of their file's bytes, so a changed file misses, a renamed or copied one hits, and
 the feature parameters select the folder, so a changed parameter misses.
 """
@@ -32,7 +32,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .._io import atomic_write_json, writing
+from .._util.io import atomic_write_json, writing
 
 CACHE_ENV = "PRIVEMO_CACHE"
 SHARD_FORMAT = 1

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_float, check_int
+from .._util.validation import check_float, check_int
 
 SAMPLE_RATE = 16000  # the paper's rate; other rates are resampled to it
 N_MELS = 40

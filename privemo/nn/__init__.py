@@ -3,11 +3,11 @@ scores and early stopping, packed networks (``Lockstep``), the exported encoder,
 
 from __future__ import annotations
 
-from privemo._lazy import lazy_exports
+from privemo._util.lazy import lazy_exports
 
 _SUBMODULES = ("device", "encoder", "layers", "lockstep", "models", "training")
 
-# public name -> module that defines it, resolved on first use (privemo._lazy)
+# public name -> module that defines it, resolved on first use (privemo._util.lazy)
 _EXPORTS: dict[str, str] = {
     **dict.fromkeys(("GradientReversal", "LambdaSchedule", "FrameMask", "ApplyMask", "PoolMask"), "privemo.nn.layers"),
     **dict.fromkeys((

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from privemo._quiet import quiet_tensorflow
+from privemo._util.quiet import quiet_tensorflow
 
 MIXED_POLICY = "mixed_float16"
 DEFAULT_POLICY = "float32"
@@ -124,9 +124,9 @@ def device_summary() -> str:
     """One line, in privemo's words, saying where training runs, e.g. "privemo: training on the CPU (TensorFlow sees no
     GPU)" or "privemo: training on GPU 0 (NVIDIA H100 80GB HBM3), cuDNN GRU kernels".
 
-    Commands print it once at start-up instead of TensorFlow's own device log (off by default, see ``privemo._quiet``).
-    Only the physical devices are listed: the TensorFlow runtime is not started, so no GPU memory is taken in the
-    calling process (worker processes may need all of it).
+    Commands print it once at start-up instead of TensorFlow's own device log (off by default, see
+    ``privemo._util.quiet``). Only the physical devices are listed: the TensorFlow runtime is not started, so no GPU
+    memory is taken in the calling process (worker processes may need all of it).
     """
     import tensorflow as tf
 

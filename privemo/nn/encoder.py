@@ -26,7 +26,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from privemo._io import atomic_write_json, read_json
+from privemo._util.io import atomic_write_json, read_json
 
 FORMAT = "privemo-encoder"
 FORMAT_VERSION = 1

@@ -23,7 +23,7 @@ from typing import Sequence
 import keras
 from keras import ops
 
-from privemo._validation import invalid
+from privemo._util.validation import invalid
 from privemo.nn.device import gpu_visible  # where Keras' GRU runs as a cuDNN kernel and merging would lose it
 
 __all__ = ["Lockstep", "merged_gru", "mergeable_gru", "gpu_visible"]

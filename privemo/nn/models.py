@@ -27,7 +27,7 @@ from typing import NamedTuple, Sequence
 
 import keras
 
-from privemo._validation import check_choice, check_int as _check_int, invalid
+from privemo._util.validation import check_choice, check_int as _check_int, invalid
 from privemo.nn.layers import ApplyMask, FrameMask, GradientReversal, PoolMask, check_lambda
 
 MODALITIES = ("acoustic", "lexical")

@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 import keras
 
-from privemo._io import atomic_output
+from privemo._util.io import atomic_output
 from privemo.metrics import uar
 from privemo.nn.models import attribute_of, output_names
 
@@ -388,9 +388,9 @@ def fit(
 
 def save_checkpoint(model: keras.Model, path: str | os.PathLike) -> Path:
     """``model.save_weights(path)`` (a ``.weights.h5`` file), written atomically: Keras writes a temporary file in the same
-    folder, which is flushed and renamed to ``path`` (``privemo._io.atomic_output``). A run killed or stopped during the
-    write leaves the old checkpoint (or none), never a truncated one under ``path``; a full disk or an unwritable
-    folder is a ``privemo._io.WriteError`` naming ``path``. Returns ``path``."""
+    folder, which is flushed and renamed to ``path`` (``privemo._util.io.atomic_output``). A run killed or stopped
+    during the write leaves the old checkpoint (or none), never a truncated one under ``path``; a full disk or an
+    unwritable folder is a ``privemo._util.io.WriteError`` naming ``path``. Returns ``path``."""
     path = Path(path)
     with atomic_output(path) as tmp:
         model.save_weights(str(tmp))

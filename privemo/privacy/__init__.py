@@ -16,12 +16,12 @@ TensorFlow) until one is used.
 
 from __future__ import annotations
 
-from privemo._lazy import lazy_exports
+from privemo._util.lazy import lazy_exports
 
 _SUBMODULES = ("attackers", "attribute", "checks", "grids", "membership", "mlp_attacker", "sklearn_attacker",
                "verification")
 
-# public name -> module that defines it, resolved on first use (privemo._lazy)
+# public name -> module that defines it, resolved on first use (privemo._util.lazy)
 _EXPORTS: dict[str, str] = {
     **dict.fromkeys(("MLPAttacker", "train_attacker", "ATTACKER_LEARNING_RATE", "ATTACKER_BATCH_SIZE",
                      "ATTACKER_MAX_EPOCHS", "ATTACKER_PATIENCE"), "privemo.privacy.mlp_attacker"),

@@ -54,7 +54,7 @@ import numpy as np
 from sklearn.metrics import log_loss
 from sklearn.preprocessing import LabelEncoder
 
-from privemo._validation import check_int, check_matrix, invalid
+from privemo._util.validation import check_int, check_matrix, invalid
 from privemo.privacy.attackers import (
     ATTACKER_BATCH_SIZE,
     ATTACKER_LEARNING_RATE,

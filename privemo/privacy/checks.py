@@ -1,9 +1,9 @@
 """Checks of what every privacy attack receives: representation matrices and label vectors.
 
-Representations h are checked by `privemo._validation.check_matrix` (finite 2-D float32, scikit-learn's
+Representations h are checked by `privemo._util.validation.check_matrix` (finite 2-D float32, scikit-learn's
 ``check_array``); labels here, because attack labels are speakers or genders -- strings or ints, never missing -- and a
 label the attacker never trained on must be named. Classes are scikit-learn ``LabelEncoder``'s (sorted unique labels).
-Errors use the Keras wording of `privemo._validation.invalid`.
+Errors use the Keras wording of `privemo._util.validation.invalid`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from sklearn.preprocessing import LabelEncoder
 
-from privemo._validation import check_matrix, invalid
+from privemo._util.validation import check_matrix, invalid
 
 __all__ = ["check_labels", "fit_classes", "encode_labels", "check_train_val", "check_fit_inputs"]
 

@@ -46,7 +46,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from privemo._validation import invalid
+from privemo._util.validation import invalid
 from privemo.privacy.checks import check_labels
 
 __all__ = ["MIReport", "membership_attack", "membership_inference", "holdout_split", "MI_CLASSIFIER_C", "MI_LOW_FPR",

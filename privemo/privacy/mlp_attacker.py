@@ -17,7 +17,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.validation import check_is_fitted
 
-from privemo._validation import check_float, check_int, check_matrix, invalid
+from privemo._util.validation import check_float, check_int, check_matrix, invalid
 from privemo.metrics import uar
 from privemo.privacy.checks import check_fit_inputs, check_labels, check_train_val
 from privemo.privacy.sklearn_attacker import check_class_target
@@ -93,7 +93,7 @@ class MLPAttacker(ClassifierMixin, BaseEstimator):
     the best epoch's weights; without, it trains for ``epochs`` epochs. Labels may be ints or strings (a continuous
     target is refused, `privemo.privacy.sklearn_attacker.check_class_target`); ``predict`` returns them unchanged;
     ``score`` is UAR. Seeded: the same seed and data give the same attacker, whatever ran before
-    in the process (``privemo._seed.set_seed`` for the initial weights, a NumPy generator for the batch order). A
+    in the process (``privemo._util.seed.set_seed`` for the initial weights, a NumPy generator for the batch order). A
     scikit-learn estimator: arguments are checked by `fit`, so ``clone`` and ``GridSearchCV`` work;
     `tests/test_attackers.py` lists the estimator checks it fails, and why.
 
@@ -166,7 +166,7 @@ class MLPAttacker(ClassifierMixin, BaseEstimator):
         X, y_enc, encoder, val = check_fit_inputs(X, y, validation_data)
         import keras  # deferred: TensorFlow's import is slow and membership attacks do not need it
 
-        from privemo._seed import set_seed
+        from privemo._util.seed import set_seed
 
         self.classes_, self.n_features_in_ = encoder.classes_, X.shape[1]
         self.scaler_ = StandardScaler().fit(X)

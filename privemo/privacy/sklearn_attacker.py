@@ -24,7 +24,7 @@ from sklearn.svm import SVC
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 
-from privemo._validation import check_choice, check_int, check_matrix, invalid
+from privemo._util.validation import check_choice, check_int, check_matrix, invalid
 from privemo.metrics import uar
 from privemo.privacy.checks import check_fit_inputs, check_labels
 

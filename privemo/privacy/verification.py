@@ -34,7 +34,7 @@ from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.metrics import roc_curve
 from sklearn.preprocessing import StandardScaler
 
-from privemo._validation import check_int, check_matrix, invalid
+from privemo._util.validation import check_int, check_matrix, invalid
 from privemo.privacy.checks import check_labels
 
 __all__ = ["speaker_verification_attack", "equal_error_rate", "verification_support", "MAX_TRIALS"]

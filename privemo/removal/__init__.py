@@ -58,19 +58,19 @@ Modules: ``methods`` (the registry; imports neither Keras nor TensorFlow), ``net
 ``build_removal_model``), ``posthoc`` (the post-hoc step of a trial), ``grl`` (grl, grl_dann, the baseline),
 ``adversarial`` (alternating, ensemble), ``mmd``, ``inlp``, ``leace`` (the scikit-learn eraser), ``erasure`` (the eraser
 layers' shared path), ``losses``, ``_common`` (settings, the model with attribute heads, the assumption constants). The
-names here are resolved on first use (``privemo._lazy``), so reading the registry does not import Keras. Importing a
-network module registers its Keras classes (``privemo.removal.saving.register_keras_classes`` imports them all).
+names here are resolved on first use (``privemo._util.lazy``), so reading the registry does not import Keras. Importing
+a network module registers its Keras classes (``privemo.removal.saving.register_keras_classes`` imports them all).
 """
 
 from __future__ import annotations
 
-from privemo._lazy import lazy_exports
+from privemo._util.lazy import lazy_exports
 
 _SUBMODULES = ("adversarial", "erasure", "gradient_erasure", "grl", "inlp", "leace", "losses", "methods", "mmd",
                "networks", "posthoc", "saving")
 
-# public name -> module that defines it, resolved on first use (privemo._lazy; the registry, ``methods``, imports no
-# Keras, so the command line reads it without TensorFlow's start-up time; the network modules import Keras). The MMD
+# public name -> module that defines it, resolved on first use (privemo._util.lazy; the registry, ``methods``, imports
+# no Keras, so the command line reads it without TensorFlow's start-up time; the network modules import Keras). The MMD
 # function is ``privemo.removal.mmd.mmd``: ``privemo.removal.mmd`` is its module.
 _EXPORTS: dict[str, str] = {
     **dict.fromkeys(("CACHED_REMOVALS", "DEFAULT_REMOVAL", "LAMBDA_REMOVALS", "METHODS", "PACKABLE_REMOVALS", "POST_HOC",

@@ -9,7 +9,7 @@ from typing import Any, Callable, Mapping
 import keras
 from keras import ops
 
-from privemo._validation import check_choice, check_float, check_int, invalid
+from privemo._util.validation import check_choice, check_float, check_int, invalid
 from privemo.nn.models import ADVERSARIES, attribute_of, classifier_head, model_outputs
 
 __all__ = ["RemovalSettings", "AttributeHeadsModel", "attribute_head_model", "weighted_mean"]

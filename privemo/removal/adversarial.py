@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import keras
 
-from privemo._validation import check_choice, check_float, check_int, invalid
+from privemo._util.validation import check_choice, check_float, check_int, invalid
 from privemo.nn.models import build_model
 from privemo.removal._common import (
     ADVERSARY_STEPS,

@@ -8,7 +8,7 @@ import numpy as np
 import keras
 from keras import ops
 
-from privemo._validation import check_int, invalid
+from privemo._util.validation import check_int, invalid
 from privemo.nn.models import head_layers, representation_model
 from privemo.removal._common import AttributeHeadsModel, average_heads
 

@@ -72,7 +72,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import validate_data
 
-from privemo._validation import check_float, check_int, invalid
+from privemo._util.validation import check_float, check_int, invalid
 from privemo.removal.leace import AffineEraser
 
 __all__ = ["GradientSubspaceEraser", "PROBES", "LEACE_MODES", "chance_uar_se", "erasure_layer",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import keras
 
-from privemo._validation import check_choice
+from privemo._util.validation import check_choice
 from privemo.nn.layers import LambdaSchedule, check_lambda
 from privemo.nn.models import build_model
 from privemo.removal._common import DANN_UPDATE, SCHEDULE_UPDATES, RemovalSettings, require_adversary

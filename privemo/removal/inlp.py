@@ -7,7 +7,7 @@ import numpy as np
 import keras
 from keras import ops
 
-from privemo._validation import check_float, check_int, check_matrix, invalid
+from privemo._util.validation import check_float, check_int, check_matrix, invalid
 from privemo.metrics import uar
 from privemo.removal._common import INLP_C, INLP_ITERATIONS, INLP_TOLERANCE
 from privemo.removal.erasure import apply_erasure, check_square_matrix

@@ -35,7 +35,7 @@ from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from privemo._validation import check_float, invalid
+from privemo._util.validation import check_float, invalid
 
 __all__ = ["LeaceEraser"]
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from privemo._validation import check_float
+from privemo._util.validation import check_float
 from privemo.nn.models import build_model
 from privemo.removal._common import (
     MMD_BANDWIDTHS,

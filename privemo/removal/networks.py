@@ -9,7 +9,7 @@ from typing import Callable
 import keras
 import numpy as np
 
-from privemo._seed import set_seed
+from privemo._util.seed import set_seed
 from privemo.removal._common import (
     ADVERSARY_STEPS,
     ADVERSARY_WEIGHT,
@@ -78,7 +78,7 @@ def build_removal_model(
             "ensemble_leace" / "ensemble3_leace": the "ensemble" network; "mmd_leace": the "mmd" network). Apply
             ``fit_inlp`` + ``apply_projection`` or ``apply_leace`` with a fitted ``privemo.removal.leace.LeaceEraser``
             after training.
-        seed: if given, ``privemo._seed.set_seed(seed)`` (as ``keras.utils.set_random_seed``) before building.
+        seed: if given, ``privemo._util.seed.set_seed(seed)`` (as ``keras.utils.set_random_seed``) before building.
         k: adversary steps per encoder step (alternating / ensemble).
         adversary_loss: "reverse" or "confusion" (alternating / ensemble).
         n_adversaries: heads per adversary output; default 1 for "alternating", ``ENSEMBLE_SIZE`` for "ensemble".

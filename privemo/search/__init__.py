@@ -3,11 +3,11 @@ selection rule that scores a trial."""
 
 from __future__ import annotations
 
-from privemo._lazy import lazy_exports
+from privemo._util.lazy import lazy_exports
 
 _SUBMODULES = ("factory", "grids", "hypermodel", "oracle", "packed_tuner", "packing", "selection", "tuning")
 
-# public name -> module that defines it, resolved on first use (privemo._lazy)
+# public name -> module that defines it, resolved on first use (privemo._util.lazy)
 _EXPORTS: dict[str, str] = {
     **dict.fromkeys(("PAPER_GRID", "QUICK_GRID", "GRIDS", "grid_size"), "privemo.search.grids"),
     **dict.fromkeys(("EmotionPrivacyHyperModel", "TrialScores"), "privemo.search.hypermodel"),

@@ -11,9 +11,9 @@ methods through which keras-tuner writes and reads that state:
 * ``Oracle.save`` (``oracle.json``), ``Oracle._save_trial`` (``trial_*/trial.json``), ``Tuner.save``
   (``<tuner_id>.json``, and the oracle's save) and ``Tuner._build_and_fit_model`` (``build_config.json``; privemo's
   own ``run_trial`` writes it with ``save_json`` too) write with ``save_json``: a temporary file in the same folder,
-  renamed into place (``privemo._io.atomic_write_text``), so a reader sees the old file or the new one, never half of
-  one. Remote paths (``gs://...``, written through ``tf.io.gfile``) keep keras-tuner's own write, as a rename there is
-  not atomic anyway.
+  renamed into place (``privemo._util.io.atomic_write_text``), so a reader sees the old file or the new one, never half
+  of one. Remote paths (``gs://...``, written through ``tf.io.gfile``) keep keras-tuner's own write, as a rename there
+  is not atomic anyway.
 * ``Oracle.reload``, ``Tuner.reload`` and ``Tuner.load_model`` read with ``load_json``, which raises
   ``TunerStateError`` naming the file, and what to do, when a file is not valid JSON (e.g. one written by an older
   privemo or by keras-tuner itself, or damaged on disk).
@@ -30,8 +30,8 @@ from typing import Any
 
 import keras_tuner
 
-from privemo._io import atomic_write_text
-from privemo._validation import UserError
+from privemo._util.io import atomic_write_text
+from privemo._util.validation import UserError
 from privemo.search._keras_tuner import kt_backend, kt_utils, tuner_module, tuner_utils
 
 __all__ = ["TunerStateError", "save_json", "load_json", "damaged_message", "AtomicStateOracle", "AtomicStateTuner"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import keras_tuner
 
-from privemo._validation import check_int as check_count
+from privemo._util.validation import check_int as check_count
 from privemo.nn.training import OBJECTIVE
 from privemo.search.packed_tuner import PackedGridSearch
 from privemo.search.hypermodel import EmotionPrivacyHyperModel, packable

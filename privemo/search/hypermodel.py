@@ -29,8 +29,8 @@ from typing import Mapping, Sequence
 import keras
 import keras_tuner
 
-from privemo._seed import set_seed
-from privemo._validation import invalid
+from privemo._util.seed import set_seed
+from privemo._util.validation import invalid
 from privemo.search.selection import check_selection
 from privemo.search.grids import PAPER_GRID
 from privemo.nn.layers import check_lambda
@@ -109,10 +109,11 @@ class EmotionPrivacyHyperModel(keras_tuner.HyperModel):
             architecture; "ensemble_leace": the ensemble) with the eraser's layer "h" holding the identity
             (``NullspaceProjection`` for "inlp", ``AffineErasure`` for LEACE), train it ("inlp", "leace": on emotion
             alone), then ``erase_post_hoc`` fits and applies the eraser (see there).
-        seed: ``privemo._seed.set_seed(seed)`` (``keras.utils.set_random_seed`` without its kernel-cache flush) before
-            every build, so every configuration starts from the same seed. Layers are created in the same order with
-            and without an adversary (encoder, emotion head, then adversary heads), so a baseline and an adversarial
-            hypermodel with the same seed start from identical weights in every layer they share (paired trials).
+        seed: ``privemo._util.seed.set_seed(seed)`` (``keras.utils.set_random_seed`` without its kernel-cache flush)
+            before every build, so every configuration starts from the same seed. Layers are created in the same order
+            with and without an adversary (encoder, emotion head, then adversary heads), so a baseline and an
+            adversarial hypermodel with the same seed start from identical weights in every layer they share (paired
+            trials).
         model_cache: optional dict shared between hypermodels (e.g. across the folds a worker process runs). A network
             whose architecture is already in it is reused: the cached model receives the freshly initialised weights of
             this build (same seed, so the same values a new model would have) and its optimizer state is reset to the

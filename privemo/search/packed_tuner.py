@@ -13,8 +13,8 @@ from typing import Sequence
 import keras_tuner
 from keras_tuner.engine import trial as trial_module
 
-from privemo._io import atomic_write_json
-from privemo._validation import check_int
+from privemo._util.io import atomic_write_json
+from privemo._util.validation import check_int
 from privemo.nn.training import save_checkpoint
 from privemo.search._keras_tuner import dist_utils, tuner_utils
 from privemo.search._keras_tuner import kt_config as tuner_config

@@ -57,8 +57,8 @@ from typing import Callable, Sequence
 import numpy as np
 import keras
 
-from privemo._seed import set_seed
-from privemo._validation import check_int, invalid
+from privemo._util.seed import set_seed
+from privemo._util.validation import check_int, invalid
 from privemo.nn.lockstep import Lockstep
 from privemo.nn.models import build_model, output_names
 from privemo.removal.methods import PACKABLE_REMOVALS  # noqa: F401  (re-exported: RemovalMethod.packable)
@@ -136,8 +136,8 @@ def build_packed(
     Args:
         builds: one dict of ``build_model`` keyword arguments per member. Every member must have the same inputs and
             output names (one hypermodel: the same modalities and adversary); shapes and lambda may differ.
-        seed: ``privemo._seed.set_seed(seed)`` before building each member (as ``EmotionPrivacyHyperModel.build`` does
-            before every trial), so each member starts where its separate training would; None: not seeded.
+        seed: ``privemo._util.seed.set_seed(seed)`` before building each member (as ``EmotionPrivacyHyperModel.build``
+            does before every trial), so each member starts where its separate training would; None: not seeded.
         learning_rate, jit_compile: passed to ``compile_model``.
         cache: optional dict (e.g. the hypermodels' ``model_cache``). A packed model of the same shapes already in it is
             reused: it receives the freshly initialised weights of these members (lambda included: it is a weight of

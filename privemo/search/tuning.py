@@ -27,7 +27,7 @@ from keras_tuner.engine import trial as trial_module
 
 from privemo.search._keras_tuner import tuner_module, tuner_utils
 from privemo.search._tuner_io import AtomicStateTuner
-from privemo._io import WriteError, atomic_write_json, read_json, write_error
+from privemo._util.io import WriteError, atomic_write_json, read_json, write_error
 from privemo.nn.training import OBJECTIVE, save_checkpoint
 from privemo.search.hypermodel import (  # noqa: F401  (re-exported: the HyperModel's names)
     ARCHITECTURE_KEYS,
@@ -74,8 +74,9 @@ class TrialWriteError(WriteError, keras_tuner.errors.FatalError):
 
 @contextlib.contextmanager
 def stop_on_write_errors(path):
-    """Inside the block (a trial), a ``WriteError``, or an ``OSError`` of the disk or folder (``privemo._io.write_error``;
-    named by its own file name, else ``path``), is raised as a ``TrialWriteError``: one line naming the file."""
+    """Inside the block (a trial), a ``WriteError``, or an ``OSError`` of the disk or folder
+    (``privemo._util.io.write_error``; named by its own file name, else ``path``), is raised as a ``TrialWriteError``:
+    one line naming the file."""
     try:
         yield
     except (WriteError, OSError) as exc:

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from privemo._validation import UserError
+from privemo._util.validation import UserError
 
 #: errno -> what to do about it, for the write failures that are the user's set-up (not a bug in privemo)
 WRITE_ERRNOS = {
