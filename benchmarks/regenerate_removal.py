@@ -99,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"step {number} failed: stopped (resume with --from-step {number})", file=sys.stderr)
             break
     if log:
-        from privemo._io import atomic_write_text
+        from privemo._util.io import atomic_write_text
 
         path = ROOT / "results" / "removal" / "regenerate.json"
         earlier = []

@@ -596,7 +596,7 @@ class PartialFolds:
     def save(self, fold: int, rows: list[dict], timing: dict) -> None:
         import pickle
 
-        from privemo._io import atomic_write_bytes
+        from privemo._util.io import atomic_write_bytes
 
         atomic_write_bytes(self.folder / f"fold{fold + 1}.pkl",
                            pickle.dumps({"key": self.key, "fold": fold, "rows": rows, "timing": timing}))
@@ -652,7 +652,7 @@ def run_folds(todo: Sequence[int], args, config: BenchmarkConfig, methods: Seque
         return
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    from privemo._processes import available_cpus, mp_context
+    from privemo._util.processes import available_cpus, mp_context
 
     jobs = min(jobs, len(todo))
     threads = max(1, available_cpus() // jobs)
@@ -717,7 +717,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import keras
     import tensorflow as tf
 
-    from privemo._io import atomic_write_json, atomic_write_text
+    from privemo._util.io import atomic_write_json, atomic_write_text
     from privemo.experiment.manifest import write_manifest
     from privemo.metrics import SPEAKER_BOOTSTRAP_RESAMPLES
 

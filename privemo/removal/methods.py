@@ -20,7 +20,7 @@ so ``--help`` and the command line's flag checks stay fast.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from privemo._validation import invalid
+from privemo._util.validation import invalid
 
 __all__ = ["RemovalMethod", "METHODS", "REMOVALS", "DEFAULT_REMOVAL", "POST_HOC", "LAMBDA_REMOVALS",
            "CACHED_REMOVALS", "PACKABLE_REMOVALS", "removal_method"]

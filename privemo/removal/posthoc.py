@@ -29,7 +29,7 @@ from typing import Mapping
 import keras
 import numpy as np
 
-from privemo._validation import invalid
+from privemo._util.validation import invalid
 from privemo.nn.models import head_layers
 from privemo.nn.training import OBJECTIVE, ValidationUAR, predict_sequences, with_representation
 from privemo.removal.erasure import leace_affine
