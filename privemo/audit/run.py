@@ -215,14 +215,7 @@ def audit_representation(
     results = []
     for k, fold in enumerate(folds):
         t0 = time.perf_counter()
-        entry: dict[str, Any] = {
-            "fold": k, "n": {"train": int(len(fold.train)), "validation": int(len(fold.validation)),
-                             "test": int(len(fold.test))},
-            "speakers": {"train": int(np.unique(rep.speaker[fold.train]).size),
-                         "validation": int(np.unique(rep.speaker[fold.validation]).size),
-                         "test": int(np.unique(rep.speaker[fold.test]).size)},
-            "test_speakers": sorted(np.unique(rep.speaker[fold.test]).tolist()),
-        }
+        entry: dict[str, Any] = {"fold": k, **_fold_sizes(rep, fold)}
         entry["gender"] = _attack(rep, fold, rep.gender, gender_code, names, seed, n_bootstrap, mlp_epochs)
         entry["verification"] = _fold_verification(rep, fold, gender_code, seed, n_bootstrap)
         entry["emotion"] = {task: _attack(rep, fold, y, gender_code, UTILITY_ATTACKERS, seed, n_bootstrap, None)
@@ -257,6 +250,14 @@ def audit_representation(
                                                             "file has none)"},
     }
 
+
+
+def _fold_sizes(rep: Representation, fold) -> dict[str, Any]:
+    """Utterances and speakers of a fold's parts, and its test speakers."""
+    parts = {"train": fold.train, "validation": fold.validation, "test": fold.test}
+    return {"n": {name: int(len(rows)) for name, rows in parts.items()},
+            "speakers": {name: int(np.unique(rep.speaker[rows]).size) for name, rows in parts.items()},
+            "test_speakers": sorted(np.unique(rep.speaker[fold.test]).tolist())}
 
 def _aligned(a: Representation, b: Representation) -> Representation:
     """``b`` in ``a``'s row order: matched by utterance id when both have them, else row by row; the same speakers and
