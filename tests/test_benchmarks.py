@@ -215,8 +215,9 @@ def test_demo_speaker_intervals_equivalence_and_goals(leakage):
     assert "n/a (< 2 folds)" in "\n".join(demo.goals_table(one))
 
 
-def test_demo_main_writes_its_own_folder_with_manifest(leakage, tmp_path, monkeypatch):
-    """removal_demo.main end to end on the leakage benchmark's quick corpus in place of the demo corpus (seconds)."""
+def _demo_on_quick_corpus(leakage, monkeypatch):
+    """benchmarks/removal_demo.py with the leakage benchmark's quick corpus (5 identical folds), quick config and a
+    constant EER in place of the demo corpus, its budget and the verifier (seconds)."""
     demo = _load("removal_demo_benchmark", ROOT / "benchmarks" / "removal_demo.py")
     config = leakage.BenchmarkConfig.quick()
     corpus = leakage.make_corpus(config, 0)
@@ -229,6 +230,12 @@ def test_demo_main_writes_its_own_folder_with_manifest(leakage, tmp_path, monkey
     monkeypatch.setattr(demo, "demo_config", lambda epochs, patience, quick=False: leakage.replace(
         config, epochs=epochs, patience=patience))
     monkeypatch.setattr(demo, "verification_metrics", lambda seed: lambda h, c: {"eer": 0.4, "eer_same_gender": 0.4})
+    return demo
+
+
+def test_demo_main_writes_its_own_folder_with_manifest(leakage, tmp_path, monkeypatch):
+    """removal_demo.main end to end on the leakage benchmark's quick corpus in place of the demo corpus (seconds)."""
+    demo = _demo_on_quick_corpus(leakage, monkeypatch)
     out = tmp_path / "removal"
     assert demo.main(["--corpus", "demo", "--folds", "2", "--epochs", "2", "--patience", "1", "--methods",
                       "baseline,leace", "--resamples", "50", "--out-dir", str(out)]) == 0
@@ -264,18 +271,7 @@ def test_demo_main_writes_its_own_folder_with_manifest(leakage, tmp_path, monkey
 def test_demo_main_resumes_the_folds_an_interrupted_run_finished(leakage, tmp_path, monkeypatch):
     """A run stopped after its first fold keeps that fold (``.partial/fold1.pkl``, written whole); ``--resume`` trains
     only the rest, a resume with other settings is refused naming the file, and the folder is cleared at the end."""
-    demo = _load("removal_demo_benchmark", ROOT / "benchmarks" / "removal_demo.py")
-    config = leakage.BenchmarkConfig.quick()
-    corpus = leakage.make_corpus(config, 0)
-
-    class Fold:
-        train, validation, test = corpus.train, corpus.val, corpus.test
-
-    monkeypatch.setattr(demo, "load_demo_data", lambda task, seed, name: (
-        None, corpus.features, corpus.emotion, corpus.gender, corpus.speaker, [Fold] * 5))
-    monkeypatch.setattr(demo, "demo_config", lambda epochs, patience, quick=False: leakage.replace(
-        config, epochs=epochs, patience=patience))
-    monkeypatch.setattr(demo, "verification_metrics", lambda seed: lambda h, c: {"eer": 0.4, "eer_same_gender": 0.4})
+    demo = _demo_on_quick_corpus(leakage, monkeypatch)
     real_run_fold, trained = demo.run_fold, []
 
     def run_fold(f, *args):
