@@ -13,8 +13,8 @@ Steps, each a separate process writing its files whole (no rows spliced from ano
 
 Every step uses the same budget for every method: the paper's four lambdas tuned on the validation speakers for the GRL,
 grl_dann, the alternating and ensemble adversaries and MMD, 40 epochs with patience 6 (the main protocol's quick grid).
-A failed step stops the command (later steps would mix old and new files); ``--from-step N`` resumes at step N (steps
-2-4 then read S from step 1's CSV). ``--dry-run`` prints the commands. Its own log: per step the command and wall time,
+A failed step stops the command (later steps would mix old and new files); ``--from-step N`` resumes at step N and
+``--until-step M`` stops after step M (steps 2-4 then read S from step 1's CSV). ``--dry-run`` prints the commands. Its own log: per step the command and wall time,
 also in ``results/removal/regenerate.json``.
 
 Expected wall time on 2 CPU cores shared with other trainings, as the first committed runs were made (extrapolated
@@ -67,12 +67,15 @@ def steps(scale: str, jobs: int = 1) -> list[tuple[str, list[str]]]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--from-step", type=int, default=1, help="resume at this step (1-5)")
+    parser.add_argument("--until-step", type=int, default=5, help="stop after this step (1-5; default 5)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands only")
     parser.add_argument("--jobs", type=int, default=1,
                         help="seeds (steps 2-3) and folds (step 4) trained at once, in processes of their own")
     args = parser.parse_args(argv)
     if not 1 <= args.from_step <= 5:
         parser.error(f"--from-step must be between 1 and 5, got {args.from_step}")
+    if not args.from_step <= args.until_step <= 5:
+        parser.error(f"--until-step must be between --from-step and 5, got {args.until_step}")
     if args.jobs < 1:
         parser.error(f"--jobs must be at least 1, got {args.jobs}")
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -81,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log = []
     scale = "S"
     for number, (name, command) in enumerate(steps(scale, args.jobs), start=1):
-        if number < args.from_step:
+        if number < args.from_step or number > args.until_step:
             continue
         if number >= 2 and not args.dry_run:
             scale = f"{chosen_scale(DEV_CSV):g}"
@@ -103,10 +106,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         path = ROOT / "results" / "removal" / "regenerate.json"
         earlier = []
-        if args.from_step > 1 and path.is_file():  # a resumed command keeps the steps it did not run again
-            earlier = [s for s in json.loads(path.read_text())["steps"] if s["step"] < args.from_step]
+        if (args.from_step > 1 or args.until_step < 5) and path.is_file():  # keep the steps it did not run again
+            earlier = [s for s in json.loads(path.read_text())["steps"]
+                       if not args.from_step <= s["step"] <= args.until_step]
         record = {"finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                  "mmd_scale": None if scale == "S" else float(scale), "steps": earlier + log}
+                  "mmd_scale": None if scale == "S" else float(scale),
+                  "steps": sorted(earlier + log, key=lambda s: s["step"])}
         atomic_write_text(path, json.dumps(record, indent=2) + "\n")
     return 0 if all(s["returncode"] == 0 for s in log) else 1
 

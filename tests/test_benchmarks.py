@@ -320,6 +320,10 @@ def test_mmd_scale_dev_chooses_on_validation_and_regeneration_is_one_command(tmp
     assert printed.count("--mmd-scale S") == 3 and "tests/readme_sections.py" in printed
     assert regen.main(["--dry-run", "--jobs", "2"]) == 0
     assert capsys.readouterr().out.count("--jobs 2") == 3  # steps 2-4
+    assert regen.main(["--dry-run", "--from-step", "2", "--until-step", "3"]) == 0
+    assert [line[:5] for line in capsys.readouterr().out.splitlines()] == ["[2/5]", "[3/5]"]
+    with pytest.raises(SystemExit):
+        regen.main(["--dry-run", "--from-step", "3", "--until-step", "2"])
 
 
 
