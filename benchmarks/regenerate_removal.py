@@ -17,16 +17,12 @@ A failed step stops the command (later steps would mix old and new files); ``--f
 ``--until-step M`` stops after step M (steps 2-4 then read S from step 1's CSV). ``--dry-run`` prints the commands. Its own log: per step the command and wall time,
 also in ``results/removal/regenerate.json``.
 
-Expected wall time on 2 CPU cores shared with other trainings, as the first committed runs were made (extrapolated
-from smoke runs at full data size with 2 epochs -- every network, trial and attacker, 1 seed / 1 fold -- and from the
-first runs' epochs per method and seconds per epoch): step 1 about 10 min; steps 2 and 3 about 70-75 min each (per seed
-about 14 min of trainings: 21 networks of the lambda grid, about 20 epochs each; 7 min of gradient_erasure's fit; 2 min
-of attackers); step 4 about 2.5 h (per fold about 17 min of trainings, 10 min of gradient_erasure's fit, 1-2 min of
-attackers and verification); README 1 min. About 5 h in all, 1.5 h of it gradient_erasure's fits (leave it out with
-the steps' ``--methods`` to save that). On a machine as loaded as during the smoke runs (load average 9 on 2 cores)
-everything took about 1.4 times as long.
+Measured (the first fair-budget runs, issue 24): step 1 4.5 min on idle cores; step 4 90 min with ``--jobs 2`` (two
+fold processes of one TensorFlow thread each) on 2 cores shared with other work. Steps 2 and 3 were estimated from
+smoke runs at about 70-75 min each on one process (per seed about 14 min of trainings -- 21 networks of the lambda
+grid --, 7 min of gradient_erasure's fit, 2 min of attackers); ``--jobs 3`` trains the three seeds at once.
 
-    nice -n 15 python benchmarks/regenerate_removal.py
+    nice -n 15 python benchmarks/regenerate_removal.py --jobs 2
 """
 
 from __future__ import annotations

@@ -204,10 +204,8 @@ def _yes(value) -> str:
 
 def removal_table(corpus: str) -> str:
     """Removal methods on a corpus: results/removal/<corpus>/ (removal_demo.py's own folder: speaker-level intervals,
-    equivalence, goals) where present, else the first comparison in the protocol run's folder (results/<corpus>/)."""
+    equivalence, goals)."""
     folder = REMOVAL / corpus
-    if not (folder / "removal_methods.csv").is_file():
-        return _legacy_removal_table(corpus)
     frame = pd.read_csv(folder / "removal_methods.csv", keep_default_na=False, na_values=[""])
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     git = manifest.get("git") or {}
@@ -231,28 +229,6 @@ def removal_table(corpus: str) -> str:
                      f"{_yes(r['goal_attacker_upper'])} | {eq} | {_yes(r['goal_emotion_equivalent'])} | "
                      f"{'–' if base else '**' + _yes(r['goal']) + '**'} | {_f(r['eer_mean'])} | {_lambdas(r['lambdas'])} | "
                      f"{_lambdas(r['converged'])} |")
-    return "\n".join(lines) + "\n"
-
-
-def _legacy_removal_table(folder: str) -> str:
-    """The first comparison (results/<folder>/removal_methods.csv), with the paired t-tests' p against the baseline."""
-    frame = pd.read_csv(RESULTS / folder / "removal_methods.csv")
-
-    def mark(value, p):
-        star = "" if pd.isna(p) else (" **" if p < 0.01 else (" *" if p < 0.05 else ""))
-        return _f(value) + star
-
-    lines = [f"`results/{folder}/removal_methods.md|csv|png` (`python benchmarks/removal_demo.py --corpus {folder} "
-             "--folds 5` before issue 24): λ tuned for MMD only, the GRLs at λ = 1, the alternating / ensemble "
-             "adversaries at weight 1, at most 15 epochs; means over 5 folds, * p < 0.05, ** p < 0.01 (paired t-tests "
-             "against the baseline); record-schema-1 figures (utterance-level intervals, EER over validation + test "
-             "speakers).", "",
-             "| method | emotion UAR | strongest fresh attacker (max) | val-selected attacker | speaker EER | λ (per fold) |",
-             "| --- | --- | --- | --- | --- | --- |"]
-    for _, r in frame.iterrows():
-        lines.append(f"| {METHOD_LABELS.get(r['method'], r['method'])} | {mark(r['emotion_uar_mean'], r['emotion_uar_p'])} | "
-                     f"{mark(r['attacker_max_mean'], r['attacker_max_p'])} | {_f(r['attacker_selected_mean'])} | "
-                     f"{mark(r['eer_mean'], r['eer_p'])} | {_lambdas(r['lambdas'])} |")
     return "\n".join(lines) + "\n"
 
 
