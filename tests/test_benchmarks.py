@@ -41,7 +41,7 @@ def leakage():
     return _load("leakage_benchmark_cli", ROOT / "benchmarks" / "leakage.py")
 
 
-def test_quick_leakage_with_mmd_writes_every_column(leakage, tmp_path):
+def test_quick_leakage_with_mmd_writes_every_column(leakage, tmp_path, monkeypatch):
     out = tmp_path / "leakage.csv"
     assert leakage.main(["--quick", "--methods", "baseline,mmd", "--out", str(out)]) == 0
     with open(out, newline="") as fh:
@@ -72,6 +72,18 @@ def test_quick_leakage_with_mmd_writes_every_column(leakage, tmp_path):
     assert float(mmd_run["lambda"]) == float(best)
     assert float(mmd_run["val_objective"]) == pytest.approx(float(trials[best]), abs=1e-4)
     assert mmd_run["attacker_selected_name"] in ("mlp", "logreg", "svm", "hgb")
+    # the README renders a regenerated variant from its own file and manifest, the other from the first run's
+    import readme_sections
+
+    synthetic = tmp_path / "removal" / "synthetic"
+    synthetic.mkdir(parents=True)
+    for name in ("leakage.csv", "leakage_manifest.json"):
+        (synthetic / name).write_bytes((tmp_path / name).read_bytes())
+    monkeypatch.setattr(readme_sections, "REMOVAL", tmp_path / "removal")
+    plain, confound = readme_sections.leakage_table().split("\n\n", 3)[::2][:2]
+    assert plain.startswith("Plain variant: `results/removal/synthetic/leakage.csv`, written whole by `python")
+    assert "MMD scale" in plain and "| class-conditional MMD, weight tuned |" in readme_sections.leakage_table()
+    assert confound.startswith("Confounded variant (`--confound`): `results/leakage_confound.csv`, the first")
 
 
 
