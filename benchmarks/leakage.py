@@ -644,8 +644,14 @@ def seed_rows(config: BenchmarkConfig, seed: int, methods: Sequence[str], log=No
 
 
 def _start_worker(threads: int) -> None:
-    """A seed worker's TensorFlow: ``threads`` threads, op determinism."""
+    """A seed worker's set-up: it exits when the command's process dies; TensorFlow with ``threads`` threads, op
+    determinism."""
+    import os
+
+    from privemo.experiment.workers import exit_with_parent
     from privemo.nn.device import start_tensorflow
+
+    exit_with_parent(os.getppid())  # a worker whose command was stopped stops too, never left running
 
     start_tensorflow(threads, deterministic=True)
 

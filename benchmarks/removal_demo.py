@@ -631,7 +631,12 @@ _WORKER: dict[str, Any] = {}
 
 def _start_worker(threads: int, task: str, seed: int, corpus: str) -> None:
     """A fold worker's set-up: TensorFlow with ``threads`` threads and op determinism, the corpus loaded once."""
+    import os
+
+    from privemo.experiment.workers import exit_with_parent
     from privemo.nn.device import start_tensorflow
+
+    exit_with_parent(os.getppid())  # a worker whose command was stopped stops too, never left running
 
     start_tensorflow(threads, deterministic=True)
     _, acoustic, emotion, gender, speakers, folds = load_demo_data(task, seed, corpus, log=lambda *a, **k: None)
