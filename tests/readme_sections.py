@@ -163,34 +163,26 @@ KNOWN_ANSWER_ATTACKER, KNOWN_ANSWER_EMOTION_LOSS = 0.55, 0.02  # issue 24's goal
 
 
 def leakage_table() -> str:
-    """The known-answer removal benchmark, one table per variant: results/removal/synthetic/leakage[_confound].csv (one
-    command each, every strength tuned, with a manifest) where present, else the first committed run of that variant
-    (results/leakage[_confound].csv), each under a caption that says which budget made it."""
+    """The known-answer removal benchmark, one table per variant: results/removal/synthetic/leakage[_confound].csv, each
+    written whole by one command (every strength tuned, with a manifest)."""
     parts = []
     for name, title in (("leakage", "Plain variant"), ("leakage_confound", "Confounded variant (`--confound`)")):
-        new = (REMOVAL / "synthetic" / f"{name}.csv").is_file()
-        frame = pd.read_csv((REMOVAL / "synthetic" if new else RESULTS) / f"{name}.csv").set_index("method")
-        if new:
-            m = json.loads((REMOVAL / "synthetic" / f"{name}_manifest.json").read_text(encoding="utf-8"))
-            caption = (f"{title}: `results/removal/synthetic/{name}.csv`, written whole by `{m['command']}` "
-                       f"({_minutes(m['timings']['total_s'])}), every strength tuned over the paper's four values on "
-                       f"the validation speakers, MMD scale {m['config']['mmd_scale_used']:g} from the development "
-                       "seed (`results/removal/synthetic/mmd_scale_dev.csv`). λ: the strength each seed's validation "
-                       "kept (GRL λ, alternating / ensemble adversary weight, MMD weight = scale × λ); converged: seeds "
-                       "whose kept network's best epoch is ≥ 2 and before the last allowed one; goal: strongest "
-                       "attacker ≤ 0.55 with emotion UAR at most 0.02 below the baseline's (issue 24; means over seeds).")
-        else:
-            caption = (f"{title}: `results/{name}.csv`, the first committed run: λ tuned for MMD only (weight 0.3 λ), "
-                       "the GRLs at λ = 1 and the alternating / ensemble adversaries at weight 1, at most 20 epochs; "
-                       "its MMD rows came from a second command (`--methods baseline,mmd,mmd_leace --mmd-scale 0.3`). "
-                       "`python benchmarks/regenerate_removal.py` replaces it with one command and the same λ budget "
-                       "for every method.")
+        frame = pd.read_csv(REMOVAL / "synthetic" / f"{name}.csv").set_index("method")
+        m = json.loads((REMOVAL / "synthetic" / f"{name}_manifest.json").read_text(encoding="utf-8"))
+        caption = (f"{title}: `results/removal/synthetic/{name}.csv`, written whole by `{m['command']}` "
+                   f"({_minutes(m['timings']['total_s'])}, commit `{((m.get('git') or {}).get('commit') or '?')[:7]}`), "
+                   "every strength tuned over the paper's four values on the validation speakers, MMD scale "
+                   f"{m['config']['mmd_scale_used']:g} from the development seed "
+                   "(`results/removal/synthetic/mmd_scale_dev.csv`). λ: the strength each seed's validation kept (GRL "
+                   "λ, alternating / ensemble adversary weight, MMD weight = scale × λ); converged: seeds whose kept "
+                   "network's best epoch is ≥ 2 and before the last allowed one; goal: strongest attacker ≤ 0.55 with "
+                   "emotion UAR at most 0.02 below the baseline's (issue 24; means over seeds).")
         lines = [caption, "", "| method | emotion UAR | head | strongest fresh attacker (max) | validation-selected "
                  "attacker | λ (per seed) | converged | goal |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for method, r in frame.iterrows():
             met = (r["attacker_max_mean"] <= KNOWN_ANSWER_ATTACKER
                    and r["emotion_uar_mean"] >= frame.loc["baseline", "emotion_uar_mean"] - KNOWN_ANSWER_EMOTION_LOSS)
-            goal = "–" if method == "baseline" or not new else ("**yes**" if met else "no")
+            goal = "–" if method == "baseline" else ("**yes**" if met else "no")
             lines.append(f"| {METHOD_LABELS.get(method, method)} | {_f(r['emotion_uar_mean'])} | "
                          f"{_f(r['head_uar_mean'])} | {_f(r['attacker_max_mean'])} | {_f(r['attacker_selected_mean'])} | "
                          f"{_lambdas(r['lambdas'])} | {_lambdas(r.get('converged'))} | {goal} |")
